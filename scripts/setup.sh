@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs what the tests need, idempotently: a Python venv (.venv) with the MCP Python SDK, pytest
+# and the deployment-kit validators. Safe to re-run; fast when everything is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$python" -m venv .venv
+fi
+requirements=(requirements-test.txt)
+for kit in nginx compose helm terraform; do
+  [ -f "$kit/tests/requirements.txt" ] && requirements+=("$kit/tests/requirements.txt")
+done
+stamp=.venv/.requirements.sha256
+wanted=$(cat "${requirements[@]}" | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$wanted" ]; then
+  .venv/bin/pip install --quiet --disable-pip-version-check --upgrade pip
+  args=()
+  for r in "${requirements[@]}"; do args+=(-r "$r"); done
+  .venv/bin/pip install --quiet --disable-pip-version-check "${args[@]}"
+  echo "$wanted" > "$stamp"
+fi

@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Runs every test of the project: the Rust suites (unit, in-process HTTP, conformance with the
+# official Python MCP SDK and rmcp's client, and the Docker integration suite when present) and the
+# deployment-kit validations. Installs what it needs first (scripts/setup.sh). Exit code 0 = all green.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/setup.sh
+export TEST_PYTHON="$PWD/.venv/bin/python"
+
+status=0
+run() {
+  local name=$1; shift
+  echo
+  echo "=== $name: $*"
+  if "$@"; then echo "=== $name: ok"; else echo "=== $name: FAILED"; status=1; fi
+}
+
+for kit in nginx compose helm terraform; do
+  if [ -x "$kit/tests/run.sh" ]; then
+    run "$kit" env PYTHON="$TEST_PYTHON" "$kit/tests/run.sh"
+  fi
+done
+
+if cargo nextest --version >/dev/null 2>&1; then
+  run rust cargo nextest run --workspace --no-fail-fast --profile ci
+else
+  run rust cargo test --workspace --no-fail-fast
+fi
+
+exit $status

@@ -1,0 +1,520 @@
+//! Configuration: the embedded defaults, then the YAML file, then `PGMCP_*` environment variables,
+//! then command-line flags — merged once at start-up and validated before anything listens.
+//!
+//! The defaults live in `default-config.yaml`, embedded in the binary, so there is exactly one place
+//! that lists every key and its default, and it doubles as the reference documentation. Layers are
+//! merged as YAML trees and deserialized once with `deny_unknown_fields`: a typo in a file or an
+//! environment variable name is an error naming the key, never a silently ignored setting.
+
+use std::{
+    collections::BTreeMap,
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+use serde_yaml::{Mapping, Value};
+
+use crate::units::{ByteSize, HumanDuration};
+
+/// The embedded defaults; also printed by `postgres-mcp config defaults`.
+pub const DEFAULT_CONFIG_YAML: &str = include_str!("../default-config.yaml");
+
+/// Prefix of the environment variables that override config keys.
+pub const ENV_PREFIX: &str = "PGMCP_";
+
+/// Environment variables with the prefix that are not config keys (read by clap directly).
+const ENV_NOT_KEYS: &[&str] = &["PGMCP_CONFIG"];
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub instance_id: Option<String>,
+    pub public_url: Option<String>,
+    pub auth: AuthConfig,
+    pub kb: KbConfig,
+    pub watch: WatchConfig,
+    pub database: DatabaseConfig,
+    pub log: LogConfig,
+    pub shutdown: ShutdownConfig,
+    pub http: HttpConfig,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthConfig {
+    pub tokens_file: Option<PathBuf>,
+    pub users_file: Option<PathBuf>,
+    pub session_secret_file: Option<PathBuf>,
+    pub session_ttl: HumanDuration,
+    pub rate_limit: RateLimitConfig,
+    pub trusted_proxies: Vec<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimitConfig {
+    pub failures: u32,
+    pub window: HumanDuration,
+    pub lockout: HumanDuration,
+    pub max_clients: usize,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KbConfig {
+    pub path: Option<PathBuf>,
+    pub copy_to_local: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    pub mode: WatchMode,
+    pub poll_interval: HumanDuration,
+    pub settle: HumanDuration,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum WatchMode {
+    Auto,
+    Notify,
+    Poll,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    pub url: Option<String>,
+    pub url_file: Option<PathBuf>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    pub level: String,
+    pub file: LogFileConfig,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogFileConfig {
+    pub dir: Option<PathBuf>,
+    pub rotation: LogRotation,
+    pub prefix: String,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum LogRotation {
+    Daily,
+    Hourly,
+    Never,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ShutdownConfig {
+    pub drain_delay: HumanDuration,
+    pub grace: HumanDuration,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    pub max_body: ByteSize,
+    pub request_timeout: HumanDuration,
+    pub allowed_origins: Vec<String>,
+    pub allowed_hosts: Vec<String>,
+}
+
+/// A configuration problem, always naming the key (or the file) at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("config file {path} is not valid YAML: {source}")]
+    Syntax { path: PathBuf, source: serde_yaml::Error },
+    #[error("environment variable {name} is not a config key (known keys: see `postgres-mcp config defaults`)")]
+    UnknownEnv { name: String },
+    #[error("config key `{key}`: {message}")]
+    Invalid { key: String, message: String },
+}
+
+impl ConfigError {
+    fn invalid(key: &str, message: impl Into<String>) -> Self {
+        ConfigError::Invalid {
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Values given as command-line flags; they override everything else.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    pub listen: Option<String>,
+    pub tokens_file: Option<PathBuf>,
+    pub users_file: Option<PathBuf>,
+    pub kb_path: Option<PathBuf>,
+    pub log_format: Option<LogFormat>,
+    pub instance_id: Option<String>,
+}
+
+impl Config {
+    /// Loads and validates the configuration from every layer.
+    pub fn load(
+        file: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+        overrides: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let mut tree: Value = serde_yaml::from_str(DEFAULT_CONFIG_YAML).expect("embedded default config is valid YAML");
+        let known = leaf_paths(&tree);
+
+        if let Some(path) = file {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            let layer: Value = serde_yaml::from_str(&text).map_err(|source| ConfigError::Syntax {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            match layer {
+                Value::Null => {}
+                Value::Mapping(_) => merge(&mut tree, layer),
+                _ => {
+                    return Err(ConfigError::invalid(
+                        "(top level)",
+                        format!("{} must be a YAML mapping", path.display()),
+                    ));
+                }
+            }
+        }
+
+        for (name, raw) in env {
+            if !name.starts_with(ENV_PREFIX) || ENV_NOT_KEYS.contains(&name.as_str()) {
+                continue;
+            }
+            let path = known
+                .get(&name)
+                .ok_or_else(|| ConfigError::UnknownEnv { name: name.clone() })?;
+            let value = env_value(&tree, path, &raw);
+            set_path(&mut tree, path, value);
+        }
+
+        let flag = |tree: &mut Value, path: &[&str], value: Value| {
+            set_path(tree, &path.iter().map(|s| s.to_string()).collect::<Vec<_>>(), value)
+        };
+        if let Some(listen) = &overrides.listen {
+            flag(&mut tree, &["listen"], Value::String(listen.clone()));
+        }
+        if let Some(id) = &overrides.instance_id {
+            flag(&mut tree, &["instance_id"], Value::String(id.clone()));
+        }
+        if let Some(path) = &overrides.tokens_file {
+            flag(&mut tree, &["auth", "tokens_file"], path_value(path));
+        }
+        if let Some(path) = &overrides.users_file {
+            flag(&mut tree, &["auth", "users_file"], path_value(path));
+        }
+        if let Some(path) = &overrides.kb_path {
+            flag(&mut tree, &["kb", "path"], path_value(path));
+        }
+        if let Some(format) = overrides.log_format {
+            let text = if format == LogFormat::Json { "json" } else { "text" };
+            flag(&mut tree, &["log", "format"], Value::String(text.into()));
+        }
+
+        let config: Config = serde_path_to_error::deserialize(tree).map_err(|err| {
+            let key = err.path().to_string();
+            ConfigError::Invalid {
+                key,
+                message: err.into_inner().to_string(),
+            }
+        })?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.auth.tokens_file.is_none() && self.auth.users_file.is_none() {
+            return Err(ConfigError::invalid(
+                "auth.tokens_file",
+                "no credentials configured: set auth.tokens_file (--tokens) and/or auth.users_file (--users)",
+            ));
+        }
+        if self.auth.users_file.is_some() && self.auth.session_secret_file.is_none() {
+            return Err(ConfigError::invalid(
+                "auth.session_secret_file",
+                "required when auth.users_file is set (create one with `postgres-mcp session-key create FILE`)",
+            ));
+        }
+        if self.auth.session_ttl.get().is_zero() {
+            return Err(ConfigError::invalid("auth.session_ttl", "must be longer than 0s"));
+        }
+        if self.auth.rate_limit.failures == 0 {
+            return Err(ConfigError::invalid("auth.rate_limit.failures", "must be at least 1"));
+        }
+        if self.auth.rate_limit.max_clients == 0 {
+            return Err(ConfigError::invalid(
+                "auth.rate_limit.max_clients",
+                "must be at least 1",
+            ));
+        }
+        for proxy in &self.auth.trusted_proxies {
+            crate::net::IpNet::parse(proxy).map_err(|message| ConfigError::invalid("auth.trusted_proxies", message))?;
+        }
+        if self.watch.poll_interval.get().is_zero() {
+            return Err(ConfigError::invalid("watch.poll_interval", "must be longer than 0s"));
+        }
+        if self.http.max_body.bytes() == 0 {
+            return Err(ConfigError::invalid("http.max_body", "must be at least 1 byte"));
+        }
+        if self.http.request_timeout.get().is_zero() {
+            return Err(ConfigError::invalid("http.request_timeout", "must be longer than 0s"));
+        }
+        if let Some(url) = &self.public_url {
+            public_url_host(url).map_err(|message| ConfigError::invalid("public_url", message))?;
+        }
+        if self.database.url.is_some() && self.database.url_file.is_some() {
+            return Err(ConfigError::invalid(
+                "database.url_file",
+                "set either database.url or database.url_file, not both",
+            ));
+        }
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|err| ConfigError::invalid("log.level", format!("not a valid filter: {err}")))?;
+        Ok(())
+    }
+
+    /// Host names accepted in the Host header: the configured ones plus loopback and `public_url`'s.
+    pub fn effective_allowed_hosts(&self) -> Vec<String> {
+        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        if let Some(host) = self.public_url.as_deref().and_then(|url| public_url_host(url).ok()) {
+            hosts.push(host);
+        }
+        hosts.extend(self.http.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()));
+        hosts
+    }
+}
+
+/// The host part of `public_url`, lower-cased, without port or brackets.
+fn public_url_host(url: &str) -> Result<String, String> {
+    let rest = url
+        .strip_prefix("https://")
+        .or_else(|| url.strip_prefix("http://"))
+        .ok_or_else(|| format!("`{url}` must start with http:// or https://"))?;
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = crate::net::strip_port(authority);
+    if host.is_empty() {
+        return Err(format!("`{url}` has no host"));
+    }
+    Ok(host.to_ascii_lowercase())
+}
+
+fn path_value(path: &Path) -> Value {
+    Value::String(path.to_string_lossy().into_owned())
+}
+
+/// Every leaf of the default tree, keyed by the environment variable that overrides it.
+fn leaf_paths(tree: &Value) -> BTreeMap<String, Vec<String>> {
+    fn walk(value: &Value, path: &mut Vec<String>, out: &mut BTreeMap<String, Vec<String>>) {
+        match value {
+            Value::Mapping(map) => {
+                for (key, child) in map {
+                    if let Some(key) = key.as_str() {
+                        path.push(key.to_string());
+                        walk(child, path, out);
+                        path.pop();
+                    }
+                }
+            }
+            _ => {
+                let name = format!("{ENV_PREFIX}{}", path.join("_").to_ascii_uppercase());
+                out.insert(name, path.clone());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(tree, &mut Vec::new(), &mut out);
+    out
+}
+
+/// An environment value as YAML: lists are comma-separated; scalars are parsed as YAML so numbers
+/// and booleans keep their type, and an empty value means null.
+fn env_value(tree: &Value, path: &[String], raw: &str) -> Value {
+    let current = path.iter().try_fold(tree, |node, key| node.get(key.as_str()));
+    if matches!(current, Some(Value::Sequence(_))) {
+        let items = raw.split(',').map(str::trim).filter(|s| !s.is_empty());
+        return Value::Sequence(items.map(|s| Value::String(s.to_string())).collect());
+    }
+    if raw.is_empty() {
+        return Value::Null;
+    }
+    match serde_yaml::from_str::<Value>(raw) {
+        Ok(value @ (Value::Bool(_) | Value::Number(_))) => value,
+        _ => Value::String(raw.to_string()),
+    }
+}
+
+fn set_path(tree: &mut Value, path: &[String], value: Value) {
+    let mut node = tree;
+    for key in &path[..path.len() - 1] {
+        if !node.is_mapping() {
+            *node = Value::Mapping(Mapping::new());
+        }
+        let map = node.as_mapping_mut().expect("just made a mapping");
+        node = map
+            .entry(Value::String(key.clone()))
+            .or_insert_with(|| Value::Mapping(Mapping::new()));
+    }
+    if !node.is_mapping() {
+        *node = Value::Mapping(Mapping::new());
+    }
+    node.as_mapping_mut()
+        .expect("just made a mapping")
+        .insert(Value::String(path[path.len() - 1].clone()), value);
+}
+
+/// Deep merge: mappings merge key by key, anything else in `layer` replaces what `base` had.
+fn merge(base: &mut Value, layer: Value) {
+    match (base, layer) {
+        (Value::Mapping(base_map), Value::Mapping(layer_map)) => {
+            for (key, value) in layer_map {
+                match base_map.get_mut(&key) {
+                    Some(existing) if existing.is_mapping() && value.is_mapping() => merge(existing, value),
+                    _ => {
+                        base_map.insert(key, value);
+                    }
+                }
+            }
+        }
+        (base, layer) => *base = layer,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn with_tokens() -> Overrides {
+        Overrides {
+            tokens_file: Some("/tmp/tokens.yaml".into()),
+            ..Default::default()
+        }
+    }
+
+    fn file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+        file
+    }
+
+    fn error(result: Result<Config, ConfigError>) -> String {
+        result.expect_err("config should be rejected").to_string()
+    }
+
+    #[test]
+    fn defaults_plus_a_tokens_flag_start() {
+        let config = Config::load(None, vec![], &with_tokens()).unwrap();
+        assert_eq!(config.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(config.http.max_body.bytes(), 1 << 20);
+        assert_eq!(config.watch.mode, WatchMode::Auto);
+    }
+
+    #[test]
+    fn no_credentials_at_all_is_rejected() {
+        assert!(error(Config::load(None, vec![], &Overrides::default())).contains("auth.tokens_file"));
+    }
+
+    #[test]
+    fn users_without_a_session_key_is_rejected() {
+        let overrides = Overrides {
+            users_file: Some("/tmp/users.yaml".into()),
+            ..Default::default()
+        };
+        assert!(error(Config::load(None, vec![], &overrides)).contains("auth.session_secret_file"));
+    }
+
+    #[test]
+    fn layers_apply_in_order_file_env_flag() {
+        let config_file = file("listen: 127.0.0.1:1000\nhttp:\n  max_body: 2KiB\n  request_timeout: 3s\n");
+        let env = vec![
+            ("PGMCP_LISTEN".to_string(), "127.0.0.1:2000".to_string()),
+            (
+                "PGMCP_HTTP_ALLOWED_HOSTS".to_string(),
+                "mcp.example.com, other.example.com".to_string(),
+            ),
+            ("PGMCP_AUTH_RATE_LIMIT_FAILURES".to_string(), "3".to_string()),
+            ("HOME".to_string(), "/root".to_string()),
+        ];
+        let overrides = Overrides {
+            listen: Some("127.0.0.1:3000".into()),
+            ..with_tokens()
+        };
+        let config = Config::load(Some(config_file.path()), env, &overrides).unwrap();
+        assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
+        assert_eq!(config.http.max_body.bytes(), 2048);
+        assert_eq!(config.http.request_timeout.get().as_secs(), 3);
+        assert_eq!(config.http.allowed_hosts, vec!["mcp.example.com", "other.example.com"]);
+        assert_eq!(config.auth.rate_limit.failures, 3);
+    }
+
+    #[test]
+    fn unknown_keys_name_the_key() {
+        let config_file = file("auth:\n  tokns_file: /x\n");
+        let message = error(Config::load(Some(config_file.path()), vec![], &with_tokens()));
+        assert!(message.contains("tokns_file"), "{message}");
+    }
+
+    #[test]
+    fn unknown_env_vars_with_the_prefix_are_rejected() {
+        let env = vec![("PGMCP_AUTH_TOKEN_FILE".to_string(), "/x".to_string())];
+        assert!(error(Config::load(None, env, &with_tokens())).contains("PGMCP_AUTH_TOKEN_FILE"));
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let config_file = file("shutdown:\n  grace: 30x\n");
+        let message = error(Config::load(Some(config_file.path()), vec![], &with_tokens()));
+        assert!(
+            message.contains("shutdown.grace") && message.contains("unknown unit"),
+            "{message}"
+        );
+        let config_file = file("watch:\n  mode: inotify\n");
+        assert!(error(Config::load(Some(config_file.path()), vec![], &with_tokens())).contains("watch.mode"));
+        let env = vec![("PGMCP_LISTEN".to_string(), "not-an-address".to_string())];
+        assert!(error(Config::load(None, env, &with_tokens())).contains("listen"));
+    }
+
+    #[test]
+    fn public_url_host_joins_the_allowed_hosts() {
+        let env = vec![(
+            "PGMCP_PUBLIC_URL".to_string(),
+            "https://MCP.example.com:8443/mcp".to_string(),
+        )];
+        let config = Config::load(None, env, &with_tokens()).unwrap();
+        assert!(
+            config
+                .effective_allowed_hosts()
+                .contains(&"mcp.example.com".to_string())
+        );
+        let env = vec![("PGMCP_PUBLIC_URL".to_string(), "mcp.example.com".to_string())];
+        assert!(error(Config::load(None, env, &with_tokens())).contains("public_url"));
+    }
+}

@@ -1,0 +1,94 @@
+//! HTTP-level errors with a JSON body that names what is wrong, and body reading with a size limit.
+//!
+//! Every refusal a client can get before a JSON-RPC message is parsed (auth, size, content type,
+//! origin) goes through [`HttpError`], so status codes and bodies are consistent across routes:
+//! `{"error": "<code>", "message": "<what to fix>"}`.
+
+use poem::{IntoResponse, Request, Response, http::StatusCode, web::Json};
+use serde_json::json;
+
+#[derive(Debug, Clone)]
+pub struct HttpError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Extra headers (WWW-Authenticate, Retry-After, Allow).
+    pub headers: Vec<(&'static str, String)>,
+}
+
+impl HttpError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        HttpError {
+            status,
+            code,
+            message: message.into(),
+            headers: Vec::new(),
+        }
+    }
+
+    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+impl IntoResponse for HttpError {
+    fn into_response(self) -> Response {
+        let mut response = (self.status, Json(json!({"error": self.code, "message": self.message}))).into_response();
+        for (name, value) in self.headers {
+            if let Ok(value) = value.parse() {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        response
+    }
+}
+
+impl From<HttpError> for poem::Error {
+    fn from(error: HttpError) -> Self {
+        poem::Error::from_response(error.into_response())
+    }
+}
+
+/// Reads the whole body, refusing more than `max` bytes (whether or not Content-Length was sent).
+pub async fn read_body_limited(request: &mut Request, max: u64) -> Result<bytes::Bytes, HttpError> {
+    let too_large = || {
+        HttpError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("request body exceeds the limit of {max} bytes (http.max_body)"),
+        )
+    };
+    if let Some(length) = request.header("content-length").and_then(|v| v.parse::<u64>().ok())
+        && length > max
+    {
+        return Err(too_large());
+    }
+    request
+        .take_body()
+        .into_bytes_limit(max as usize)
+        .await
+        .map_err(|error| match error {
+            poem::error::ReadBodyError::PayloadTooLarge => too_large(),
+            other => HttpError::new(
+                StatusCode::BAD_REQUEST,
+                "bad_body",
+                format!("cannot read request body: {other}"),
+            ),
+        })
+}
+
+/// Requires `Content-Type: application/json` (parameters such as charset allowed).
+pub fn require_json_content_type(request: &Request) -> Result<(), HttpError> {
+    let content_type = request.header("content-type").unwrap_or_default();
+    let media_type = content_type.split(';').next().unwrap_or_default().trim();
+    if media_type.eq_ignore_ascii_case("application/json") {
+        Ok(())
+    } else {
+        Err(HttpError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type must be application/json, got `{content_type}`"),
+        ))
+    }
+}

@@ -1,0 +1,315 @@
+//! Serving a kb.db: open read-only, prove it is sound before use, search with bm25.
+//!
+//! A knowledge base is replaced underneath running servers (by `kb build`, by `sync`, by an operator
+//! copying a file), so a new file is only served after `PRAGMA quick_check`, the schema version check
+//! and a probe of the FTS index pass; a truncated or foreign file is rejected and the previous
+//! [`KnowledgeBase`] keeps serving. Each loaded file is one `KnowledgeBase` value with its own small
+//! connection pool: requests that started on the old file finish on it, and its connections close
+//! when the last of them drops the snapshot.
+//!
+//! By default (`kb.copy_to_local: true`) each version is first copied to local disk (the hash is taken
+//! from the same bytes) and the copy is opened `immutable=1`: a writer that overwrites kb.db in place
+//! (`cp`, `rsync --inplace`, an interrupted download) would otherwise corrupt the pages a running query
+//! reads, SQLite's locking is unreliable over NFS, and a private copy cannot change underneath anyone.
+//! `false` opens the file in place, for huge knowledge bases that are only ever replaced by rename.
+
+use std::{
+    io::Read,
+    path::{Path, PathBuf},
+    sync::Mutex,
+};
+
+use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::watch::{Loaded, Loader};
+
+use super::SCHEMA_VERSION;
+
+/// Idle connections kept per loaded file.
+const MAX_IDLE_CONNECTIONS: usize = 8;
+
+/// One search result.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct SearchHit {
+    pub source: String,
+    pub title: String,
+    pub section: String,
+    pub snippet: String,
+    /// bm25 relevance; higher is better.
+    pub score: f64,
+}
+
+/// A loaded, validated knowledge base.
+pub struct KnowledgeBase {
+    uri: String,
+    idle: Mutex<Vec<Connection>>,
+    pub documents: usize,
+    pub chunks: usize,
+    pub built_at: String,
+    /// The local copy this value reads, deleted when the value is dropped.
+    local_copy: Option<PathBuf>,
+}
+
+impl Drop for KnowledgeBase {
+    fn drop(&mut self) {
+        self.idle.get_mut().map(|c| c.clear()).ok();
+        if let Some(copy) = &self.local_copy {
+            let _ = std::fs::remove_file(copy);
+        }
+    }
+}
+
+/// A search that could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum SearchError {
+    #[error("query must contain at least one word")]
+    EmptyQuery,
+    #[error("knowledge base error: {0}")]
+    Database(#[from] rusqlite::Error),
+}
+
+fn open_flags() -> OpenFlags {
+    OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX
+}
+
+/// A `file:` URI for SQLite, escaping the characters URIs reserve.
+fn sqlite_uri(path: &Path, immutable: bool) -> String {
+    let escaped = path
+        .to_string_lossy()
+        .replace('%', "%25")
+        .replace('?', "%3f")
+        .replace('#', "%23");
+    format!("file:{escaped}?mode=ro{}", if immutable { "&immutable=1" } else { "" })
+}
+
+impl KnowledgeBase {
+    /// Opens and validates a kb.db.
+    fn open(path: &Path, immutable: bool, local_copy: Option<PathBuf>) -> Result<KnowledgeBase, String> {
+        let uri = sqlite_uri(path, immutable);
+        let db = Connection::open_with_flags(&uri, open_flags()).map_err(|e| format!("cannot open: {e}"))?;
+        let check: String = db
+            .query_row("PRAGMA quick_check", [], |row| row.get(0))
+            .map_err(|e| format!("integrity check failed: {e}"))?;
+        if check != "ok" {
+            return Err(format!("integrity check failed: {check}"));
+        }
+        let meta = |key: &str| -> Result<Option<String>, String> {
+            db.query_row("SELECT value FROM meta WHERE key = ?1", [key], |row| row.get(0))
+                .optional()
+                .map_err(|e| format!("not a postgres-mcp knowledge base (no meta table: {e})"))
+        };
+        match meta("schema_version")? {
+            Some(v) if v == SCHEMA_VERSION => {}
+            Some(v) => {
+                return Err(format!(
+                    "schema version {v} is not supported (expected {SCHEMA_VERSION}); rebuild with this version's `kb build`"
+                ));
+            }
+            None => return Err("not a postgres-mcp knowledge base (no schema_version)".into()),
+        }
+        let documents = meta("source_count")?.and_then(|v| v.parse().ok()).unwrap_or(0);
+        let built_at = meta("built_at")?.unwrap_or_default();
+        let chunks: i64 = db
+            .query_row("SELECT count(*) FROM chunks", [], |row| row.get(0))
+            .map_err(|e| format!("chunks table unreadable: {e}"))?;
+        let chunks = usize::try_from(chunks).unwrap_or(0);
+        db.query_row(
+            "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'probe'",
+            [],
+            |row| row.get::<_, i64>(0),
+        )
+        .map_err(|e| format!("full-text index unreadable: {e}"))?;
+        Ok(KnowledgeBase {
+            uri,
+            idle: Mutex::new(vec![db]),
+            documents,
+            chunks,
+            built_at,
+            local_copy,
+        })
+    }
+
+    fn connection(&self) -> Result<Connection, rusqlite::Error> {
+        if let Some(db) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
+            return Ok(db);
+        }
+        Connection::open_with_flags(&self.uri, open_flags())
+    }
+
+    fn release(&self, db: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < MAX_IDLE_CONNECTIONS {
+            idle.push(db);
+        }
+    }
+
+    /// Full-text search, best first. Blocking: call from `spawn_blocking`.
+    pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SearchError> {
+        let fts_query = to_fts_query(query).ok_or(SearchError::EmptyQuery)?;
+        let db = self.connection()?;
+        let result = (|| {
+            let mut statement = db.prepare_cached(
+                "SELECT c.source, c.title, c.section, \
+                        snippet(chunks_fts, 2, '**', '**', '…', 32), \
+                        bm25(chunks_fts, 5.0, 3.0, 1.0) \
+                 FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid \
+                 WHERE chunks_fts MATCH ?1 \
+                 ORDER BY bm25(chunks_fts, 5.0, 3.0, 1.0) LIMIT ?2",
+            )?;
+            let rows = statement.query_map(params![fts_query, limit as i64], |row| {
+                Ok(SearchHit {
+                    source: row.get(0)?,
+                    title: row.get(1)?,
+                    section: row.get(2)?,
+                    snippet: row.get(3)?,
+                    score: -row.get::<_, f64>(4)?,
+                })
+            })?;
+            rows.collect::<Result<Vec<_>, _>>()
+        })();
+        self.release(db);
+        Ok(result?)
+    }
+}
+
+/// A free-text question as an FTS5 query: every word quoted (so FTS syntax in user input is inert),
+/// joined by OR so that bm25 ranks documents matching more and rarer words first.
+fn to_fts_query(query: &str) -> Option<String> {
+    let words: Vec<String> = query
+        .split(|c: char| !c.is_alphanumeric() && c != '_')
+        .filter(|w| !w.is_empty())
+        .map(|w| format!("\"{w}\""))
+        .collect();
+    (!words.is_empty()).then(|| words.join(" OR "))
+}
+
+/// Loads kb.db files for the reload engine.
+pub struct KbLoader {
+    pub copy_to_local: bool,
+    /// Where local copies go (must be writable; `/tmp` in the container images).
+    pub copy_dir: PathBuf,
+}
+
+/// Reads a whole file through one handle, hashing it and optionally copying it.
+fn hash_and_copy(path: &Path, copy_to: Option<&Path>) -> Result<[u8; 32], String> {
+    let mut source = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut sink = match copy_to {
+        Some(dest) => {
+            Some(std::fs::File::create(dest).map_err(|e| format!("cannot create local copy {}: {e}", dest.display()))?)
+        }
+        None => None,
+    };
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 256 * 1024];
+    loop {
+        let read = source
+            .read(&mut buffer)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+        if let Some(sink) = sink.as_mut() {
+            std::io::Write::write_all(sink, &buffer[..read]).map_err(|e| format!("cannot write local copy: {e}"))?;
+        }
+    }
+    Ok(hasher.finalize().into())
+}
+
+impl Loader for KbLoader {
+    type Value = KnowledgeBase;
+
+    fn load(&self, path: &Path) -> Result<Loaded<KnowledgeBase>, String> {
+        if self.copy_to_local {
+            std::fs::create_dir_all(&self.copy_dir)
+                .map_err(|e| format!("cannot create {}: {e}", self.copy_dir.display()))?;
+            let copy = self.copy_dir.join(format!("kb-{}.db", uuid::Uuid::new_v4().simple()));
+            let digest = hash_and_copy(path, Some(&copy)).inspect_err(|_| {
+                let _ = std::fs::remove_file(&copy);
+            })?;
+            // On failure the KnowledgeBase is never built, so remove the copy here.
+            let value = KnowledgeBase::open(&copy, true, Some(copy.clone())).inspect_err(|_| {
+                let _ = std::fs::remove_file(&copy);
+            })?;
+            Ok(Loaded { value, digest })
+        } else {
+            let digest = hash_and_copy(path, None)?;
+            let value = KnowledgeBase::open(path, false, None)?;
+            Ok(Loaded { value, digest })
+        }
+    }
+
+    fn trust_metadata(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kb::build::build;
+
+    fn demo_kb(dir: &Path) -> PathBuf {
+        let docs = dir.join("docs");
+        std::fs::create_dir_all(&docs).unwrap();
+        std::fs::write(docs.join("replication.md"), "# Replication\n## Streaming\nWAL records stream to standbys.\n## Logical\nPublications and subscriptions.\n").unwrap();
+        std::fs::write(docs.join("vacuum.md"), "# Vacuum\nAutovacuum removes dead tuples.\n").unwrap();
+        let out = dir.join("kb.db");
+        build(&docs, &out).unwrap();
+        out
+    }
+
+    fn loader(copy: bool, dir: &Path) -> KbLoader {
+        KbLoader {
+            copy_to_local: copy,
+            copy_dir: dir.join("copies"),
+        }
+    }
+
+    #[test]
+    fn search_ranks_matching_sections_with_source_and_snippet() {
+        let dir = tempfile::tempdir().unwrap();
+        let kb = loader(false, dir.path()).load(&demo_kb(dir.path())).unwrap().value;
+        assert_eq!((kb.documents, kb.chunks), (2, 3));
+        let hits = kb.search("how do standbys receive WAL?", 5).unwrap();
+        assert_eq!(hits[0].source, "replication.md");
+        assert_eq!(hits[0].section, "Replication > Streaming");
+        assert!(hits[0].snippet.contains("**WAL**"), "{}", hits[0].snippet);
+        assert!(matches!(kb.search("?!", 5), Err(SearchError::EmptyQuery)));
+        // FTS syntax in user input is inert.
+        assert!(kb.search("NEAR(\"x\" AND *", 5).is_ok());
+    }
+
+    #[test]
+    fn truncated_and_foreign_files_are_rejected() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = demo_kb(dir.path());
+        let bytes = std::fs::read(&good).unwrap();
+        let truncated = dir.path().join("truncated.db");
+        std::fs::write(&truncated, &bytes[..bytes.len() / 2]).unwrap();
+        assert!(loader(false, dir.path()).load(&truncated).is_err());
+        let foreign = dir.path().join("foreign.db");
+        Connection::open(&foreign)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x);")
+            .unwrap();
+        let error = loader(false, dir.path()).load(&foreign).err().unwrap();
+        assert!(error.contains("not a postgres-mcp knowledge base"), "{error}");
+        let text = dir.path().join("text.db");
+        std::fs::write(&text, "hello").unwrap();
+        assert!(loader(false, dir.path()).load(&text).is_err());
+    }
+
+    #[test]
+    fn local_copies_are_used_and_removed_with_the_snapshot() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = demo_kb(dir.path());
+        let kb = loader(true, dir.path()).load(&path).unwrap().value;
+        assert_eq!(std::fs::read_dir(dir.path().join("copies")).unwrap().count(), 1);
+        assert_eq!(kb.search("vacuum", 1).unwrap()[0].source, "vacuum.md");
+        drop(kb);
+        assert_eq!(std::fs::read_dir(dir.path().join("copies")).unwrap().count(), 0);
+    }
+}

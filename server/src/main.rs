@@ -1,0 +1,383 @@
+//! The `postgres-mcp` command: `serve`, and the offline tools that write the files servers read
+//! (`token`, `user`, `session-key`, `kb`) plus `config` to inspect settings.
+//!
+//! Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
+
+use std::{
+    io::{BufRead, IsTerminal},
+    path::PathBuf,
+    process::ExitCode,
+};
+
+use anyhow::{Context, bail};
+use chrono::Utc;
+use clap::{Args, Parser, Subcommand};
+use postgres_mcp::{
+    admin,
+    auth::users::DEFAULT_COST,
+    config::{Config, DEFAULT_CONFIG_YAML, LogFormat, Overrides},
+    kb, server,
+    shutdown::termination_signal,
+    state::InstanceId,
+    telemetry,
+    units::HumanDuration,
+};
+
+#[derive(Parser)]
+#[command(
+    name = "postgres-mcp",
+    version,
+    about = "Highly available MCP server for PostgreSQL and documentation"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the MCP server.
+    Serve(ServeArgs),
+    /// Create, list and revoke API tokens in a tokens file.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Add, change, disable and remove users in a users file.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Create the key that signs session tokens (shared by every instance).
+    #[command(name = "session-key", subcommand)]
+    SessionKey(SessionKeyCommand),
+    /// Build a knowledge base from Markdown and text files.
+    #[command(subcommand)]
+    Kb(KbCommand),
+    /// Show the default configuration or check a configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Args)]
+struct ConfigFlags {
+    /// YAML configuration file (keys as in `postgres-mcp config defaults`).
+    #[arg(long, env = "PGMCP_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on (listen).
+    #[arg(long)]
+    listen: Option<String>,
+    /// tokens.yaml (auth.tokens_file).
+    #[arg(long)]
+    tokens: Option<PathBuf>,
+    /// users.yaml (auth.users_file).
+    #[arg(long)]
+    users: Option<PathBuf>,
+    /// kb.db (kb.path).
+    #[arg(long)]
+    kb: Option<PathBuf>,
+    /// text or json (log.format).
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+    /// Instance name (instance_id).
+    #[arg(long)]
+    instance_id: Option<String>,
+}
+
+impl ConfigFlags {
+    fn load(&self) -> Result<Config, postgres_mcp::config::ConfigError> {
+        let overrides = Overrides {
+            listen: self.listen.clone(),
+            tokens_file: self.tokens.clone(),
+            users_file: self.users.clone(),
+            kb_path: self.kb.clone(),
+            log_format: self.log_format,
+            instance_id: self.instance_id.clone(),
+        };
+        Config::load(self.config.as_deref(), std::env::vars(), &overrides)
+    }
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigFlags,
+}
+
+#[derive(Subcommand)]
+enum TokenCommand {
+    /// Generate a token, store its hash, print the token once on stdout.
+    Create {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        name: String,
+        /// Lifetime, e.g. 90d or 12h; without it the token does not expire.
+        #[arg(long)]
+        expires_in: Option<HumanDuration>,
+        #[arg(long)]
+        note: Option<String>,
+    },
+    /// List token names and expiry dates (never the tokens).
+    List {
+        #[arg(long)]
+        file: PathBuf,
+    },
+    /// Remove a token; every instance refuses it after its next reload.
+    Revoke {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long)]
+        name: String,
+    },
+}
+
+#[derive(Args)]
+struct PasswordSource {
+    /// Read the password from the first line of stdin instead of prompting.
+    #[arg(long)]
+    password_stdin: bool,
+}
+
+#[derive(Subcommand)]
+enum UserCommand {
+    /// Add a user (password prompted, or from --password-stdin).
+    Add {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, alias = "name")]
+        username: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Change a password; the user's sessions end at the next reload.
+    Passwd {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, alias = "name")]
+        username: String,
+        #[command(flatten)]
+        password: PasswordSource,
+    },
+    /// Disable a user (logins and sessions refused) without deleting it.
+    Disable {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, alias = "name")]
+        username: String,
+    },
+    /// Re-enable a disabled user.
+    Enable {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, alias = "name")]
+        username: String,
+    },
+    /// Remove a user; their sessions end at the next reload.
+    Remove {
+        #[arg(long)]
+        file: PathBuf,
+        #[arg(long, alias = "name")]
+        username: String,
+    },
+    /// List users.
+    List {
+        #[arg(long)]
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum SessionKeyCommand {
+    /// Write a new random 256-bit key.
+    Create {
+        file: PathBuf,
+        /// Replace an existing key (logs every user out).
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum KbCommand {
+    /// Build kb.db from a folder of .md/.markdown/.txt files (atomic replace).
+    Build {
+        #[arg(long)]
+        from: PathBuf,
+        #[arg(long)]
+        out: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print every key with its default and documentation.
+    Defaults,
+    /// Validate the configuration (file + PGMCP_* env + flags) and print the result.
+    Check(ConfigFlags),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Config(ConfigCommand::Check(flags)) => match flags.load() {
+            Ok(config) => {
+                println!("configuration is valid: {config:#?}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => config_error(error),
+        },
+        Command::Config(ConfigCommand::Defaults) => {
+            print!("{DEFAULT_CONFIG_YAML}");
+            ExitCode::SUCCESS
+        }
+        other => match offline(other) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(error) => {
+                eprintln!("error: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+    }
+}
+
+fn config_error(error: postgres_mcp::config::ConfigError) -> ExitCode {
+    eprintln!("invalid configuration: {error}");
+    ExitCode::from(2)
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let config = match args.config.load() {
+        Ok(config) => config,
+        Err(error) => return config_error(error),
+    };
+    let instance = InstanceId::resolve(config.instance_id.as_deref(), std::env::var("HOSTNAME").ok());
+    let _log_guard = match telemetry::init(&config.log, instance.as_str()) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("invalid configuration: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("tokio runtime starts");
+    let result = runtime.block_on(async move {
+        postgres_mcp::metrics::handle();
+        let running = server::start(config, instance).await?;
+        termination_signal().await;
+        tracing::info!("termination signal received");
+        running.drain_and_stop().await
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!(error = format!("{error:#}"), "server failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn read_password(source: &PasswordSource) -> anyhow::Result<String> {
+    if source.password_stdin {
+        let mut line = String::new();
+        std::io::stdin()
+            .lock()
+            .read_line(&mut line)
+            .context("cannot read password from stdin")?;
+        return Ok(line.trim_end_matches(['\r', '\n']).to_string());
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no terminal to prompt for a password: use --password-stdin");
+    }
+    let first = rpassword::prompt_password("Password: ")?;
+    let second = rpassword::prompt_password("Repeat password: ")?;
+    if first != second {
+        bail!("the passwords do not match");
+    }
+    Ok(first)
+}
+
+fn offline(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Token(TokenCommand::Create {
+            file,
+            name,
+            expires_in,
+            note,
+        }) => {
+            let expires_at =
+                expires_in.map(|d| Utc::now() + chrono::Duration::from_std(d.get()).unwrap_or(chrono::Duration::MAX));
+            let token = admin::token_create(&file, &name, expires_at, note)?;
+            println!("{token}");
+            eprintln!(
+                "token `{name}` added to {}{}; this is the only time it is shown.",
+                file.display(),
+                expires_at.map(|t| format!(" (expires {t})")).unwrap_or_default()
+            );
+        }
+        Command::Token(TokenCommand::List { file }) => {
+            for entry in admin::token_list(&file)? {
+                let expiry = entry
+                    .expires_at
+                    .map(|t| t.to_rfc3339())
+                    .unwrap_or_else(|| "never".into());
+                let state = if entry.expires_at.is_some_and(|t| t <= Utc::now()) {
+                    " (expired)"
+                } else {
+                    ""
+                };
+                println!(
+                    "{}\texpires {expiry}{state}\t{}",
+                    entry.name,
+                    entry.note.unwrap_or_default()
+                );
+            }
+        }
+        Command::Token(TokenCommand::Revoke { file, name }) => {
+            admin::token_revoke(&file, &name)?;
+            eprintln!("token `{name}` revoked in {}", file.display());
+        }
+        Command::User(UserCommand::Add {
+            file,
+            username,
+            password,
+        }) => {
+            admin::user_add(&file, &username, &read_password(&password)?, DEFAULT_COST)?;
+            eprintln!("user `{username}` added to {}", file.display());
+        }
+        Command::User(UserCommand::Passwd {
+            file,
+            username,
+            password,
+        }) => {
+            admin::user_passwd(&file, &username, &read_password(&password)?, DEFAULT_COST)?;
+            eprintln!("password of `{username}` changed; their sessions end at the next reload");
+        }
+        Command::User(UserCommand::Disable { file, username }) => admin::user_set_disabled(&file, &username, true)?,
+        Command::User(UserCommand::Enable { file, username }) => admin::user_set_disabled(&file, &username, false)?,
+        Command::User(UserCommand::Remove { file, username }) => {
+            admin::user_remove(&file, &username)?;
+            eprintln!("user `{username}` removed from {}", file.display());
+        }
+        Command::User(UserCommand::List { file }) => {
+            for user in admin::user_list(&file)? {
+                println!("{}{}", user.username, if user.disabled { "\t(disabled)" } else { "" });
+            }
+        }
+        Command::SessionKey(SessionKeyCommand::Create { file, force }) => {
+            admin::session_key_create(&file, force)?;
+            eprintln!("session key written to {}", file.display());
+        }
+        Command::Kb(KbCommand::Build { from, out }) => {
+            let report = kb::build::build(&from, &out)?;
+            eprintln!(
+                "built {} from {} documents ({} chunks, content {})",
+                out.display(),
+                report.sources,
+                report.chunks,
+                &report.content_hash[..12]
+            );
+        }
+        Command::Serve(_) | Command::Config(_) => unreachable!("handled in main"),
+    }
+    Ok(())
+}

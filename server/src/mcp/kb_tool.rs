@@ -1,0 +1,81 @@
+//! `search_knowledgebase`: full-text search over the served kb.db.
+
+use rmcp::model::{CallToolResult, ContentBlock, ToolAnnotations};
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::json;
+
+use super::tools::{ToolContext, ToolTable, tool_error};
+use crate::kb::store::SearchError;
+
+const DEFAULT_LIMIT: u32 = 5;
+const MAX_LIMIT: u32 = 50;
+
+/// Arguments of `search_knowledgebase`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SearchArgs {
+    /// Words or a question to search the documentation for.
+    pub query: String,
+    /// Most results to return (1 to 50, default 5).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+pub fn register(table: &mut ToolTable) {
+    let mut annotations = ToolAnnotations::default();
+    annotations.read_only_hint = Some(true);
+    annotations.open_world_hint = Some(false);
+    annotations.title = Some("Search the knowledge base".into());
+    table.register(
+        "search_knowledgebase",
+        "Search the documentation knowledge base (full text, ranked by relevance). Returns matching \
+         sections with their source file, title, section path and a snippet.",
+        annotations,
+        search,
+    );
+}
+
+async fn search(context: ToolContext, args: SearchArgs) -> CallToolResult {
+    let limit = args.limit.unwrap_or(DEFAULT_LIMIT);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return tool_error(format!("limit must be between 1 and {MAX_LIMIT}, got {limit}"));
+    }
+    let Some(kb) = context.state.kb.as_ref().map(|kb| kb.current()) else {
+        return tool_error("no knowledge base is configured on this server");
+    };
+    let query = args.query;
+    let outcome = tokio::task::spawn_blocking(move || kb.search(&query, limit as usize)).await;
+    let hits = match outcome {
+        Ok(Ok(hits)) => hits,
+        Ok(Err(SearchError::EmptyQuery)) => {
+            return tool_error("query must contain at least one word");
+        }
+        Ok(Err(error)) => {
+            tracing::error!(%error, "knowledge base search failed");
+            return tool_error("the knowledge base search failed; try again");
+        }
+        Err(_) => return tool_error("the knowledge base search was interrupted; try again"),
+    };
+    let text = if hits.is_empty() {
+        "No matching documents.".to_string()
+    } else {
+        hits.iter()
+            .enumerate()
+            .map(|(i, hit)| {
+                format!(
+                    "{}. {} — {} ({})\n{}",
+                    i + 1,
+                    hit.title,
+                    hit.section,
+                    hit.source,
+                    hit.snippet
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    };
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(json!({ "results": hits }));
+    result
+}

@@ -1,0 +1,414 @@
+//! Which MCP revision a request speaks, and the header rules that come with it.
+//!
+//! Three revisions are served side by side, because clients upgrade at their own pace:
+//! - 2025-06-18 and 2025-11-25: `initialize` negotiates once; later requests name the version in the
+//!   `MCP-Protocol-Version` header (absent means 2025-03-26, per the spec's compatibility rule).
+//! - 2026-07-28: no handshake. Every request carries its version and client capabilities in
+//!   `params._meta`, `server/discover` replaces `initialize`, and `Mcp-Method` / `Mcp-Name` headers
+//!   must repeat the body so proxies can route without parsing it (mismatch: -32020).
+//!
+//! Nothing here depends on earlier requests, which is what lets any instance answer any request.
+
+use base64::Engine;
+use poem::http::HeaderMap;
+use rmcp::model::{ErrorCode, ErrorData, ProtocolVersion};
+use serde_json::{Value, json};
+
+/// Revisions served, oldest first.
+pub const SUPPORTED: [ProtocolVersion; 3] = [
+    ProtocolVersion::V_2025_06_18,
+    ProtocolVersion::V_2025_11_25,
+    ProtocolVersion::V_2026_07_28,
+];
+/// Answer to an `initialize` asking for a revision we do not serve (the handshake exists only
+/// before 2026-07-28).
+pub const LATEST_WITH_INITIALIZE: ProtocolVersion = ProtocolVersion::V_2025_11_25;
+/// First revision with per-request metadata and the standard headers.
+pub const PER_REQUEST: &str = "2026-07-28";
+/// What a request without any version signal is taken to speak.
+const ASSUMED_WITHOUT_HEADER: &str = "2025-03-26";
+
+const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
+const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
+const HEADER_PROTOCOL_VERSION: &str = "mcp-protocol-version";
+const HEADER_METHOD: &str = "mcp-method";
+const HEADER_NAME: &str = "mcp-name";
+
+/// The revision one request is answered in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Revision(String);
+
+impl Revision {
+    pub fn per_request(&self) -> bool {
+        self.0.as_str() >= PER_REQUEST
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// A protocol-level refusal: the JSON-RPC error and the HTTP status to send it with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProtocolError {
+    pub status: u16,
+    pub error: ErrorData,
+}
+
+impl ProtocolError {
+    fn bad_request(code: ErrorCode, message: impl Into<String>, data: Option<Value>) -> Self {
+        ProtocolError {
+            status: 400,
+            error: ErrorData::new(code, message.into(), data),
+        }
+    }
+
+    fn unsupported(requested: &str) -> Self {
+        let supported: Vec<&str> = SUPPORTED.iter().map(|v| v.as_str()).collect();
+        Self::bad_request(
+            ErrorCode::UNSUPPORTED_PROTOCOL_VERSION,
+            format!(
+                "unsupported protocol version {requested}; supported: {}",
+                supported.join(", ")
+            ),
+            Some(json!({"requested": requested, "supported": supported})),
+        )
+    }
+}
+
+pub fn is_supported(version: &str) -> bool {
+    SUPPORTED.iter().any(|v| v.as_str() == version)
+}
+
+/// The version `initialize` answers with: the requested one when served, else the latest revision
+/// that still has a handshake (the client then decides whether it can speak it).
+pub fn negotiate_initialize(requested: &str) -> ProtocolVersion {
+    SUPPORTED
+        .iter()
+        .find(|v| v.as_str() == requested && v.as_str() < PER_REQUEST)
+        .cloned()
+        .unwrap_or(LATEST_WITH_INITIALIZE)
+}
+
+fn single_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ProtocolError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(first) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ProtocolError::bad_request(
+            ErrorCode::HEADER_MISMATCH,
+            format!("duplicate {name} header"),
+            None,
+        ));
+    }
+    first.to_str().map(Some).map_err(|_| {
+        ProtocolError::bad_request(
+            ErrorCode::HEADER_MISMATCH,
+            format!("{name} header is not valid text"),
+            None,
+        )
+    })
+}
+
+/// Works out the revision of a non-`initialize` request and checks its version signals agree.
+pub fn request_revision(headers: &HeaderMap, method: &str, params: Option<&Value>) -> Result<Revision, ProtocolError> {
+    let header = single_header(headers, HEADER_PROTOCOL_VERSION)?;
+    let meta = params.and_then(|p| p.get("_meta"));
+    let meta_version = meta.and_then(|m| m.get(META_PROTOCOL_VERSION)).and_then(Value::as_str);
+
+    if let Some(version) = meta_version {
+        let Some(header) = header else {
+            return Err(ProtocolError::bad_request(
+                ErrorCode::HEADER_MISMATCH,
+                "request _meta names a protocolVersion but the MCP-Protocol-Version header is missing",
+                None,
+            ));
+        };
+        if header != version {
+            return Err(ProtocolError::bad_request(
+                ErrorCode::HEADER_MISMATCH,
+                format!(
+                    "MCP-Protocol-Version header ({header}) does not match request _meta protocolVersion ({version})"
+                ),
+                None,
+            ));
+        }
+    }
+    let version = meta_version.or(header).unwrap_or(ASSUMED_WITHOUT_HEADER);
+    let revision = Revision(version.to_string());
+    if header.is_some() && !is_supported(version) {
+        return Err(ProtocolError::unsupported(version));
+    }
+    if revision.per_request() || method == "server/discover" {
+        let missing: Vec<&str> = [META_PROTOCOL_VERSION, META_CLIENT_CAPABILITIES]
+            .into_iter()
+            .filter(|key| meta.and_then(|m| m.get(*key)).is_none_or(Value::is_null))
+            .collect();
+        if !missing.is_empty() {
+            return Err(ProtocolError::bad_request(
+                ErrorCode::INVALID_PARAMS,
+                format!("request _meta is missing required fields: {}", missing.join(", ")),
+                None,
+            ));
+        }
+    }
+    if revision.per_request() {
+        check_standard_headers(headers, method, params)?;
+    }
+    Ok(revision)
+}
+
+/// An `initialize` may carry the version header; if it does, it must agree with the body.
+pub fn check_initialize_header(headers: &HeaderMap, requested: &str) -> Result<(), ProtocolError> {
+    match single_header(headers, HEADER_PROTOCOL_VERSION)? {
+        Some(header) if header != requested => Err(ProtocolError::bad_request(
+            ErrorCode::HEADER_MISMATCH,
+            format!(
+                "MCP-Protocol-Version header ({header}) does not match initialize params.protocolVersion ({requested})"
+            ),
+            None,
+        )),
+        _ => Ok(()),
+    }
+}
+
+/// The body value `Mcp-Name` must repeat, for the methods that have one.
+fn name_in_body<'a>(method: &str, params: Option<&'a Value>) -> Option<&'a str> {
+    let key = match method {
+        "tools/call" | "prompts/get" => "name",
+        "resources/read" | "resources/subscribe" | "resources/unsubscribe" => "uri",
+        "tasks/get" | "tasks/update" | "tasks/cancel" => "taskId",
+        _ => return None,
+    };
+    params?.get(key)?.as_str()
+}
+
+/// Header values that are not plain ASCII travel as `=?base64?…?=`.
+fn decode_header_value(raw: &str) -> Option<String> {
+    match raw.strip_prefix("=?base64?").and_then(|r| r.strip_suffix("?=")) {
+        Some(encoded) => base64::engine::general_purpose::STANDARD
+            .decode(encoded)
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok()),
+        None => Some(raw.to_string()),
+    }
+}
+
+fn check_standard_headers(headers: &HeaderMap, method: &str, params: Option<&Value>) -> Result<(), ProtocolError> {
+    let mismatch = |message: String| ProtocolError::bad_request(ErrorCode::HEADER_MISMATCH, message, None);
+    match single_header(headers, HEADER_METHOD)? {
+        None => return Err(mismatch("missing required Mcp-Method header".into())),
+        Some(value) if value != method => {
+            return Err(mismatch(format!(
+                "Mcp-Method header `{value}` does not match body method `{method}`"
+            )));
+        }
+        Some(_) => {}
+    }
+    if let Some(expected) = name_in_body(method, params) {
+        match single_header(headers, HEADER_NAME)? {
+            None => {
+                return Err(mismatch(format!("missing required Mcp-Name header for `{method}`")));
+            }
+            Some(raw) => {
+                let decoded =
+                    decode_header_value(raw).ok_or_else(|| mismatch("Mcp-Name header is not valid Base64".into()))?;
+                if decoded != expected {
+                    return Err(mismatch(format!(
+                        "Mcp-Name header `{decoded}` does not match body value `{expected}`"
+                    )));
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Methods whose 2026-07-28 results carry caching directives (`ttlMs`, `cacheScope`).
+const CACHEABLE: &[&str] = &[
+    "server/discover",
+    "tools/list",
+    "prompts/list",
+    "resources/list",
+    "resources/templates/list",
+    "resources/read",
+];
+
+/// Results of 2026-07-28 carry `resultType` (and, for cacheable methods, `ttlMs`/`cacheScope`);
+/// older revisions must not see those fields. Caching defaults to "immediately stale, private":
+/// the tool list may differ per principal and changes with configuration.
+pub fn shape_result(revision: &Revision, method: &str, mut result: Value) -> Value {
+    if let Value::Object(map) = &mut result {
+        if revision.per_request() {
+            map.entry("resultType")
+                .or_insert_with(|| Value::String("complete".into()));
+            if CACHEABLE.contains(&method) {
+                map.entry("ttlMs").or_insert_with(|| Value::from(0));
+                map.entry("cacheScope")
+                    .or_insert_with(|| Value::String("private".into()));
+            }
+        } else {
+            for key in ["resultType", "ttlMs", "cacheScope"] {
+                map.remove(key);
+            }
+        }
+    }
+    result
+}
+
+/// HTTP status for a JSON-RPC error answered in-band: legacy revisions always use 200; 2026-07-28
+/// maps "method not found" to 404 so proxies can see it.
+pub fn error_status(revision: &Revision, code: ErrorCode) -> u16 {
+    if !revision.per_request() {
+        return 200;
+    }
+    match code {
+        ErrorCode::METHOD_NOT_FOUND => 404,
+        ErrorCode::HEADER_MISMATCH
+        | ErrorCode::UNSUPPORTED_PROTOCOL_VERSION
+        | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY => 400,
+        _ => 200,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poem::http::{HeaderName, HeaderValue};
+
+    fn headers(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (k, v) in pairs {
+            map.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
+        }
+        map
+    }
+
+    fn new_params(name: &str) -> Value {
+        json!({"name": name, "_meta": {META_PROTOCOL_VERSION: "2026-07-28", META_CLIENT_CAPABILITIES: {}}})
+    }
+
+    #[test]
+    fn initialize_negotiates_served_versions_and_falls_back_to_the_latest_handshake() {
+        assert_eq!(negotiate_initialize("2025-06-18"), ProtocolVersion::V_2025_06_18);
+        assert_eq!(negotiate_initialize("2025-11-25"), ProtocolVersion::V_2025_11_25);
+        assert_eq!(negotiate_initialize("2026-07-28"), ProtocolVersion::V_2025_11_25);
+        assert_eq!(negotiate_initialize("1999-01-01"), ProtocolVersion::V_2025_11_25);
+    }
+
+    #[test]
+    fn legacy_requests_use_the_header_or_the_compatibility_default() {
+        let rev = request_revision(&headers(&[("MCP-Protocol-Version", "2025-06-18")]), "tools/list", None).unwrap();
+        assert_eq!(rev.as_str(), "2025-06-18");
+        assert_eq!(
+            request_revision(&headers(&[]), "tools/list", None).unwrap().as_str(),
+            "2025-03-26"
+        );
+        let err =
+            request_revision(&headers(&[("MCP-Protocol-Version", "2024-01-01")]), "tools/list", None).unwrap_err();
+        assert_eq!(
+            (err.status, err.error.code),
+            (400, ErrorCode::UNSUPPORTED_PROTOCOL_VERSION)
+        );
+    }
+
+    #[test]
+    fn per_request_revision_needs_matching_headers() {
+        let good = headers(&[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "search_knowledgebase"),
+        ]);
+        assert!(
+            request_revision(&good, "tools/call", Some(&new_params("search_knowledgebase")))
+                .unwrap()
+                .per_request()
+        );
+
+        let wrong_name = headers(&[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "other"),
+        ]);
+        let err = request_revision(&wrong_name, "tools/call", Some(&new_params("search_knowledgebase"))).unwrap_err();
+        assert_eq!((err.status, err.error.code), (400, ErrorCode::HEADER_MISMATCH));
+
+        let wrong_method = headers(&[("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "tools/list")]);
+        assert_eq!(
+            request_revision(&wrong_method, "tools/call", Some(&new_params("x")))
+                .unwrap_err()
+                .error
+                .code,
+            ErrorCode::HEADER_MISMATCH
+        );
+
+        let no_method = headers(&[("MCP-Protocol-Version", "2026-07-28")]);
+        assert_eq!(
+            request_revision(&no_method, "tools/call", Some(&new_params("x")))
+                .unwrap_err()
+                .error
+                .code,
+            ErrorCode::HEADER_MISMATCH
+        );
+
+        let mismatched_version = headers(&[
+            ("MCP-Protocol-Version", "2025-11-25"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", "x"),
+        ]);
+        assert_eq!(
+            request_revision(&mismatched_version, "tools/call", Some(&new_params("x")))
+                .unwrap_err()
+                .error
+                .code,
+            ErrorCode::HEADER_MISMATCH
+        );
+    }
+
+    #[test]
+    fn base64_names_are_decoded() {
+        let encoded = format!(
+            "=?base64?{}?=",
+            base64::engine::general_purpose::STANDARD.encode("naïve")
+        );
+        let h = headers(&[
+            ("MCP-Protocol-Version", "2026-07-28"),
+            ("Mcp-Method", "tools/call"),
+            ("Mcp-Name", &encoded),
+        ]);
+        assert!(request_revision(&h, "tools/call", Some(&new_params("naïve"))).is_ok());
+    }
+
+    #[test]
+    fn per_request_revision_needs_its_meta_fields() {
+        let h = headers(&[("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "tools/list")]);
+        let err = request_revision(&h, "tools/list", Some(&json!({}))).unwrap_err();
+        assert_eq!((err.status, err.error.code), (400, ErrorCode::INVALID_PARAMS));
+        assert!(err.error.message.contains("clientCapabilities"));
+    }
+
+    #[test]
+    fn result_type_only_for_the_new_revision() {
+        let new = Revision("2026-07-28".into());
+        let old = Revision("2025-11-25".into());
+        let listed = shape_result(&new, "tools/list", json!({"tools": []}));
+        assert_eq!(listed["resultType"], "complete");
+        assert_eq!(listed["ttlMs"], 0);
+        assert_eq!(listed["cacheScope"], "private");
+        assert!(
+            shape_result(&new, "tools/call", json!({"content": []}))
+                .get("ttlMs")
+                .is_none()
+        );
+        let old_listed = shape_result(
+            &old,
+            "tools/list",
+            json!({"tools": [], "resultType": "complete", "ttlMs": 0}),
+        );
+        assert!(old_listed.get("resultType").is_none() && old_listed.get("ttlMs").is_none());
+    }
+}

@@ -1,0 +1,80 @@
+//! The outermost middleware: request id, tracing span, timeout, `X-Instance-Id`, request metrics.
+//!
+//! Every response — including 401s, 413s and timeouts produced further in — leaves through here, so
+//! every one carries `X-Instance-Id` (operators and the integration suite use it to see the balancing)
+//! and `X-Request-Id` (to find the request's log lines), and is counted once.
+
+use std::{sync::Arc, time::Instant};
+
+use poem::{Endpoint, IntoResponse, Request, Response, http::StatusCode};
+use tracing::Instrument;
+
+use crate::{http_error::HttpError, state::AppState};
+
+/// Route label for metrics: a fixed set, never the raw path.
+fn route_label(path: &str) -> &'static str {
+    match path {
+        "/mcp" | "/mcp/" => "/mcp",
+        "/mcp/v1" | "/mcp/v1/" => "/mcp/v1",
+        "/health" => "/health",
+        "/metrics" => "/metrics",
+        "/api/login" => "/api/login",
+        _ => "other",
+    }
+}
+
+/// A client-supplied request id is kept when it is short and plain (so it cannot inject log lines).
+fn request_id(request: &Request) -> String {
+    request
+        .header("x-request-id")
+        .filter(|id| {
+            !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b))
+        })
+        .map(str::to_string)
+        .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
+}
+
+pub async fn around<E: Endpoint>(next: Arc<E>, request: Request) -> poem::Result<Response> {
+    let state = request
+        .data::<Arc<AppState>>()
+        .cloned()
+        .expect("AppState is attached outside this middleware");
+    let started = Instant::now();
+    let route = route_label(request.uri().path());
+    let id = request_id(&request);
+    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route);
+    metrics::gauge!("pgmcp_http_requests_in_flight").increment(1.0);
+
+    let timeout = state.config.http.request_timeout.get();
+    let outcome = tokio::time::timeout(timeout, next.get_response(request))
+        .instrument(span.clone())
+        .await;
+    let mut response = match outcome {
+        Ok(response) => response,
+        Err(_) => {
+            span.in_scope(|| tracing::warn!(timeout = ?timeout, "request timed out"));
+            HttpError::new(
+                StatusCode::GATEWAY_TIMEOUT,
+                "timeout",
+                format!("request took longer than {timeout:?} (http.request_timeout)"),
+            )
+            .into_response()
+        }
+    };
+
+    metrics::gauge!("pgmcp_http_requests_in_flight").decrement(1.0);
+    let status = response.status().as_u16();
+    metrics::counter!("pgmcp_http_requests_total", "route" => route, "status" => status.to_string()).increment(1);
+    metrics::histogram!("pgmcp_http_request_duration_seconds", "route" => route)
+        .record(started.elapsed().as_secs_f64());
+    span.in_scope(|| tracing::debug!(status, elapsed_us = started.elapsed().as_micros() as u64, "served"));
+
+    let headers = response.headers_mut();
+    if let Ok(value) = state.instance.as_str().parse() {
+        headers.insert("x-instance-id", value);
+    }
+    if let Ok(value) = id.parse() {
+        headers.insert("x-request-id", value);
+    }
+    Ok(response)
+}

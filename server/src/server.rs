@@ -1,0 +1,118 @@
+//! Start-up and shutdown of one instance: load every file, bind, serve, drain.
+//!
+//! [`start`] is used by the binary and by the tests alike (two instances in one test process share
+//! nothing but files, exactly like two pods), so what the tests prove is what `serve` runs.
+
+use std::{net::SocketAddr, sync::Arc, time::Instant};
+
+use anyhow::Context;
+use poem::{Server, listener::TcpAcceptor};
+use tokio::task::JoinHandle;
+
+use crate::{
+    app,
+    auth::{Authenticator, limiter::FailedAuthLimiter},
+    config::Config,
+    kb::store::KbLoader,
+    mcp::tools::ToolTable,
+    net::TrustedProxies,
+    shutdown::{Draining, ShutdownTrigger},
+    state::{AppState, InstanceId},
+    watch::{Reloadable, WatchEngine, Watched},
+};
+
+/// A running instance.
+pub struct RunningServer {
+    pub addr: SocketAddr,
+    pub state: Arc<AppState>,
+    trigger: ShutdownTrigger,
+    task: JoinHandle<std::io::Result<()>>,
+    _watch: WatchEngine,
+}
+
+/// Builds the shared state: every configured file must load, or start-up fails naming it.
+pub fn build_state(config: Config, instance: InstanceId) -> anyhow::Result<AppState> {
+    let auth = Authenticator::open(&config.auth).map_err(anyhow::Error::msg)?;
+    let kb = match &config.kb.path {
+        Some(path) => {
+            let loader = KbLoader {
+                copy_to_local: config.kb.copy_to_local,
+                copy_dir: std::env::temp_dir().join("postgres-mcp-kb"),
+            };
+            Some(Watched::open("kb", path, loader).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
+    let trusted_proxies = TrustedProxies::parse(&config.auth.trusted_proxies).map_err(anyhow::Error::msg)?;
+    Ok(AppState {
+        instance,
+        started: Instant::now(),
+        draining: Draining::default(),
+        limiter: FailedAuthLimiter::new(&config.auth.rate_limit),
+        trusted_proxies,
+        allowed_hosts: config.effective_allowed_hosts(),
+        tools: ToolTable::standard(kb.is_some()),
+        kb,
+        auth,
+        config,
+    })
+}
+
+/// Loads everything, binds `config.listen` and serves in the background.
+pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<RunningServer> {
+    let listen = config.listen;
+    let grace = config.shutdown.grace.get();
+    let state = Arc::new(build_state(config, instance)?);
+    let (trigger, shutdown) = ShutdownTrigger::new();
+
+    let mut files: Vec<Arc<dyn Reloadable>> = state.auth.watched_files();
+    if let Some(kb) = &state.kb {
+        files.push(kb.clone());
+    }
+    let watch = WatchEngine::start(files, &state.config.watch, shutdown.clone());
+
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}"))?;
+    let addr = listener.local_addr()?;
+    let acceptor = TcpAcceptor::from_tokio(listener)?;
+    let endpoint = app::routes(state.clone());
+    let mut stop = shutdown;
+    let task = tokio::spawn(async move {
+        Server::new_with_acceptor(acceptor)
+            .run_with_graceful_shutdown(endpoint, async move { stop.recv().await }, Some(grace))
+            .await
+    });
+    tracing::info!(%addr, instance = %state.instance, tools = state.tools.list().len(), "listening");
+    Ok(RunningServer {
+        addr,
+        state,
+        trigger,
+        task,
+        _watch: watch,
+    })
+}
+
+impl RunningServer {
+    /// The drain sequence: 503 on /health at once, keep serving for `drain_delay`, then stop
+    /// accepting and let in-flight requests finish within `grace`.
+    pub async fn drain_and_stop(self) -> anyhow::Result<()> {
+        self.state.draining.start();
+        metrics::gauge!("pgmcp_draining").set(1.0);
+        let delay = self.state.config.shutdown.drain_delay.get();
+        tracing::info!(drain_delay = ?delay, grace = ?self.state.config.shutdown.grace.get(), "draining: /health now answers 503");
+        tokio::time::sleep(delay).await;
+        self.stop().await
+    }
+
+    /// Stops accepting at once and waits for in-flight requests (up to `grace`).
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.trigger.trigger();
+        self.task
+            .await
+            .context("server task panicked")?
+            .context("server failed")?;
+        tracing::info!("stopped");
+        Ok(())
+    }
+}

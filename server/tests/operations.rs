@@ -1,0 +1,227 @@
+//! Operations: the failed-auth limiter, request timeouts and graceful shutdown of the real binary.
+
+mod common;
+
+use std::{
+    io::Read,
+    process::{Child, Command, Stdio},
+    time::{Duration, Instant},
+};
+
+use common::*;
+use serde_json::Value;
+
+async fn from_client(server: &postgres_mcp::server::RunningServer, client_ip: &str, token: &str) -> reqwest::Response {
+    common::client()
+        .post(url(server, "/mcp"))
+        .bearer_auth(token)
+        .header("x-forwarded-for", client_ip)
+        .json(&search_call(1, "vacuum"))
+        .send()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn repeated_failures_lock_out_that_client_only() {
+    let fixture = Fixture::new();
+    let config =
+        "auth:\n  trusted_proxies: [127.0.0.1]\n  rate_limit:\n    failures: 3\n    window: 1m\n    lockout: 2m\n";
+    let server = fixture.start_with("mcp-a", config).await;
+    for attempt in 1..=3 {
+        assert_eq!(
+            from_client(&server, "198.51.100.7", "pgmcp_guess").await.status(),
+            401,
+            "attempt {attempt}"
+        );
+    }
+    let locked = from_client(&server, "198.51.100.7", &fixture.token).await;
+    assert_eq!(locked.status(), 429, "locked out even with a valid token");
+    let retry_after: u64 = locked.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((100..=120).contains(&retry_after), "Retry-After {retry_after}");
+    let body: Value = locked.json().await.unwrap();
+    assert_eq!(body["error"], "too_many_failed_attempts");
+
+    // Another client behind the same proxy is unaffected, and so is login for it.
+    assert_eq!(from_client(&server, "203.0.113.9", &fixture.token).await.status(), 200);
+    // Logins from the locked client are refused before bcrypt runs.
+    let login = common::client()
+        .post(url(&server, "/api/login"))
+        .header("x-forwarded-for", "198.51.100.7")
+        .json(&serde_json::json!({"username": "alice", "password": PASSWORD}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(login.status(), 429);
+}
+
+#[tokio::test]
+async fn forwarded_for_from_an_untrusted_peer_cannot_dodge_the_limiter() {
+    let fixture = Fixture::new();
+    let server = fixture
+        .start_with("mcp-a", "auth:\n  rate_limit:\n    failures: 2\n")
+        .await;
+    // No trusted proxies: X-Forwarded-For is ignored, so rotating it does not reset the count.
+    assert_eq!(from_client(&server, "10.0.0.1", "pgmcp_x").await.status(), 401);
+    assert_eq!(from_client(&server, "10.0.0.2", "pgmcp_x").await.status(), 401);
+    assert_eq!(from_client(&server, "10.0.0.3", &fixture.token).await.status(), 429);
+}
+
+#[tokio::test]
+async fn a_request_that_outlives_the_timeout_gets_504() {
+    let fixture = Fixture::new();
+    let server = fixture.start_with("mcp-a", "http:\n  request_timeout: 300ms\n").await;
+    // A client that announces a body and never sends it holds the handler until the timeout.
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.addr).await.unwrap();
+    let head = format!(
+        "POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+        fixture.token
+    );
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let started = Instant::now();
+    let mut response = vec![0u8; 4096];
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&response[..read]);
+    assert!(text.starts_with("HTTP/1.1 504"), "{text}");
+    assert!(text.contains("http.request_timeout"));
+    assert!(started.elapsed() < Duration::from_secs(3));
+}
+
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn signal(child: &Child, name: &str) {
+    let status = Command::new("kill")
+        .args([&format!("-{name}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+}
+
+#[tokio::test]
+async fn sigterm_drains_then_exits_zero() {
+    let fixture = Fixture::new();
+    let port = free_port();
+    let session_config = fixture.path("serve.yaml");
+    std::fs::write(
+        &session_config,
+        format!(
+            "shutdown:\n  drain_delay: 1500ms\n  grace: 5s\nauth:\n  session_secret_file: {}\n",
+            fixture.path("session.key").display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_postgres-mcp"))
+        // The server refuses unknown PGMCP_* variables; keep the harness's environment out of it.
+        .env_clear()
+        .args(["serve", "--config"])
+        .arg(&session_config)
+        .args([
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--instance-id",
+            "drainer",
+            "--log-format",
+            "json",
+        ])
+        .arg("--tokens")
+        .arg(fixture.path("tokens.yaml"))
+        .arg("--users")
+        .arg(fixture.path("users.yaml"))
+        .arg("--kb")
+        .arg(fixture.path("kb.db"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut process = Process(child);
+    let base = format!("http://127.0.0.1:{port}");
+    let http = common::client();
+    let started = Instant::now();
+    let healthy = eventually(10, || async {
+        http.get(format!("{base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+    })
+    .await;
+    if !healthy {
+        let _ = process.0.kill();
+        let output = std::mem::replace(&mut process.0, Command::new("true").spawn().unwrap()).wait_with_output();
+        let output = output.unwrap();
+        panic!(
+            "server did not become healthy ({}):\n{}{}",
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    println!("start->healthy: {} ms", started.elapsed().as_millis());
+
+    signal(&process.0, "TERM");
+    let draining = eventually(1, || async {
+        http.get(format!("{base}/health"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 503)
+    })
+    .await;
+    assert!(draining, "/health did not turn 503 right after SIGTERM");
+    // Still serving while the balancer notices.
+    let call = http
+        .post(format!("{base}/mcp"))
+        .bearer_auth(&fixture.token)
+        .json(&search_call(1, "vacuum"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        call.status(),
+        200,
+        "requests must still be served during the drain delay"
+    );
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(status) = process.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "did not exit after drain + grace");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        http.get(format!("{base}/health")).send().await.is_err(),
+        "listener still open after exit"
+    );
+    let mut logs = String::new();
+    process.0.stdout.take().unwrap().read_to_string(&mut logs).unwrap();
+    let lines: Vec<Value> = logs
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
+        .collect();
+    assert!(
+        lines.iter().all(|l| l["instance"] == "drainer"),
+        "every line carries the instance"
+    );
+    assert!(lines.iter().any(|l| l["message"] == "termination signal received"));
+    assert!(!logs.contains(&fixture.token), "a token was logged");
+}
