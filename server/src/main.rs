@@ -53,6 +53,15 @@ enum Command {
     /// Show the default configuration or check a configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Probe an instance's /health (exit 0 on 200): a container HEALTHCHECK without curl.
+    Healthcheck {
+        /// host:port of the instance.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        address: String,
+        /// Seconds before giving up.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
 }
 
 #[derive(Args)]
@@ -228,6 +237,18 @@ fn main() -> ExitCode {
             print!("{DEFAULT_CONFIG_YAML}");
             ExitCode::SUCCESS
         }
+        Command::Healthcheck { address, timeout } => {
+            match postgres_mcp::probe::probe(&address, "/health", std::time::Duration::from_secs(timeout)) {
+                Ok(status) => {
+                    println!("healthy: {status}");
+                    ExitCode::SUCCESS
+                }
+                Err(error) => {
+                    eprintln!("unhealthy: {error}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         other => match offline(other) {
             Ok(()) => ExitCode::SUCCESS,
             Err(error) => {
@@ -377,7 +398,7 @@ fn offline(command: Command) -> anyhow::Result<()> {
                 &report.content_hash[..12]
             );
         }
-        Command::Serve(_) | Command::Config(_) => unreachable!("handled in main"),
+        Command::Serve(_) | Command::Config(_) | Command::Healthcheck { .. } => unreachable!("handled in main"),
     }
     Ok(())
 }

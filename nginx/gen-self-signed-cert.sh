@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Creates a self-signed certificate for local use: gen-self-signed-cert.sh DIR [HOSTNAME]
+# Writes DIR/tls.crt and DIR/tls.key (the names nginx/nginx.conf expects), valid 825 days for
+# HOSTNAME (default localhost), 127.0.0.1 and ::1. Never overwrites an existing pair.
+# For production, use a certificate from your CA or ACME client instead.
+set -euo pipefail
+dir=${1:?usage: gen-self-signed-cert.sh DIR [HOSTNAME]}
+host=${2:-localhost}
+mkdir -p "$dir"
+if [ -s "$dir/tls.crt" ] && [ -s "$dir/tls.key" ]; then
+  echo "kept existing certificate in $dir"
+  exit 0
+fi
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
+  -subj "/CN=$host" \
+  -addext "subjectAltName=DNS:$host,IP:127.0.0.1,IP:::1" \
+  -keyout "$tmp/tls.key" -out "$tmp/tls.crt" 2>/dev/null
+# Readable by the unprivileged nginx user in the container (uid 101 in the official image).
+chmod 644 "$tmp/tls.crt" "$tmp/tls.key"
+mv "$tmp/tls.key" "$dir/tls.key"
+mv "$tmp/tls.crt" "$dir/tls.crt"
+echo "wrote $dir/tls.crt and $dir/tls.key for $host"

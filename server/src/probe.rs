@@ -1,0 +1,86 @@
+//! `postgres-mcp healthcheck`: a container health probe that needs nothing but this binary.
+//!
+//! The runtime image is `FROM scratch` (or distroless): no shell, no curl. Docker's and Compose's
+//! `HEALTHCHECK` run a command inside the container, so the binary probes its own `/health` with a
+//! minimal HTTP/1.0 GET over std's blocking TCP: no runtime, no TLS, no dependencies, a hard timeout.
+//! Exit 0 only on `200`; a draining instance (503) is reported unhealthy, like a load balancer sees it.
+
+use std::{
+    io::{Read, Write},
+    net::{SocketAddr, TcpStream, ToSocketAddrs},
+    time::Duration,
+};
+
+/// Why the probe failed, in one line for `docker inspect`.
+#[derive(Debug, thiserror::Error)]
+pub enum ProbeError {
+    #[error("cannot resolve {0}")]
+    Resolve(String),
+    #[error("cannot reach {addr}: {source}")]
+    Connect { addr: SocketAddr, source: std::io::Error },
+    #[error("no HTTP answer from {0}")]
+    NoAnswer(SocketAddr),
+    #[error("{addr} answered `{status_line}`")]
+    Unhealthy { addr: SocketAddr, status_line: String },
+}
+
+/// GETs `path` on `address` (host:port) and succeeds on status 200.
+pub fn probe(address: &str, path: &str, timeout: Duration) -> Result<String, ProbeError> {
+    let addr = address
+        .to_socket_addrs()
+        .ok()
+        .and_then(|mut addrs| addrs.next())
+        .ok_or_else(|| ProbeError::Resolve(address.to_string()))?;
+    let connect = |source| ProbeError::Connect { addr, source };
+    let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(connect)?;
+    stream.set_read_timeout(Some(timeout)).map_err(connect)?;
+    stream.set_write_timeout(Some(timeout)).map_err(connect)?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: postgres-mcp-healthcheck\r\n\r\n"
+    )
+    .map_err(connect)?;
+    let mut response = Vec::with_capacity(1024);
+    stream.take(64 * 1024).read_to_end(&mut response).map_err(connect)?;
+    let text = String::from_utf8_lossy(&response);
+    let status_line = text.lines().next().ok_or(ProbeError::NoAnswer(addr))?.to_string();
+    if status_line.split_whitespace().nth(1) == Some("200") {
+        Ok(status_line)
+    } else {
+        Err(ProbeError::Unhealthy { addr, status_line })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::net::TcpListener;
+
+    fn answer_once(reply: &'static str) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buffer = [0u8; 1024];
+            let _ = stream.read(&mut buffer);
+            stream.write_all(reply.as_bytes()).unwrap();
+        });
+        address
+    }
+
+    #[test]
+    fn a_200_is_healthy_and_a_503_is_not() {
+        let ok = answer_once("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}");
+        assert!(probe(&ok, "/health", Duration::from_secs(2)).is_ok());
+        let draining = answer_once("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+        let error = probe(&draining, "/health", Duration::from_secs(2)).unwrap_err();
+        assert!(error.to_string().contains("503"), "{error}");
+    }
+
+    #[test]
+    fn nothing_listening_is_a_connect_error() {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let error = probe(&format!("127.0.0.1:{port}"), "/health", Duration::from_secs(1)).unwrap_err();
+        assert!(matches!(error, ProbeError::Connect { .. }), "{error}");
+    }
+}
