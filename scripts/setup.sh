@@ -14,9 +14,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   echo "installing ${missing[*]} (apt-get)"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  # The package may start a system nginx on port 80 that nothing here needs.
+  $sudo service nginx stop >/dev/null 2>&1 || true
 fi
-# Debian's package starts a system nginx on port 80; nothing here needs it.
-pkill -x nginx 2>/dev/null || true
 
 python=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
