@@ -16,6 +16,9 @@ trap 'rm -rf "$tmp"' EXIT
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 825 \
   -subj "/CN=$host" \
   -addext "subjectAltName=DNS:$host,IP:127.0.0.1,IP:::1" \
+  -addext "basicConstraints=critical,CA:FALSE" \
+  -addext "keyUsage=critical,digitalSignature" \
+  -addext "extendedKeyUsage=serverAuth" \
   -keyout "$tmp/tls.key" -out "$tmp/tls.crt" 2>/dev/null
 # Readable by the unprivileged nginx user in the container (uid 101 in the official image).
 chmod 644 "$tmp/tls.crt" "$tmp/tls.key"

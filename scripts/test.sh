@@ -22,10 +22,17 @@ for kit in nginx compose helm terraform; do
   fi
 done
 
+rm -f target/integration-report.md
 if cargo nextest --version >/dev/null 2>&1; then
   run rust cargo nextest run --workspace --no-fail-fast --profile ci
 else
   run rust cargo test --workspace --no-fail-fast
+fi
+
+if [ -s target/integration-report.md ]; then
+  echo
+  echo "=== integration report (scenario | measured)"
+  cat target/integration-report.md
 fi
 
 exit $status

@@ -1,0 +1,4 @@
+//! The HA scenarios, each against its own three-instance cluster behind nginx (see the crate docs).
+//! Every test prints what it measured; `target/integration-report.md` collects the lines.
+
+mod balancing;
