@@ -2,3 +2,5 @@
 //! Every test prints what it measured; `target/integration-report.md` collects the lines.
 
 mod balancing;
+mod files;
+mod reload;
