@@ -254,6 +254,11 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// The certificate nginx serves (self-signed for this run), for clients that must trust it.
+    pub fn certificate(&self) -> std::path::PathBuf {
+        self._tls.path().join("tls.crt")
+    }
+
     /// Waits until instance `index` answers 200 on /health directly.
     pub async fn wait_healthy(&self, index: usize) -> anyhow::Result<Duration> {
         let started = Instant::now();

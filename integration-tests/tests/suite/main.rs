@@ -2,5 +2,6 @@
 //! Every test prints what it measured; `target/integration-report.md` collects the lines.
 
 mod balancing;
+mod failover;
 mod files;
 mod reload;
