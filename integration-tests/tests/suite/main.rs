@@ -4,4 +4,6 @@
 mod balancing;
 mod failover;
 mod files;
+mod python_client;
+mod rate_limit;
 mod reload;
