@@ -2,6 +2,7 @@
 //! Every test prints what it measured; `target/integration-report.md` collects the lines.
 
 mod balancing;
+mod compose_stack;
 mod failover;
 mod files;
 mod python_client;
