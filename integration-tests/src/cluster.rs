@@ -124,7 +124,7 @@ fn create_network(name: &str, run: &str) -> anyhow::Result<String> {
 
 /// A client that trusts the run's certificate and never waits long.
 fn https_client(certificate: &std::path::Path) -> anyhow::Result<reqwest::Client> {
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    postgres_mcp::tls::install_crypto_provider();
     let pem = std::fs::read(certificate)?;
     Ok(reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)

@@ -40,6 +40,7 @@ async fn measure(mode: &str, rounds: usize) -> Vec<Duration> {
         .await
         .unwrap();
     let url = format!("http://{}/mcp", running.addr);
+    postgres_mcp::tls::install_crypto_provider();
     let client = reqwest::Client::new();
     let ping = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
 

@@ -22,5 +22,6 @@ pub mod server;
 pub mod shutdown;
 pub mod state;
 pub mod telemetry;
+pub mod tls;
 pub mod units;
 pub mod watch;

@@ -223,6 +223,7 @@ enum ConfigCommand {
 }
 
 fn main() -> ExitCode {
+    postgres_mcp::tls::install_crypto_provider();
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve(args),

@@ -15,6 +15,8 @@ fn transport(
     server: &postgres_mcp::server::RunningServer,
     token: &str,
 ) -> StreamableHttpClientTransport<reqwest::Client> {
+    // rmcp builds its own reqwest client: the process needs a TLS provider first.
+    postgres_mcp::tls::install_crypto_provider();
     StreamableHttpClientTransport::from_config(
         StreamableHttpClientTransportConfig::with_uri(url(server, "/mcp")).auth_header(token.to_string()),
     )

@@ -81,7 +81,7 @@ async fn the_compose_stack_starts_healthy_and_serves_through_nginx() {
     );
     let up_time = started.elapsed();
 
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    postgres_mcp::tls::install_crypto_provider();
     let client = reqwest::Client::builder()
         .add_root_certificate(
             reqwest::Certificate::from_pem(&std::fs::read(tls.path().join("tls.crt")).unwrap()).unwrap(),

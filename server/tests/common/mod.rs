@@ -70,6 +70,7 @@ pub fn url(server: &RunningServer, path: &str) -> String {
 }
 
 pub fn client() -> reqwest::Client {
+    postgres_mcp::tls::install_crypto_provider();
     reqwest::Client::new()
 }
 
