@@ -71,6 +71,15 @@ impl<T: Send + Sync + 'static> Loader for TextLoader<T> {
     fn load(&self, path: &Path) -> Result<Loaded<T>, String> {
         let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         let text = std::str::from_utf8(&bytes).map_err(|_| format!("{} is not UTF-8 text", path.display()))?;
+        // An empty file is what an in-place write looks like between truncate and write, and what a
+        // failed copy leaves behind. Taking it as "no entries" would drop every credential, so it is
+        // refused like any invalid file (to remove all entries, write an explicit empty list).
+        if text.trim().is_empty() {
+            return Err(format!(
+                "{} is empty (a write in progress or a truncated file); keeping the last good version",
+                path.display()
+            ));
+        }
         let value = (self.parse)(text)?;
         Ok(Loaded {
             value,
@@ -469,6 +478,15 @@ mod tests {
         std::fs::write(dir.path().join("value.txt"), "2").unwrap();
         assert!(matches!(file.reload(false), ReloadOutcome::Swapped(g) if g != first));
         assert_eq!(*file.current(), 2);
+    }
+
+    #[test]
+    fn an_empty_file_is_a_write_in_progress_not_an_empty_list() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = watched(dir.path(), "5");
+        std::fs::write(dir.path().join("value.txt"), "").unwrap();
+        assert!(matches!(file.reload(true), ReloadOutcome::Rejected(e) if e.contains("is empty")));
+        assert_eq!(*file.current(), 5);
     }
 
     #[test]
