@@ -16,7 +16,7 @@
 use std::{
     io::Read,
     path::{Path, PathBuf},
-    sync::Mutex,
+    sync::{Arc, Mutex},
 };
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
@@ -27,8 +27,12 @@ use crate::watch::{Loaded, Loader};
 
 use super::SCHEMA_VERSION;
 
-/// Idle connections kept per loaded file.
-const MAX_IDLE_CONNECTIONS: usize = 8;
+/// Searches running at once per loaded file, and the connections kept for them. Queries are CPU
+/// bound: more of them than cores only adds threads and connections (each new connection parses the
+/// schema and re-prepares statements). Callers beyond this wait, without a thread, for a permit.
+fn search_concurrency() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
+}
 
 /// One search result.
 #[derive(Debug, Clone, Serialize, PartialEq)]
@@ -45,6 +49,7 @@ pub struct SearchHit {
 pub struct KnowledgeBase {
     uri: String,
     idle: Mutex<Vec<Connection>>,
+    permits: tokio::sync::Semaphore,
     pub documents: usize,
     pub chunks: usize,
     pub built_at: String,
@@ -68,6 +73,8 @@ pub enum SearchError {
     EmptyQuery,
     #[error("knowledge base error: {0}")]
     Database(#[from] rusqlite::Error),
+    #[error("the search was interrupted")]
+    Interrupted,
 }
 
 fn open_flags() -> OpenFlags {
@@ -124,6 +131,7 @@ impl KnowledgeBase {
         Ok(KnowledgeBase {
             uri,
             idle: Mutex::new(vec![db]),
+            permits: tokio::sync::Semaphore::new(search_concurrency()),
             documents,
             chunks,
             built_at,
@@ -140,9 +148,18 @@ impl KnowledgeBase {
 
     fn release(&self, db: Connection) {
         let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
-        if idle.len() < MAX_IDLE_CONNECTIONS {
+        if idle.len() < search_concurrency() {
             idle.push(db);
         }
+    }
+
+    /// [`search`](Self::search) on the blocking pool, at most [`search_concurrency`] at a time.
+    pub async fn search_async(self: Arc<Self>, query: String, limit: usize) -> Result<Vec<SearchHit>, SearchError> {
+        let _permit = self.permits.acquire().await.map_err(|_| SearchError::Interrupted)?;
+        let kb = self.clone();
+        tokio::task::spawn_blocking(move || kb.search(&query, limit))
+            .await
+            .map_err(|_| SearchError::Interrupted)?
     }
 
     /// Full-text search, best first. Blocking: call from `spawn_blocking`.

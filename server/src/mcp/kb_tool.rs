@@ -44,18 +44,16 @@ async fn search(context: ToolContext, args: SearchArgs) -> CallToolResult {
     let Some(kb) = context.state.kb.as_ref().map(|kb| kb.current()) else {
         return tool_error("no knowledge base is configured on this server");
     };
-    let query = args.query;
-    let outcome = tokio::task::spawn_blocking(move || kb.search(&query, limit as usize)).await;
-    let hits = match outcome {
-        Ok(Ok(hits)) => hits,
-        Ok(Err(SearchError::EmptyQuery)) => {
+    let hits = match kb.search_async(args.query, limit as usize).await {
+        Ok(hits) => hits,
+        Err(SearchError::EmptyQuery) => {
             return tool_error("query must contain at least one word");
         }
-        Ok(Err(error)) => {
+        Err(SearchError::Interrupted) => return tool_error("the knowledge base search was interrupted; try again"),
+        Err(error) => {
             tracing::error!(%error, "knowledge base search failed");
             return tool_error("the knowledge base search failed; try again");
         }
-        Err(_) => return tool_error("the knowledge base search was interrupted; try again"),
     };
     let text = if hits.is_empty() {
         "No matching documents.".to_string()

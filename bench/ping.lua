@@ -1,0 +1,13 @@
+-- wrk script: authenticated MCP ping: the transport + auth path without a tool.
+-- wrk -t2 -c32 -d10s -s bench/ping.lua http://127.0.0.1:8080/mcp  (token in $TOKEN)
+wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+wrk.headers["Accept"] = "application/json, text/event-stream"
+wrk.headers["MCP-Protocol-Version"] = "2025-11-25"
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("TOKEN")
+wrk.body = '{"jsonrpc":"2.0","id":1,"method":"ping"}'
+
+-- Report non-2xx answers, so a run full of 401s or 429s cannot pass as fast.
+function done(summary, latency, requests)
+  io.write(string.format("non-200: %d\n", summary.errors.status))
+end
