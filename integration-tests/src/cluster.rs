@@ -254,6 +254,12 @@ impl Cluster {
         Ok(cluster)
     }
 
+    /// nginx's error log so far (warnings and errors: upstream failures, limit_req rejections).
+    pub async fn nginx_errors(&self) -> String {
+        let Some(nginx) = &self.nginx else { return String::new() };
+        String::from_utf8_lossy(&nginx.stderr_to_vec().await.unwrap_or_default()).into_owned()
+    }
+
     /// The certificate nginx serves (self-signed for this run), for clients that must trust it.
     pub fn certificate(&self) -> std::path::PathBuf {
         self._tls.path().join("tls.crt")

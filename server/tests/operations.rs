@@ -3,7 +3,7 @@
 mod common;
 
 use std::{
-    io::Read,
+    io::{BufRead, BufReader, Read},
     process::{Child, Command, Stdio},
     time::{Duration, Instant},
 };
@@ -100,14 +100,6 @@ impl Drop for Process {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
@@ -116,10 +108,40 @@ fn signal(child: &Child, name: &str) {
     assert!(status.success());
 }
 
+/// Reads the child's stdout on a thread: every line is kept (the test checks them all at the end) and
+/// the address from the "listening" line is sent as soon as it appears. Binding port 0 and reading the
+/// address back leaves no window in which another test could take a port picked in advance.
+fn follow_stdout(
+    child: &mut Child,
+) -> (
+    tokio::sync::oneshot::Receiver<String>,
+    std::thread::JoinHandle<Vec<Value>>,
+) {
+    let stdout = child.stdout.take().unwrap();
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
+    let reader = std::thread::spawn(move || {
+        let mut addr_tx = Some(addr_tx);
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let line = line.unwrap();
+            let value: Value =
+                serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
+            if value["message"] == "listening" {
+                if let (Some(tx), Some(addr)) = (addr_tx.take(), value["addr"].as_str()) {
+                    // poem prints listener addresses as `socket://IP:PORT`.
+                    let _ = tx.send(addr.trim_start_matches("socket://").to_string());
+                }
+            }
+            lines.push(value);
+        }
+        lines
+    });
+    (addr_rx, reader)
+}
+
 #[tokio::test]
 async fn sigterm_drains_then_exits_zero() {
     let fixture = Fixture::new();
-    let port = free_port();
     let session_config = fixture.path("serve.yaml");
     std::fs::write(
         &session_config,
@@ -129,14 +151,15 @@ async fn sigterm_drains_then_exits_zero() {
         ),
     )
     .unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_postgres-mcp"))
+    let started = Instant::now();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_postgres-mcp"))
         // The server refuses unknown PGMCP_* variables; keep the harness's environment out of it.
         .env_clear()
         .args(["serve", "--config"])
         .arg(&session_config)
         .args([
             "--listen",
-            &format!("127.0.0.1:{port}"),
+            "127.0.0.1:0",
             "--instance-id",
             "drainer",
             "--log-format",
@@ -152,10 +175,23 @@ async fn sigterm_drains_then_exits_zero() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
+    let (addr, stdout) = follow_stdout(&mut child);
     let mut process = Process(child);
-    let base = format!("http://127.0.0.1:{port}");
+    let addr = match tokio::time::timeout(Duration::from_secs(20), addr).await {
+        Ok(Ok(addr)) => addr,
+        _ => {
+            let _ = process.0.kill();
+            let mut stderr = String::new();
+            let _ = process.0.stderr.take().unwrap().read_to_string(&mut stderr);
+            panic!(
+                "server never logged its address ({:?}); stdout: {:?}; stderr: {stderr}",
+                process.0.wait(),
+                stdout.join()
+            );
+        }
+    };
+    let base = format!("http://{addr}");
     let http = common::client();
-    let started = Instant::now();
     let healthy = eventually(10, || async {
         http.get(format!("{base}/health"))
             .send()
@@ -163,17 +199,7 @@ async fn sigterm_drains_then_exits_zero() {
             .is_ok_and(|r| r.status() == 200)
     })
     .await;
-    if !healthy {
-        let _ = process.0.kill();
-        let output = std::mem::replace(&mut process.0, Command::new("true").spawn().unwrap()).wait_with_output();
-        let output = output.unwrap();
-        panic!(
-            "server did not become healthy ({}):\n{}{}",
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
+    assert!(healthy, "listening at {addr} but /health never answered 200");
     println!("start->healthy: {} ms", started.elapsed().as_millis());
 
     signal(&process.0, "TERM");
@@ -212,12 +238,8 @@ async fn sigterm_drains_then_exits_zero() {
         http.get(format!("{base}/health")).send().await.is_err(),
         "listener still open after exit"
     );
-    let mut logs = String::new();
-    process.0.stdout.take().unwrap().read_to_string(&mut logs).unwrap();
-    let lines: Vec<Value> = logs
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("every stdout line is JSON"))
-        .collect();
+    let lines = stdout.join().expect("stdout reader");
+    let logs = lines.iter().map(Value::to_string).collect::<String>();
     assert!(
         lines.iter().all(|l| l["instance"] == "drainer"),
         "every line carries the instance"

@@ -1,0 +1,11 @@
+//! The benchmark runner's parts. The binaries are `bench` (the runner), `baseline-hyper` (the
+//! ceiling) and `peer-rmcp` (rmcp's stateless server with one tool); the README's "Performance"
+//! section says what is measured and how.
+
+pub mod fixtures;
+pub mod http;
+pub mod nginx;
+pub mod procs;
+pub mod report;
+pub mod svg;
+pub mod wrk;
