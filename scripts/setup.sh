@@ -4,18 +4,22 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# System packages the kit checks and the integration suite use (Debian/Ubuntu): nginx for `nginx -t`
-# and the registry-free nginx image.
+# System packages the kit checks and the test suites use (Debian/Ubuntu): nginx for `nginx -t` and the
+# registry-free nginx image, PostgreSQL for the Postgres tool tests.
 missing=()
 command -v nginx >/dev/null || missing+=(nginx-light)
+# PostgreSQL server binaries: the Postgres tool tests start throwaway clusters (no system service).
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo
   echo "installing ${missing[*]} (apt-get)"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The package may start a system nginx on port 80 that nothing here needs.
+  # The packages may start a system nginx on port 80 and a PostgreSQL cluster on 5432 that nothing
+  # here needs; the tests start their own.
   $sudo service nginx stop >/dev/null 2>&1 || true
+  $sudo service postgresql stop >/dev/null 2>&1 || true
 fi
 
 python=${PYTHON:-python3}

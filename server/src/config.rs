@@ -89,6 +89,13 @@ pub enum WatchMode {
 pub struct DatabaseConfig {
     pub url: Option<String>,
     pub url_file: Option<PathBuf>,
+    pub ca_file: Option<PathBuf>,
+    pub pool_size: usize,
+    pub connect_timeout: HumanDuration,
+    pub statement_timeout: HumanDuration,
+    pub max_rows: usize,
+    pub max_result_size: ByteSize,
+    pub health_interval: HumanDuration,
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -292,6 +299,28 @@ impl Config {
                 "database.url_file",
                 "set either database.url or database.url_file, not both",
             ));
+        }
+        let database = &self.database;
+        if database.pool_size == 0 {
+            return Err(ConfigError::invalid("database.pool_size", "must be at least 1"));
+        }
+        if database.max_rows == 0 {
+            return Err(ConfigError::invalid("database.max_rows", "must be at least 1"));
+        }
+        if database.max_result_size.bytes() < 1024 {
+            return Err(ConfigError::invalid(
+                "database.max_result_size",
+                "must be at least 1KiB",
+            ));
+        }
+        for (key, value) in [
+            ("database.connect_timeout", database.connect_timeout),
+            ("database.statement_timeout", database.statement_timeout),
+            ("database.health_interval", database.health_interval),
+        ] {
+            if value.get().is_zero() {
+                return Err(ConfigError::invalid(key, "must be longer than 0s"));
+            }
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| ConfigError::invalid("log.level", format!("not a valid filter: {err}")))?;

@@ -40,6 +40,7 @@ pub fn health(Data(state): Data<&Arc<AppState>>) -> Response {
         "uptime_s": state.started.elapsed().as_secs(),
         "auth": state.auth.health(),
         "kb": kb,
+        "database": state.database.as_ref().map(|db| db.status()),
     }))
     .into_response()
 }

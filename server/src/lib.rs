@@ -16,6 +16,7 @@ pub mod mcp;
 pub mod metrics;
 pub mod net;
 pub mod origin;
+pub mod postgres;
 pub mod probe;
 pub mod request_context;
 pub mod server;

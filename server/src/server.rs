@@ -16,6 +16,7 @@ use crate::{
     kb::store::KbLoader,
     mcp::tools::ToolTable,
     net::TrustedProxies,
+    postgres::Database,
     shutdown::{Draining, ShutdownTrigger},
     state::{AppState, InstanceId},
     watch::{Reloadable, WatchEngine, Watched},
@@ -43,6 +44,7 @@ pub fn build_state(config: Config, instance: InstanceId) -> anyhow::Result<AppSt
         }
         None => None,
     };
+    let database = Database::open(&config.database).map_err(anyhow::Error::msg)?;
     let trusted_proxies = TrustedProxies::parse(&config.auth.trusted_proxies).map_err(anyhow::Error::msg)?;
     Ok(AppState {
         instance,
@@ -51,8 +53,9 @@ pub fn build_state(config: Config, instance: InstanceId) -> anyhow::Result<AppSt
         limiter: FailedAuthLimiter::new(&config.auth.rate_limit),
         trusted_proxies,
         allowed_hosts: config.effective_allowed_hosts(),
-        tools: ToolTable::standard(kb.is_some()),
+        tools: ToolTable::standard(kb.is_some(), database.is_some()),
         kb,
+        database,
         auth,
         config,
     })
@@ -70,6 +73,9 @@ pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<Runni
         files.push(kb.clone());
     }
     let watch = WatchEngine::start(files, &state.config.watch, shutdown.clone());
+    if let Some(database) = &state.database {
+        database.spawn_health_checks(shutdown.clone());
+    }
 
     let listener = tokio::net::TcpListener::bind(listen)
         .await

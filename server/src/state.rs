@@ -11,6 +11,7 @@ use crate::{
     kb::store::KbLoader,
     mcp::tools::ToolTable,
     net::TrustedProxies,
+    postgres::Database,
     shutdown::Draining,
     watch::Watched,
 };
@@ -54,5 +55,7 @@ pub struct AppState {
     pub trusted_proxies: TrustedProxies,
     pub allowed_hosts: Vec<String>,
     pub kb: Option<Arc<KbFile>>,
+    /// The PostgreSQL pool, when `database.url` is configured.
+    pub database: Option<Arc<Database>>,
     pub tools: ToolTable,
 }

@@ -8,6 +8,7 @@
 //! ours because rmcp's `StreamableHttpService` builds a service and spawns tasks per request, which
 //! measured ~6x slower than the bare HTTP stack on this hardware.
 
+pub mod db_tools;
 pub mod kb_tool;
 pub mod protocol;
 pub mod tools;

@@ -100,10 +100,13 @@ impl ToolTable {
     }
 
     /// The tools this instance offers, given what is configured.
-    pub fn standard(with_kb: bool) -> ToolTable {
+    pub fn standard(with_kb: bool, with_database: bool) -> ToolTable {
         let mut table = ToolTable::default();
         if with_kb {
             super::kb_tool::register(&mut table);
+        }
+        if with_database {
+            super::db_tools::register(&mut table);
         }
         table
     }

@@ -1,0 +1,110 @@
+//! `query_database` and `get_schema_info`: the Postgres tools, offered only when `database.url` is set.
+//!
+//! Both answer a tool error (`isError: true`) naming what went wrong — the model can fix a query or
+//! tell its user that the database is down — and never fail the JSON-RPC call for a database problem.
+
+use std::sync::Arc;
+
+use rmcp::model::{CallToolResult, ContentBlock, ToolAnnotations};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::tools::{ToolContext, ToolTable, tool_error};
+use crate::postgres::{Database, DbError};
+
+/// Arguments of `query_database`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QueryArgs {
+    /// One read-only SQL statement (SELECT, WITH … SELECT, VALUES, TABLE, EXPLAIN, SHOW).
+    pub sql: String,
+    /// Most rows to return (default and maximum: the server's `database.max_rows`).
+    #[serde(default)]
+    pub limit: Option<u32>,
+}
+
+/// Arguments of `get_schema_info`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaArgs {
+    /// Only this schema (e.g. `public`); default: every non-system schema.
+    #[serde(default)]
+    pub schema: Option<String>,
+    /// Only this table or view.
+    #[serde(default)]
+    pub table: Option<String>,
+}
+
+pub fn register(table: &mut ToolTable) {
+    let mut annotations = ToolAnnotations::default();
+    annotations.read_only_hint = Some(true);
+    annotations.destructive_hint = Some(false);
+    annotations.open_world_hint = Some(false);
+    annotations.title = Some("Query PostgreSQL (read-only)".into());
+    table.register(
+        "query_database",
+        "Run one read-only SQL statement against the PostgreSQL database and return the rows as JSON \
+         (columns with names and types, rows as arrays). Writes, DDL and transaction control are refused \
+         by the database; long queries are cancelled; large results are truncated and flagged.",
+        annotations.clone(),
+        query,
+    );
+    annotations.title = Some("Describe the database schema".into());
+    table.register(
+        "get_schema_info",
+        "Describe the database: schemas, tables and views with their columns (type, nullability, \
+         default), primary keys, foreign keys, unique constraints, indexes and estimated row counts. \
+         Narrow it with `schema` and `table`.",
+        annotations,
+        schema_info,
+    );
+}
+
+fn database(context: &ToolContext) -> Result<&Arc<Database>, CallToolResult> {
+    context
+        .state
+        .database
+        .as_ref()
+        .ok_or_else(|| tool_error("no database is configured on this server"))
+}
+
+async fn query(context: ToolContext, args: QueryArgs) -> CallToolResult {
+    let database = match database(&context) {
+        Ok(database) => database,
+        Err(error) => return error,
+    };
+    if args.limit == Some(0) {
+        return tool_error("limit must be at least 1");
+    }
+    let outcome = database.query(&args.sql, args.limit.map(|l| l as usize)).await;
+    structured(outcome, "query")
+}
+
+async fn schema_info(context: ToolContext, args: SchemaArgs) -> CallToolResult {
+    let database = match database(&context) {
+        Ok(database) => database,
+        Err(error) => return error,
+    };
+    let outcome = database
+        .schema_info(args.schema.as_deref(), args.table.as_deref())
+        .await;
+    structured(outcome, "schema introspection")
+}
+
+/// A successful value as compact JSON text plus `structuredContent`; an error as a tool error.
+fn structured<T: Serialize>(outcome: Result<T, DbError>, what: &str) -> CallToolResult {
+    match outcome {
+        Ok(value) => {
+            let value = serde_json::to_value(value).expect("tool output serializes");
+            let mut result = CallToolResult::success(vec![ContentBlock::text(value.to_string())]);
+            result.structured_content = Some(value);
+            result
+        }
+        Err(error) => {
+            if error.is_unavailable() {
+                tracing::warn!(%error, "{what} failed: database unavailable");
+            }
+            tool_error(error.to_string())
+        }
+    }
+}

@@ -1,0 +1,211 @@
+//! The connection pool and what `/health` says about the database.
+//!
+//! `/health` must stay free of I/O, so it never asks the database itself: a background task checks
+//! the pool every `database.health_interval`, and every tool call records its outcome too. The status
+//! is a small value behind a lock held for a copy, never across an await.
+//!
+//! TLS follows `sslmode` in the URL: `disable` is plain TCP; `prefer` and `require` use rustls and
+//! verify the server certificate against the Mozilla roots or `database.ca_file` (for a private CA such
+//! as the RDS bundle). We verify even for `require`, where libpq would not: a read-only tool still
+//! sends data a model should not get from an impostor.
+
+use std::{
+    path::Path,
+    str::FromStr,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use chrono::{DateTime, Utc};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use serde::Serialize;
+use tokio_postgres::config::SslMode;
+
+use super::DbError;
+use crate::config::DatabaseConfig;
+
+/// The database as the tools see it: a pool plus the limits every query runs under.
+pub struct Database {
+    pool: Pool,
+    pub limits: QueryLimits,
+    status: Mutex<DatabaseStatus>,
+    health_interval: Duration,
+}
+
+/// Per-call limits from `database.*`.
+#[derive(Clone, Copy, Debug)]
+pub struct QueryLimits {
+    pub statement_timeout: Duration,
+    pub max_rows: usize,
+    pub max_result_bytes: usize,
+    pub acquire_timeout: Duration,
+}
+
+/// What `/health` reports under `database`.
+#[derive(Clone, Debug, Serialize, PartialEq)]
+pub struct DatabaseStatus {
+    /// `unknown` until the first check, then `ok` or `unavailable`.
+    pub status: &'static str,
+    pub last_error: Option<String>,
+    pub checked_at: Option<DateTime<Utc>>,
+}
+
+impl Database {
+    /// Builds the pool without connecting: a database that is down at start-up must not stop the
+    /// instance from serving the knowledge base. The URL is never logged (it may hold a password).
+    pub fn open(config: &DatabaseConfig) -> Result<Option<Arc<Database>>, String> {
+        let url = match (&config.url, &config.url_file) {
+            (Some(url), _) => url.trim().to_string(),
+            (None, Some(path)) => std::fs::read_to_string(path)
+                .map_err(|e| format!("database.url_file {}: {e}", path.display()))?
+                .trim()
+                .to_string(),
+            (None, None) => return Ok(None),
+        };
+        let mut pg = tokio_postgres::Config::from_str(&url)
+            .map_err(|e| format!("database.url is not a valid PostgreSQL URL: {e}"))?;
+        let connect_timeout = config.connect_timeout.get();
+        if pg.get_connect_timeout().is_none() {
+            pg.connect_timeout(connect_timeout);
+        }
+        if pg.get_application_name().is_none() {
+            pg.application_name("postgres-mcp");
+        }
+        let manager_config = ManagerConfig {
+            // Every call ends with ROLLBACK and releases advisory locks itself (see `query`), so
+            // a returned connection is clean; Fast skips a round trip per checkout.
+            recycling_method: RecyclingMethod::Fast,
+        };
+        let manager = match pg.get_ssl_mode() {
+            SslMode::Disable => Manager::from_config(pg, tokio_postgres::NoTls, manager_config),
+            _ => {
+                let tls = tls_connector(config.ca_file.as_deref())?;
+                Manager::from_config(pg, tls, manager_config)
+            }
+        };
+        let pool = Pool::builder(manager)
+            .max_size(config.pool_size)
+            .runtime(Runtime::Tokio1)
+            .wait_timeout(Some(connect_timeout))
+            .create_timeout(Some(connect_timeout))
+            .recycle_timeout(Some(connect_timeout))
+            .build()
+            .map_err(|e| format!("database pool: {e}"))?;
+        Ok(Some(Arc::new(Database {
+            pool,
+            limits: QueryLimits {
+                statement_timeout: config.statement_timeout.get(),
+                max_rows: config.max_rows,
+                max_result_bytes: config.max_result_size.bytes() as usize,
+                acquire_timeout: connect_timeout,
+            },
+            status: Mutex::new(DatabaseStatus {
+                status: "unknown",
+                last_error: None,
+                checked_at: None,
+            }),
+            health_interval: config.health_interval.get(),
+        })))
+    }
+
+    /// A connection from the pool, or `Unavailable` naming why.
+    pub async fn connection(&self) -> Result<Object, DbError> {
+        let outcome = self.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(error) => DbError::from_pg(error),
+            deadpool_postgres::PoolError::Timeout(_) => DbError::Unavailable(format!(
+                "no connection within {:?} (database down or pool exhausted)",
+                self.limits.acquire_timeout
+            )),
+            other => DbError::Unavailable(other.to_string()),
+        });
+        if let Err(error) = &outcome {
+            self.record(Err(error));
+        }
+        outcome
+    }
+
+    /// Records the outcome of a call: a server-side rejection still proves the database is up.
+    pub fn record(&self, outcome: Result<(), &DbError>) {
+        let next = match outcome {
+            Err(error) if error.is_unavailable() => DatabaseStatus {
+                status: "unavailable",
+                last_error: Some(error.to_string()),
+                checked_at: Some(Utc::now()),
+            },
+            _ => DatabaseStatus {
+                status: "ok",
+                last_error: None,
+                checked_at: Some(Utc::now()),
+            },
+        };
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        if status.status != next.status {
+            match &next.last_error {
+                Some(error) => tracing::error!(%error, "database unavailable"),
+                None => tracing::info!("database reachable"),
+            }
+            let up = if next.status == "ok" { 1.0 } else { 0.0 };
+            metrics::gauge!("pgmcp_database_up").set(up);
+        }
+        *status = next;
+    }
+
+    pub fn status(&self) -> DatabaseStatus {
+        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// One liveness check: a connection and `SELECT 1`.
+    pub async fn check(&self) {
+        let outcome = async {
+            let client = self.connection().await?;
+            client.simple_query("SELECT 1").await.map_err(DbError::from_pg)?;
+            Ok::<_, DbError>(())
+        };
+        let outcome = match tokio::time::timeout(self.limits.acquire_timeout * 2, outcome).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(DbError::Unavailable("health check timed out".into())),
+        };
+        self.record(outcome.as_ref().map(|_| ()));
+    }
+
+    /// Checks the database every `health_interval` until the shutdown signal.
+    pub fn spawn_health_checks(self: &Arc<Self>, mut shutdown: crate::shutdown::Shutdown) {
+        let database = self.clone();
+        tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(database.health_interval);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tokio::select! {
+                    _ = ticks.tick() => database.check().await,
+                    _ = shutdown.recv() => break,
+                }
+            }
+        });
+    }
+}
+
+/// rustls with the Mozilla roots, plus the certificates of `ca_file` when given.
+fn tls_connector(ca_file: Option<&Path>) -> Result<tokio_postgres_rustls::MakeRustlsConnect, String> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    crate::tls::install_crypto_provider();
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(path) = ca_file {
+        let certificates = CertificateDer::pem_file_iter(path)
+            .map_err(|e| format!("database.ca_file {}: {e}", path.display()))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("database.ca_file {}: {e}", path.display()))?;
+        if certificates.is_empty() {
+            return Err(format!("database.ca_file {}: no PEM certificate in it", path.display()));
+        }
+        for certificate in certificates {
+            roots
+                .add(certificate)
+                .map_err(|e| format!("database.ca_file {}: {e}", path.display()))?;
+        }
+    }
+    let config = rustls::ClientConfig::builder()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    Ok(tokio_postgres_rustls::MakeRustlsConnect::new(config))
+}
