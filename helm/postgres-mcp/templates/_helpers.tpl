@@ -1,0 +1,202 @@
+{{/*
+Names, labels and the derived values every template shares. Derived numbers (the termination grace
+period) and the server's config file are computed here once, so the Deployment and the tests that
+read it cannot disagree.
+*/}}
+
+{{/* The chart name, overridable. */}}
+{{- define "postgres-mcp.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* The resource name: <release>-<chart>, or the release name when it already contains the chart name. */}}
+{{- define "postgres-mcp.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "postgres-mcp.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{/* Labels on every resource. */}}
+{{- define "postgres-mcp.labels" -}}
+helm.sh/chart: {{ include "postgres-mcp.chart" . }}
+{{ include "postgres-mcp.selectorLabels" . }}
+app.kubernetes.io/version: {{ (.Values.image.tag | default .Chart.AppVersion) | trunc 63 | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{/* Labels that select the server pods (immutable in a Deployment: never add to them). */}}
+{{- define "postgres-mcp.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "postgres-mcp.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "postgres-mcp.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "postgres-mcp.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The Secret holding the auth files: the user's, or the one this chart creates. */}}
+{{- define "postgres-mcp.authSecretName" -}}
+{{- .Values.auth.existingSecret | default (printf "%s-auth" (include "postgres-mcp.fullname" .)) }}
+{{- end }}
+
+{{- define "postgres-mcp.image" -}}
+{{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+
+{{/*
+A server duration (`500ms`, `5s`, `2m`, `12h`, `90d`: a whole number and one unit, as the server
+parses it) in whole seconds, rounded up.
+*/}}
+{{- define "postgres-mcp.seconds" -}}
+{{- $text := toString . }}
+{{- $number := regexFind "^[0-9]+" $text }}
+{{- $unit := trimPrefix $number $text }}
+{{- $n := $number | int64 }}
+{{- if eq $unit "ms" }}{{ div (add $n 999) 1000 }}
+{{- else if eq $unit "s" }}{{ $n }}
+{{- else if eq $unit "m" }}{{ mul $n 60 }}
+{{- else if eq $unit "h" }}{{ mul $n 3600 }}
+{{- else if eq $unit "d" }}{{ mul $n 86400 }}
+{{- else }}{{ fail (printf "cannot read the duration %q (use a whole number and ms, s, m, h or d)" $text) }}
+{{- end }}
+{{- end }}
+
+{{/*
+terminationGracePeriodSeconds: the preStop sleep, then the server's drain (503 on /health, still
+serving), then its grace for in-flight requests, then a margin. Kubernetes must not SIGKILL a pod
+that is still draining.
+*/}}
+{{- define "postgres-mcp.terminationGracePeriodSeconds" -}}
+{{- $drain := include "postgres-mcp.seconds" .Values.config.shutdown.drain_delay | int64 }}
+{{- $grace := include "postgres-mcp.seconds" .Values.config.shutdown.grace | int64 }}
+{{- add .Values.termination.preStopSleepSeconds $drain $grace .Values.termination.marginSeconds }}
+{{- end }}
+
+{{/* The Service's DNS names: in-cluster clients send them as Host, so the server must accept them. */}}
+{{- define "postgres-mcp.serviceHosts" -}}
+{{- $name := include "postgres-mcp.fullname" . }}
+{{- $ns := .Release.Namespace }}
+{{- list $name (printf "%s.%s" $name $ns) (printf "%s.%s.svc" $name $ns) (printf "%s.%s.svc.cluster.local" $name $ns) | toJson }}
+{{- end }}
+
+{{/* Where kb.db is served from, or "" without a knowledge base. */}}
+{{- define "postgres-mcp.kbPath" -}}
+{{- if ne .Values.kb.source "none" }}
+{{- printf "/app/data/%s" .Values.kb.file }}
+{{- end }}
+{{- end }}
+
+{{/*
+The server's config.yaml: the user's `config` plus what the chart decides (listen address, mounted
+file paths, allowed hosts). instance_id is not here: PGMCP_INSTANCE_ID comes from the pod name.
+*/}}
+{{- define "postgres-mcp.serverConfig" -}}
+{{- $config := deepCopy .Values.config }}
+{{- $_ := set $config "listen" "0.0.0.0:8080" }}
+{{- if not $config.public_url }}
+{{- $_ := unset $config "public_url" }}
+{{- end }}
+{{- $auth := $config.auth }}
+{{- $_ := set $auth "tokens_file" (printf "/app/config/%s" .Values.auth.keys.tokens) }}
+{{- if .Values.auth.login.enabled }}
+{{- $_ := set $auth "users_file" (printf "/app/config/%s" .Values.auth.keys.users) }}
+{{- $_ := set $auth "session_secret_file" (printf "/app/config/%s" .Values.auth.keys.sessionKey) }}
+{{- end }}
+{{- $kbPath := include "postgres-mcp.kbPath" . }}
+{{- if $kbPath }}
+{{- $_ := set $config.kb "path" $kbPath }}
+{{- end }}
+{{- $database := $config.database | default dict }}
+{{- if .Values.database.existingSecret }}
+{{- $_ := set $database "url_file" "/app/secrets/database/url" }}
+{{- end }}
+{{- if $database }}
+{{- $_ := set $config "database" $database }}
+{{- else }}
+{{- $_ := unset $config "database" }}
+{{- end }}
+{{- $hosts := concat $config.http.allowed_hosts (include "postgres-mcp.serviceHosts" . | fromJsonArray) }}
+{{- if .Values.ingress.enabled }}
+{{- range .Values.ingress.hosts }}
+{{- $hosts = append $hosts .host }}
+{{- end }}
+{{- end }}
+{{- $_ := set $config.http "allowed_hosts" ($hosts | uniq) }}
+{{- toYaml $config }}
+{{- end }}
+
+{{/* The sync manifest (/app/etc/sync.yaml) for kb.source=sync. */}}
+{{- define "postgres-mcp.syncManifest" -}}
+{{- $items := list }}
+{{- range .Values.kb.sync.items }}
+{{- $item := dict "source" .source "dest" (.dest | default (printf "/app/data/%s" $.Values.kb.file)) }}
+{{- if .sha256 }}
+{{- $_ := set $item "sha256" .sha256 }}
+{{- end }}
+{{- $items = append $items $item }}
+{{- end }}
+{{- toYaml (dict "items" $items) }}
+{{- end }}
+
+{{/* Security context of every container: non-root, read-only root, no capabilities. */}}
+{{- define "postgres-mcp.containerSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .Values.securityContext.runAsUser }}
+runAsGroup: {{ .Values.securityContext.runAsGroup }}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{/* Environment of the sync containers: AWS region, endpoint, credentials. */}}
+{{- define "postgres-mcp.syncEnv" -}}
+{{- with .Values.kb.sync.aws }}
+{{- if or .region .endpointUrl }}
+env:
+  {{- if .region }}
+  - name: AWS_REGION
+    value: {{ .region | quote }}
+  {{- end }}
+  {{- if .endpointUrl }}
+  - name: AWS_ENDPOINT_URL
+    value: {{ .endpointUrl | quote }}
+  {{- end }}
+{{- end }}
+{{- if .credentialsSecret }}
+envFrom:
+  - secretRef:
+      name: {{ .credentialsSecret }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{/* Checks across values that a JSON schema cannot express clearly. */}}
+{{- define "postgres-mcp.validate" -}}
+{{- if and .Values.auth.login.enabled (not .Values.auth.existingSecret) (not .Values.auth.sessionKey) }}
+{{- fail "auth.login.enabled needs auth.sessionKey (postgres-mcp session-key create) or auth.existingSecret" }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (lt (int .Values.autoscaling.maxReplicas) (int .Values.autoscaling.minReplicas)) }}
+{{- fail "autoscaling.maxReplicas must be >= autoscaling.minReplicas" }}
+{{- end }}
+{{- if and .Values.autoscaling.enabled (not (dig "requests" "cpu" "" .Values.resources)) }}
+{{- fail "autoscaling.enabled needs resources.requests.cpu (the CPU target is a percentage of it)" }}
+{{- end }}
+{{- end }}
