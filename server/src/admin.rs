@@ -44,6 +44,19 @@ pub fn token_create(
     expires_at: Option<DateTime<Utc>>,
     note: Option<String>,
 ) -> anyhow::Result<String> {
+    token_create_scoped(path, name, expires_at, note, None)
+}
+
+/// Like [`token_create`], for a token limited to `tools` (None: every tool). The scope is written
+/// with the token in one atomic write, so no instance ever sees the token without its limits.
+pub fn token_create_scoped(
+    path: &Path,
+    name: &str,
+    expires_at: Option<DateTime<Utc>>,
+    note: Option<String>,
+    tools: Option<Vec<String>>,
+) -> anyhow::Result<String> {
+    crate::auth::ToolScope::from_entry(tools.as_deref()).map_err(anyhow::Error::msg)?;
     if name.trim().is_empty() {
         bail!("--name must not be empty");
     }
@@ -55,7 +68,10 @@ pub fn token_create(
         );
     }
     let token = generate_token();
-    entries.push(TokenEntry::new(name, &token, expires_at, note));
+    entries.push(TokenEntry {
+        tools,
+        ..TokenEntry::new(name, &token, expires_at, note)
+    });
     write_tokens(path, &entries)?;
     Ok(token)
 }

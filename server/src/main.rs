@@ -122,6 +122,9 @@ enum TokenCommand {
         expires_in: Option<HumanDuration>,
         #[arg(long)]
         note: Option<String>,
+        /// Limit the token to these tools (comma-separated, e.g. search_knowledgebase); default: all.
+        #[arg(long, value_delimiter = ',')]
+        tools: Option<Vec<String>>,
     },
     /// List token names and expiry dates (never the tokens).
     List {
@@ -325,10 +328,11 @@ fn offline(command: Command) -> anyhow::Result<()> {
             name,
             expires_in,
             note,
+            tools,
         }) => {
             let expires_at =
                 expires_in.map(|d| Utc::now() + chrono::Duration::from_std(d.get()).unwrap_or(chrono::Duration::MAX));
-            let token = admin::token_create(&file, &name, expires_at, note)?;
+            let token = admin::token_create_scoped(&file, &name, expires_at, note, tools)?;
             println!("{token}");
             eprintln!(
                 "token `{name}` added to {}{}; this is the only time it is shown.",

@@ -425,3 +425,89 @@ async fn without_a_database_the_postgres_tools_are_not_offered() {
         .unwrap();
     assert_eq!(health["database"], Value::Null);
 }
+
+#[tokio::test]
+async fn a_token_scoped_to_the_knowledge_base_cannot_see_or_call_the_database_tools() {
+    let setup = setup("").await;
+    let scoped = postgres_mcp::admin::token_create_scoped(
+        &setup.fixture.path("tokens.yaml"),
+        "docs-only",
+        None,
+        None,
+        Some(vec!["search_knowledgebase".into()]),
+    )
+    .unwrap();
+    let list = |bearer: String| {
+        let server = &setup.server;
+        async move {
+            let response = rpc(
+                server,
+                Some(&bearer),
+                json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list"}),
+            )
+            .await;
+            let body: Value = response.json().await.unwrap();
+            body["result"]["tools"].as_array().map(|tools| {
+                tools
+                    .iter()
+                    .map(|t| t["name"].as_str().unwrap().to_string())
+                    .collect::<Vec<_>>()
+            })
+        }
+    };
+    // The reload engine picks the new token up; then it sees only its tool.
+    assert!(
+        eventually(5, || async {
+            list(scoped.clone()).await == Some(vec!["search_knowledgebase".to_string()])
+        })
+        .await
+    );
+    assert_eq!(
+        list(setup.fixture.token.clone()).await.unwrap(),
+        ["search_knowledgebase", "query_database", "get_schema_info"]
+    );
+    let refused = rpc(
+        &setup.server,
+        Some(&scoped),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "query_database", "arguments": {"sql": "SELECT 1"}}}),
+    )
+    .await;
+    let body: Value = refused.json().await.unwrap();
+    assert_eq!(body["error"]["code"], -32602, "{body}");
+    assert_eq!(
+        body["error"]["message"],
+        "tool `query_database` is not permitted for credential `docs-only`"
+    );
+    let allowed = rpc(&setup.server, Some(&scoped), search_call(3, "vacuum")).await;
+    let body: Value = allowed.json().await.unwrap();
+    assert_eq!(body["result"]["isError"], false, "{body}");
+
+    // A scope naming a tool that does not exist is a broken file: refused, the last good one kept.
+    let text = std::fs::read_to_string(setup.fixture.path("tokens.yaml")).unwrap();
+    std::fs::write(
+        setup.fixture.path("tokens.yaml"),
+        text.replace("- search_knowledgebase", "- serch_knowledgebase"),
+    )
+    .unwrap();
+    let health = || async {
+        client()
+            .get(url(&setup.server, "/health"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    assert!(
+        eventually(5, || async {
+            health().await["auth"]["last_error"]
+                .as_str()
+                .is_some_and(|e| e.contains("unknown tool `serch_knowledgebase`"))
+        })
+        .await,
+        "{}",
+        health().await
+    );
+    assert_eq!(list(scoped.clone()).await.unwrap(), ["search_knowledgebase"]);
+}

@@ -8,6 +8,7 @@
 
 pub mod limiter;
 pub mod middleware;
+pub mod scope;
 pub mod session;
 pub mod tokens;
 pub mod users;
@@ -20,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::AuthConfig;
 use crate::watch::{FileStatus, Reloadable, TextLoader, Watched};
+pub use scope::ToolScope;
 use session::{SESSION_PREFIX, SessionClaims, SessionKeys};
 use tokens::TokenSet;
 use users::UserSet;
@@ -30,6 +32,8 @@ pub struct Principal {
     pub kind: PrincipalKind,
     /// The token's name or the user's name: safe to log, never the secret.
     pub name: Arc<str>,
+    /// The tools this credential may use.
+    pub tools: ToolScope,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -180,6 +184,7 @@ impl Authenticator {
         Ok(Principal {
             kind: PrincipalKind::ApiToken,
             name: record.name.clone(),
+            tools: record.tools.clone(),
         })
     }
 
@@ -199,6 +204,7 @@ impl Authenticator {
         Ok(Principal {
             kind: PrincipalKind::User,
             name: user.username.clone(),
+            tools: user.tools.clone(),
         })
     }
 

@@ -16,7 +16,7 @@ use serde_yaml::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::AuthFailure;
+use super::{AuthFailure, ToolScope};
 
 pub const TOKEN_PREFIX: &str = "pgmcp_";
 
@@ -41,6 +41,7 @@ pub struct TokenRecord {
     pub name: Arc<str>,
     digest: [u8; 32],
     pub expires_at: Option<DateTime<Utc>>,
+    pub tools: ToolScope,
 }
 
 /// The parsed, validated content of tokens.yaml.
@@ -61,10 +62,13 @@ impl TokenSet {
             if !names.insert(entry.name.clone()) {
                 return Err(format!("tokens[{index}]: duplicate token name `{}`", entry.name));
             }
+            let tools = ToolScope::from_entry(entry.tools.as_deref())
+                .map_err(|e| format!("tokens[{index}] ({}): {e}", entry.name))?;
             let record = TokenRecord {
                 name: entry.name.clone().into(),
                 digest,
                 expires_at: entry.expires_at,
+                tools,
             };
             if by_digest.insert(digest, record).is_some() {
                 return Err(format!("tokens[{index}] ({}): the same hash appears twice", entry.name));
@@ -115,6 +119,9 @@ pub struct TokenEntry {
     pub expires_at: Option<DateTime<Utc>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Only these tools; absent: every tool.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
 }
 
 /// The fields accepted in an entry: ours (`name`) and pgEdge's (`id`, `annotation`, `connections`).
@@ -127,6 +134,7 @@ struct RawEntry {
     created_at: Option<DateTime<Utc>>,
     expires_at: Option<DateTime<Utc>>,
     note: Option<String>,
+    tools: Option<Vec<String>>,
     annotation: Option<String>,
     #[serde(default)]
     #[allow(dead_code)]
@@ -182,6 +190,7 @@ impl TokenEntry {
                     created_at: entry.created_at,
                     expires_at: entry.expires_at,
                     note: entry.note.or(entry.annotation),
+                    tools: entry.tools,
                 })
             })
             .collect()
@@ -201,6 +210,7 @@ impl TokenEntry {
             created_at: Some(Utc::now()),
             expires_at,
             note,
+            tools: None,
         }
     }
 }

@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::AuthFailure;
+use super::{AuthFailure, ToolScope};
 
 /// bcrypt cost used by the CLI.
 pub const DEFAULT_COST: u32 = 12;
@@ -22,6 +22,8 @@ pub struct UserRecord {
     pub username: Arc<str>,
     password_hash: String,
     pub disabled: bool,
+    /// The tools this user may use.
+    pub tools: ToolScope,
     /// A short digest of the current password hash, embedded in session tokens: a password change
     /// changes it and so revokes that user's sessions, and nobody else's.
     pub version: String,
@@ -40,6 +42,9 @@ pub struct UserEntry {
     pub password_hash: String,
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub disabled: bool,
+    /// Only these tools; absent: every tool.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tools: Option<Vec<String>>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -78,6 +83,7 @@ impl UserEntry {
             username: username.to_string(),
             password_hash,
             disabled: false,
+            tools: None,
         })
     }
 }
@@ -99,7 +105,10 @@ impl UserSet {
                     entry.username
                 ));
             }
+            let tools = ToolScope::from_entry(entry.tools.as_deref())
+                .map_err(|e| format!("users[{index}] ({}): {e}", entry.username))?;
             let record = UserRecord {
+                tools,
                 username: entry.username.clone().into(),
                 version: password_version(&entry.password_hash),
                 password_hash: entry.password_hash,

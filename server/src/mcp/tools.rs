@@ -12,8 +12,12 @@ use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotation
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
-use crate::auth::Principal;
+use crate::auth::{Principal, ToolScope};
 use crate::state::AppState;
+
+/// Every tool this server implements, whether or not this instance offers it (the database may not be
+/// configured). Credential scopes in tokens.yaml/users.yaml are checked against this list.
+pub const KNOWN_TOOLS: &[&str] = &["search_knowledgebase", "query_database", "get_schema_info"];
 
 /// What a tool may use: who is calling and the instance's shared state.
 #[derive(Clone)]
@@ -27,6 +31,8 @@ pub struct ToolContext {
 pub enum DispatchError {
     #[error("unknown tool `{0}`")]
     UnknownTool(String),
+    #[error("tool `{tool}` is not permitted for credential `{principal}`")]
+    NotPermitted { tool: String, principal: String },
     #[error("invalid arguments for `{tool}`: {message}")]
     InvalidArguments { tool: String, message: String },
 }
@@ -111,8 +117,18 @@ impl ToolTable {
         table
     }
 
+    /// Every tool offered, whoever asks.
     pub fn list(&self) -> Vec<Tool> {
-        self.order.iter().map(|name| self.entries[name].tool.clone()).collect()
+        self.list_for(&ToolScope::All)
+    }
+
+    /// The tools a credential with `scope` may see and call.
+    pub fn list_for(&self, scope: &ToolScope) -> Vec<Tool> {
+        self.order
+            .iter()
+            .filter(|name| scope.permits(name))
+            .map(|name| self.entries[name].tool.clone())
+            .collect()
     }
 
     pub async fn call(
@@ -125,6 +141,24 @@ impl ToolTable {
             .entries
             .get(name)
             .ok_or_else(|| DispatchError::UnknownTool(name.to_string()))?;
+        if !context.principal.tools.permits(name) {
+            return Err(DispatchError::NotPermitted {
+                tool: name.to_string(),
+                principal: context.principal.name.to_string(),
+            });
+        }
         (entry.call)(context, arguments.unwrap_or_default()).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn known_tools_are_exactly_the_tools_a_fully_configured_server_offers() {
+        let table = ToolTable::standard(true, true);
+        let names: Vec<String> = table.list().iter().map(|t| t.name.to_string()).collect();
+        assert_eq!(names, KNOWN_TOOLS);
     }
 }

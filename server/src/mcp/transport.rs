@@ -170,9 +170,10 @@ async fn dispatch(
     let outcome = match method {
         "ping" => Ok(json!({})),
         "server/discover" => Ok(discover(&context.state)),
-        "tools/list" => Ok(
-            serde_json::to_value(ListToolsResult::with_all_items(context.state.tools.list())).expect("tools serialize"),
-        ),
+        "tools/list" => Ok(serde_json::to_value(ListToolsResult::with_all_items(
+            context.state.tools.list_for(&context.principal.tools),
+        ))
+        .expect("tools serialize")),
         "tools/call" => call_tool(context, params).await,
         other => Err(ErrorData::new(
             ErrorCode::METHOD_NOT_FOUND,
@@ -273,6 +274,10 @@ async fn call_tool(context: ToolContext, params: Option<Value>) -> Result<Value,
             Ok(serde_json::to_value(result).expect("tool results serialize"))
         }
         Err(error @ DispatchError::UnknownTool(_)) => {
+            Err(ErrorData::new(ErrorCode::INVALID_PARAMS, error.to_string(), None))
+        }
+        Err(error @ DispatchError::NotPermitted { .. }) => {
+            metrics::counter!("pgmcp_tool_calls_total", "tool" => name, "outcome" => "not_permitted").increment(1);
             Err(ErrorData::new(ErrorCode::INVALID_PARAMS, error.to_string(), None))
         }
         Err(error @ DispatchError::InvalidArguments { .. }) => {

@@ -1,0 +1,72 @@
+//! Which tools a credential may use.
+//!
+//! A token or a user may carry `tools: [search_knowledgebase]` in its file entry; without the key it
+//! may use every tool the server offers. The scope travels in the [`super::Principal`], so it is
+//! checked in one place (the tool table) for `tools/list` and `tools/call` alike, and it changes with
+//! the file at the next reload like everything else about a credential.
+//!
+//! Names are checked against the tools this server implements when the file is parsed: a typo in a
+//! scope would otherwise silently lock a client out (or, for a deny-list, let it in), so it is an
+//! error that keeps the last good file, like any other broken entry.
+
+use std::sync::Arc;
+
+use crate::mcp::tools::KNOWN_TOOLS;
+
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum ToolScope {
+    /// No `tools` key: every tool.
+    #[default]
+    All,
+    /// Only these tools (possibly none).
+    Only(Arc<[Box<str>]>),
+}
+
+impl ToolScope {
+    /// The scope of a file entry's optional `tools` list, refusing names no tool has.
+    pub fn from_entry(tools: Option<&[String]>) -> Result<ToolScope, String> {
+        let Some(tools) = tools else {
+            return Ok(ToolScope::All);
+        };
+        for name in tools {
+            if !KNOWN_TOOLS.contains(&name.as_str()) {
+                return Err(format!(
+                    "unknown tool `{name}` in `tools` (known: {})",
+                    KNOWN_TOOLS.join(", ")
+                ));
+            }
+        }
+        Ok(ToolScope::Only(tools.iter().map(|t| t.as_str().into()).collect()))
+    }
+
+    pub fn permits(&self, tool: &str) -> bool {
+        match self {
+            ToolScope::All => true,
+            ToolScope::Only(tools) => tools.iter().any(|t| &**t == tool),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_list_permits_everything_and_a_list_only_its_tools() {
+        assert!(ToolScope::from_entry(None).unwrap().permits("query_database"));
+        let scope = ToolScope::from_entry(Some(&["search_knowledgebase".to_string()])).unwrap();
+        assert!(scope.permits("search_knowledgebase"));
+        assert!(!scope.permits("query_database"));
+        assert!(
+            !ToolScope::from_entry(Some(&[]))
+                .unwrap()
+                .permits("search_knowledgebase")
+        );
+    }
+
+    #[test]
+    fn an_unknown_tool_name_is_an_error_naming_it() {
+        let error = ToolScope::from_entry(Some(&["serch_knowledgebase".to_string()])).unwrap_err();
+        assert!(error.contains("serch_knowledgebase"), "{error}");
+    }
+}
