@@ -1,0 +1,134 @@
+# The ALB terminates TLS and spreads requests over the tasks with no stickiness: any task answers any
+# request. Health checks follow the server's shutdown: GET /health is 200 while serving and 503 once
+# SIGTERM arrived, and ECS deregisters a task (waiting deregistration_delay for its in-flight
+# requests) before it sends that SIGTERM.
+
+resource "aws_lb" "this" {
+  #checkov:skip=CKV_AWS_91:Access logging is optional (var.alb_access_logs): it needs a bucket whose policy lets ELB write, which is the caller's.
+  #checkov:skip=CKV2_AWS_28:A WAF web ACL is optional (var.waf_web_acl_arn); the endpoint itself requires a bearer token on every MCP request.
+  #checkov:skip=CKV2_AWS_76:No web ACL is attached by this module (see CKV2_AWS_28), and the server is Rust, not a Java/Log4j stack.
+  name                       = var.name
+  internal                   = var.internal
+  load_balancer_type         = "application"
+  security_groups            = [aws_security_group.alb.id]
+  subnets                    = var.public_subnet_ids
+  drop_invalid_header_fields = true
+  desync_mitigation_mode     = "defensive"
+  enable_deletion_protection = var.alb_deletion_protection
+  enable_http2               = true
+  idle_timeout               = var.alb_idle_timeout
+  tags                       = local.tags
+
+  dynamic "access_logs" {
+    for_each = var.alb_access_logs == null ? [] : [var.alb_access_logs]
+    content {
+      enabled = true
+      bucket  = access_logs.value.bucket
+      prefix  = access_logs.value.prefix
+    }
+  }
+}
+
+resource "aws_wafv2_web_acl_association" "this" {
+  count = var.waf_web_acl_arn == null ? 0 : 1
+
+  resource_arn = aws_lb.this.arn
+  web_acl_arn  = var.waf_web_acl_arn
+}
+
+resource "aws_lb_target_group" "this" {
+  #checkov:skip=CKV_AWS_378:TLS ends at the ALB; ALB-to-task traffic is plain HTTP inside the VPC, on port 8080 reachable only from the ALB's security group.
+  name                 = var.name
+  vpc_id               = var.vpc_id
+  target_type          = "ip" # awsvpc: each task has its own ENI
+  protocol             = "HTTP"
+  protocol_version     = "HTTP1"
+  port                 = local.container_port
+  deregistration_delay = var.deregistration_delay
+  tags                 = local.tags
+
+  health_check {
+    enabled             = true
+    protocol            = "HTTP"
+    port                = "traffic-port"
+    path                = local.health_path
+    matcher             = "200"
+    interval            = var.health_check_interval
+    timeout             = var.health_check_timeout
+    healthy_threshold   = var.health_check_healthy_threshold
+    unhealthy_threshold = var.health_check_unhealthy_threshold
+  }
+
+  lifecycle {
+    precondition {
+      condition     = var.health_check_timeout < var.health_check_interval
+      error_message = "health_check_timeout must be shorter than health_check_interval."
+    }
+
+    # A deployment or scale-in stops a task only after its deregistration: every request it accepted
+    # before then must be able to finish, as the server itself would let it after SIGTERM.
+    precondition {
+      condition     = var.deregistration_delay >= var.shutdown_drain_delay_seconds + var.shutdown_grace_seconds
+      error_message = "deregistration_delay must cover shutdown_drain_delay_seconds + shutdown_grace_seconds, or the ALB cuts requests the server would still finish."
+    }
+  }
+}
+
+resource "aws_lb_listener" "https" {
+  load_balancer_arn = aws_lb.this.arn
+  port              = 443
+  protocol          = "HTTPS"
+  ssl_policy        = var.ssl_policy
+  certificate_arn   = var.certificate_arn
+  tags              = local.tags
+
+  default_action {
+    type             = "forward"
+    target_group_arn = aws_lb_target_group.this.arn
+  }
+}
+
+resource "aws_lb_listener" "http" {
+  load_balancer_arn = aws_lb.this.arn
+  port              = 80
+  protocol          = "HTTP"
+  tags              = local.tags
+
+  default_action {
+    type = "redirect"
+
+    redirect {
+      protocol    = "HTTPS"
+      port        = "443"
+      host        = "#{host}"
+      path        = "/#{path}"
+      query       = "#{query}"
+      status_code = "HTTP_301"
+    }
+  }
+}
+
+# GET /metrics is Prometheus text for operators: per-instance figures that say nothing useful to a
+# client and too much to a stranger. The ALB answers it itself, before any forward rule, in the same
+# JSON shape as the server's errors. Scrape the tasks directly instead (metrics_ingress_security_group_ids).
+resource "aws_lb_listener_rule" "block_metrics" {
+  listener_arn = aws_lb_listener.https.arn
+  priority     = 1
+  tags         = local.tags
+
+  action {
+    type = "fixed-response"
+
+    fixed_response {
+      status_code  = "404"
+      content_type = "application/json"
+      message_body = jsonencode({ error = "not_found", message = "/metrics is not served on the public listener" })
+    }
+  }
+
+  condition {
+    path_pattern {
+      values = local.blocked_paths
+    }
+  }
+}

@@ -1,0 +1,198 @@
+# `terraform test` (1.7+) with a mocked AWS provider: plans the module without credentials or network
+# (the provider binary is needed for its schema only) and checks what the plan would create, and that
+# the variable validations and preconditions refuse what they exist to refuse.
+# terraform/tests/run.sh runs it where terraform and the hashicorp/aws provider are available.
+
+mock_provider "aws" {
+  mock_data "aws_vpc" {
+    defaults = {
+      cidr_block              = "10.0.0.0/16"
+      cidr_block_associations = [{ association_id = "vpc-cidr-assoc-1", cidr_block = "10.0.0.0/16", state = "associated" }]
+    }
+  }
+  mock_data "aws_region" {
+    defaults = { name = "eu-west-1" }
+  }
+  mock_data "aws_partition" {
+    defaults = { partition = "aws" }
+  }
+  mock_data "aws_caller_identity" {
+    defaults = { account_id = "123456789012" }
+  }
+  mock_data "aws_iam_policy_document" {
+    defaults = { json = "{}" }
+  }
+}
+
+variables {
+  vpc_id                = "vpc-0123456789abcdef0"
+  public_subnet_ids     = ["subnet-0aaaaaaaaaaaaaaa1", "subnet-0aaaaaaaaaaaaaaa2"]
+  private_subnet_ids    = ["subnet-0bbbbbbbbbbbbbbb1", "subnet-0bbbbbbbbbbbbbbb2"]
+  allowed_ingress_cidrs = ["0.0.0.0/0"]
+  certificate_arn       = "arn:aws:acm:eu-west-1:123456789012:certificate/00000000-0000-0000-0000-000000000000"
+  image                 = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/postgres-mcp:1.0.0"
+  public_url            = "https://mcp.example.com"
+  create_s3_bucket      = true
+}
+
+run "defaults_plan_the_documented_service" {
+  command = plan
+
+  assert {
+    condition = (
+      aws_lb_target_group.this.health_check[0].path == "/health" &&
+      aws_lb_target_group.this.health_check[0].interval == 30 &&
+      aws_lb_target_group.this.health_check[0].healthy_threshold == 2 &&
+      aws_lb_target_group.this.health_check[0].unhealthy_threshold == 3 &&
+      aws_lb_target_group.this.health_check[0].timeout == 5
+    )
+    error_message = "The health check must be GET /health every 30 s, healthy 2, unhealthy 3, timeout 5."
+  }
+
+  assert {
+    condition     = aws_lb_target_group.this.deregistration_delay == "30"
+    error_message = "The deregistration delay must be 30 s (drain 5 + grace 25)."
+  }
+
+  assert {
+    condition     = aws_lb_listener.https.protocol == "HTTPS" && aws_lb_listener.http.default_action[0].redirect[0].protocol == "HTTPS"
+    error_message = "HTTPS on 443, and 80 redirecting to it."
+  }
+
+  assert {
+    condition = (
+      aws_lb_listener_rule.block_metrics.action[0].fixed_response[0].status_code == "404" &&
+      contains(tolist(aws_lb_listener_rule.block_metrics.condition)[0].path_pattern[0].values, "/metrics")
+    )
+    error_message = "/metrics must be answered 404 by the ALB."
+  }
+
+  assert {
+    condition = aws_efs_file_system.this.encrypted && [
+      for v in aws_ecs_task_definition.this.volume : [v.efs_volume_configuration[0].transit_encryption, v.efs_volume_configuration[0].authorization_config[0].iam]
+      if length(v.efs_volume_configuration) > 0
+    ] == [["ENABLED", "ENABLED"]]
+    error_message = "EFS must be encrypted at rest and mounted with TLS and IAM."
+  }
+
+  # The rendered container definitions, as ECS will receive them: tmp-init first, then the server.
+  assert {
+    condition = (
+      jsondecode(aws_ecs_task_definition.this.container_definitions)[0].name == "tmp-init" &&
+      jsondecode(aws_ecs_task_definition.this.container_definitions)[0].command == ["chown", "10001:10001", "/tmp"] &&
+      jsondecode(aws_ecs_task_definition.this.container_definitions)[1].dependsOn[0].condition == "SUCCESS"
+    )
+    error_message = "The init container must hand /tmp to 10001 before the server starts."
+  }
+
+  assert {
+    condition = (
+      jsondecode(aws_ecs_task_definition.this.container_definitions)[1].user == "10001:10001" &&
+      jsondecode(aws_ecs_task_definition.this.container_definitions)[1].readonlyRootFilesystem &&
+      jsondecode(aws_ecs_task_definition.this.container_definitions)[1].stopTimeout == 35 &&
+      jsondecode(aws_ecs_task_definition.this.container_definitions)[1].mountPoints == [
+        { sourceVolume = "config", containerPath = "/app/config", readOnly = true },
+        { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
+      ]
+    )
+    error_message = "The server must run as 10001 on a read-only root, with /app/config read-only and /tmp writable."
+  }
+
+  assert {
+    condition = (
+      { for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[1].environment : e.name => e.value } == {
+        PGMCP_AUTH_SESSION_SECRET_FILE = "/app/config/session.key"
+        PGMCP_AUTH_TOKENS_FILE         = "/app/config/tokens.yaml"
+        PGMCP_AUTH_TRUSTED_PROXIES     = "10.0.0.0/16"
+        PGMCP_AUTH_USERS_FILE          = "/app/config/users.yaml"
+        PGMCP_KB_PATH                  = "/app/config/kb.db"
+        PGMCP_LOG_FORMAT               = "json"
+        PGMCP_LOG_LEVEL                = "info"
+        PGMCP_PUBLIC_URL               = "https://mcp.example.com"
+        PGMCP_SHUTDOWN_DRAIN_DELAY     = "5s"
+        PGMCP_SHUTDOWN_GRACE           = "25s"
+        PGMCP_WATCH_MODE               = "poll"
+      }
+    )
+    error_message = "The container environment is not the documented one."
+  }
+
+  assert {
+    condition = (
+      aws_s3_bucket_public_access_block.config[0].block_public_acls &&
+      aws_s3_bucket_public_access_block.config[0].restrict_public_buckets &&
+      aws_s3_bucket_versioning.config[0].versioning_configuration[0].status == "Enabled" &&
+      length(aws_ecs_task_definition.seed) == 1
+    )
+    error_message = "The bucket must be private and versioned, with a seed task."
+  }
+}
+
+run "no_bucket_no_seed_task" {
+  command = plan
+
+  variables {
+    create_s3_bucket = false
+    tmp_init_image   = null
+  }
+
+  assert {
+    condition     = length(aws_s3_bucket.config) == 0 && length(aws_ecs_task_definition.seed) == 0
+    error_message = "Without create_s3_bucket there is neither bucket nor seed task."
+  }
+
+  assert {
+    condition     = length(jsondecode(aws_ecs_task_definition.this.container_definitions)) == 1
+    error_message = "Without tmp_init_image the task has the server container only."
+  }
+}
+
+run "deregistration_shorter_than_the_drain_is_refused" {
+  command = plan
+  variables {
+    deregistration_delay = 10
+  }
+  expect_failures = [aws_lb_target_group.this]
+}
+
+run "stop_timeout_shorter_than_the_drain_is_refused" {
+  command = plan
+  variables {
+    stop_timeout = 20
+  }
+  expect_failures = [aws_ecs_task_definition.this]
+}
+
+run "memory_fargate_does_not_offer_is_refused" {
+  command = plan
+  variables {
+    cpu    = 1024
+    memory = 1024
+  }
+  expect_failures = [aws_ecs_task_definition.this]
+}
+
+run "counts_out_of_order_are_refused" {
+  command = plan
+  variables {
+    min_capacity  = 3
+    desired_count = 2
+  }
+  expect_failures = [aws_appautoscaling_target.this]
+}
+
+run "a_non_acm_certificate_is_refused" {
+  command = plan
+  variables {
+    certificate_arn = "arn:aws:iam::123456789012:server-certificate/mine"
+  }
+  expect_failures = [var.certificate_arn]
+}
+
+run "tls12_only_policies_are_refused" {
+  command = plan
+  variables {
+    ssl_policy = "ELBSecurityPolicy-2016-08"
+  }
+  expect_failures = [var.ssl_policy]
+}
