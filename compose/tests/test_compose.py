@@ -19,6 +19,7 @@ COMPOSE_DIR = HERE.parent
 INSTANCES = ["mcp-1", "mcp-2", "mcp-3"]
 NFS_ENV = {"NFS_SERVER": "10.0.0.5", "NFS_EXPORT": "/exports/postgres-mcp"}
 EFS_ENV = {"EFS_DNS_NAME": "fs-0123456789abcdef0.efs.eu-west-1.amazonaws.com"}
+SYNC_ENV = {"MCP_SYNC_MANIFEST": str(HERE / "sync-manifest.example.yaml")}
 
 
 def compose_command() -> list[str]:
@@ -59,8 +60,9 @@ def quiet_check(*files: str, env: dict | None = None) -> None:
         (["compose.yaml"], {}),
         (["compose.yaml", "compose.nfs.yaml"], NFS_ENV),
         (["compose.yaml", "compose.efs.yaml"], EFS_ENV),
+        (["compose.yaml", "compose.sync.yaml"], SYNC_ENV),
     ],
-    ids=["local", "nfs", "efs"],
+    ids=["local", "nfs", "efs", "sync"],
 )
 def test_every_variant_passes_compose_config_quiet(files, env):
     quiet_check(*files, env=env)
@@ -156,3 +158,33 @@ def test_nfs_without_a_server_is_a_clear_error():
     result = render("compose.yaml", "compose.nfs.yaml", check=False)
     assert result.returncode != 0
     assert "NFS_SERVER" in result.stderr
+
+
+def test_sync_pulls_once_before_the_instances_start_then_keeps_the_shared_directory_current():
+    rendered = model("compose.yaml", "compose.sync.yaml", env=dict(SYNC_ENV, MCP_CONFIG_DIR="/srv/mcp"))
+    services = rendered["services"]
+    init, sidecar = services["sync-init"], services["sync"]
+    assert init["command"] == ["sync", "--manifest", "/app/etc/sync.yaml", "--once"]
+    assert sidecar["command"] == ["sync", "--manifest", "/app/etc/sync.yaml", "--interval", "30s"]
+    assert sidecar["depends_on"]["sync-init"]["condition"] == "service_completed_successfully"
+    for name in INSTANCES:
+        assert services[name]["depends_on"]["sync-init"]["condition"] == "service_completed_successfully", name
+        # The instances still read the same directory, read-only; only the sync containers write it.
+        assert config_mount(services[name])["source"] == "/srv/mcp"
+        assert config_mount(services[name])["read_only"] is True
+    for service in (init, sidecar):
+        assert service["image"] == "postgres-mcp:local"
+        mount = config_mount(service)
+        assert mount["source"] == "/srv/mcp" and not mount.get("read_only", False)
+        assert service["configs"] == [{"source": "sync-manifest", "target": "/app/etc/sync.yaml"}]
+        assert service["read_only"] is True and service["cap_drop"] == ["ALL"]
+        assert service["user"] == "10001:10001"
+    assert rendered["configs"]["sync-manifest"]["file"] == SYNC_ENV["MCP_SYNC_MANIFEST"]
+    interval = model("compose.yaml", "compose.sync.yaml", env=dict(SYNC_ENV, MCP_SYNC_INTERVAL="5m"))
+    assert interval["services"]["sync"]["command"][-1] == "5m"
+
+
+def test_sync_without_a_manifest_is_a_clear_error():
+    result = render("compose.yaml", "compose.sync.yaml", check=False)
+    assert result.returncode != 0
+    assert "MCP_SYNC_MANIFEST" in result.stderr

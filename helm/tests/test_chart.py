@@ -742,7 +742,8 @@ def test_helm_test_hook_calls_health_with_the_server_binary(rendered):
 
 def server_cli_source() -> str:
     src = REPO / "server" / "src"
-    return "\n".join(p.read_text() for p in [src / "main.rs", src / "sync.rs"] if p.exists())
+    files = [src / "main.rs", *sorted((src / "sync").glob("*.rs"))]
+    return "\n".join(p.read_text() for p in files if p.exists())
 
 
 def test_healthcheck_flags_match_the_server_cli():

@@ -22,6 +22,7 @@ pub mod request_context;
 pub mod server;
 pub mod shutdown;
 pub mod state;
+pub mod sync;
 pub mod telemetry;
 pub mod tls;
 pub mod units;

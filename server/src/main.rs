@@ -1,5 +1,5 @@
 //! The `postgres-mcp` command: `serve`, and the offline tools that write the files servers read
-//! (`token`, `user`, `session-key`, `kb`) plus `config` to inspect settings.
+//! (`token`, `user`, `session-key`, `kb`, `sync`) plus `config` to inspect settings.
 //!
 //! Exit codes: 0 success, 1 runtime failure, 2 invalid configuration or usage.
 
@@ -53,6 +53,8 @@ enum Command {
     /// Show the default configuration or check a configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Pull files from object storage (s3://, http(s)://) and replace them atomically once verified.
+    Sync(postgres_mcp::sync::cli::SyncArgs),
     /// Probe an instance's /health (exit 0 on 200): a container HEALTHCHECK without curl.
     Healthcheck {
         /// host:port of the instance.
@@ -241,6 +243,7 @@ fn main() -> ExitCode {
             print!("{DEFAULT_CONFIG_YAML}");
             ExitCode::SUCCESS
         }
+        Command::Sync(args) => postgres_mcp::sync::cli::main(args),
         Command::Healthcheck { address, timeout } => {
             match postgres_mcp::probe::probe(&address, "/health", std::time::Duration::from_secs(timeout)) {
                 Ok(status) => {
@@ -403,7 +406,9 @@ fn offline(command: Command) -> anyhow::Result<()> {
                 &report.content_hash[..12]
             );
         }
-        Command::Serve(_) | Command::Config(_) | Command::Healthcheck { .. } => unreachable!("handled in main"),
+        Command::Serve(_) | Command::Config(_) | Command::Sync(_) | Command::Healthcheck { .. } => {
+            unreachable!("handled in main")
+        }
     }
     Ok(())
 }

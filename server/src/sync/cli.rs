@@ -1,0 +1,197 @@
+//! The `postgres-mcp sync` command line: arguments, logging, exit codes.
+//!
+//! Exit codes: 0 when every item is in place and verified (`--once`) or after SIGTERM (interval
+//! mode); 1 when an item failed (`--once`); 2 for invalid arguments or manifest. Interval mode keeps
+//! running through failures: each is logged and counted, the destination keeps its last good file.
+
+use std::{collections::HashMap, net::SocketAddr, path::PathBuf, process::ExitCode};
+
+use clap::Args;
+
+use super::{Item, Kind, RetryPolicy, Syncer, manifest};
+use crate::{
+    config::{LogConfig, LogFileConfig, LogFormat, LogRotation},
+    shutdown::termination_signal,
+    state::InstanceId,
+    telemetry,
+    units::HumanDuration,
+};
+
+#[derive(Args, Debug)]
+#[command(group(clap::ArgGroup::new("what").required(true).args(["source", "manifest"])))]
+pub struct SyncArgs {
+    /// What to fetch: https://… (pre-signed URLs too), http://… or s3://bucket/key.
+    #[arg(long, requires = "dest", conflicts_with = "manifest")]
+    pub source: Option<String>,
+    /// Where to put it; replaced atomically, only by a complete and verified download.
+    #[arg(long, requires = "source")]
+    pub dest: Option<PathBuf>,
+    /// Expected SHA-256 of the content (64 hex digits); anything else is refused.
+    #[arg(long, requires = "source")]
+    pub sha256: Option<String>,
+    /// How to validate the file; by default inferred from --dest (*.db: kb, *token*.yaml: tokens,
+    /// *user*.yaml: users, *session*.key: session-key, else raw).
+    #[arg(long, value_enum, requires = "source")]
+    pub kind: Option<Kind>,
+    /// YAML manifest `items: [{source, dest, sha256?, kind?}]` for several files.
+    #[arg(long)]
+    pub manifest: Option<PathBuf>,
+    /// Sync once and exit: 0 if every item is in place and verified, 1 otherwise.
+    #[arg(long, conflicts_with = "interval")]
+    pub once: bool,
+    /// Time between rounds when not --once.
+    #[arg(long, default_value = "60s")]
+    pub interval: HumanDuration,
+    /// Attempts per item and round for transient failures (network errors, 5xx, 429, short bodies).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub attempts: u32,
+    /// text or json.
+    #[arg(long, value_enum, env = "PGMCP_LOG_FORMAT", default_value = "text")]
+    pub log_format: LogFormat,
+    /// A tracing filter (info, debug, postgres_mcp=debug, …).
+    #[arg(long, env = "PGMCP_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Serve Prometheus metrics on http://ADDR/metrics (interval mode only).
+    #[arg(long, conflicts_with = "once")]
+    pub metrics_listen: Option<SocketAddr>,
+}
+
+impl SyncArgs {
+    fn items(&self) -> Result<Vec<Item>, String> {
+        match (&self.manifest, &self.source, &self.dest) {
+            (Some(path), _, _) => manifest::load(path),
+            (None, Some(source), Some(dest)) => Ok(vec![Item::new(
+                source,
+                dest.clone(),
+                self.sha256.as_deref(),
+                self.kind,
+            )?]),
+            _ => Err("give --source and --dest, or --manifest".into()),
+        }
+    }
+}
+
+/// Runs `postgres-mcp sync`.
+pub fn main(args: SyncArgs) -> ExitCode {
+    let items = match args.items() {
+        Ok(items) => items,
+        Err(error) => {
+            eprintln!("invalid sync arguments: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(error) = tracing_subscriber::EnvFilter::try_new(&args.log_level) {
+        eprintln!("invalid --log-level `{}`: {error}", args.log_level);
+        return ExitCode::from(2);
+    }
+    let log = LogConfig {
+        format: args.log_format,
+        level: args.log_level.clone(),
+        file: LogFileConfig {
+            dir: None,
+            rotation: LogRotation::Never,
+            prefix: "postgres-mcp-sync.log".into(),
+        },
+    };
+    let instance = InstanceId::resolve(None, std::env::var("HOSTNAME").ok());
+    let _log_guard = match telemetry::init(&log, instance.as_str()) {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("cannot start logging: {error:#}");
+            return ExitCode::from(2);
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("cannot start the runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let retry = RetryPolicy {
+        attempts: args.attempts,
+        ..RetryPolicy::default()
+    };
+    runtime.block_on(async move {
+        let syncer = match Syncer::new(&env, retry) {
+            Ok(syncer) => syncer,
+            Err(error) => {
+                eprintln!("error: {error}");
+                return ExitCode::FAILURE;
+            }
+        };
+        if args.once {
+            return once(&syncer, &items).await;
+        }
+        let interval = args.interval.get();
+        if interval.is_zero() {
+            eprintln!("invalid sync arguments: --interval must be more than 0s");
+            return ExitCode::from(2);
+        }
+        if let Some(addr) = args.metrics_listen {
+            let handle = crate::metrics::handle();
+            super::describe_metrics();
+            match tokio::net::TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    let addr = listener.local_addr().unwrap_or(addr);
+                    tracing::info!(%addr, "serving sync metrics on /metrics");
+                    tokio::spawn(serve_metrics(listener, handle));
+                }
+                Err(error) => {
+                    eprintln!("cannot listen on {addr} for metrics: {error}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        tracing::info!(
+            items = items.len(),
+            interval_s = interval.as_secs_f64(),
+            "sync started; replacing destinations atomically after verification"
+        );
+        syncer.run_every(&items, interval, termination_signal()).await;
+        tracing::info!("termination signal received; sync stopped");
+        ExitCode::SUCCESS
+    })
+}
+
+async fn once(syncer: &Syncer, items: &[Item]) -> ExitCode {
+    let results = syncer.sync_all(items).await;
+    let failures: Vec<String> = items
+        .iter()
+        .zip(&results)
+        .filter_map(|(item, result)| result.as_ref().err().map(|e| format!("  {}: {e}", item.dest.display())))
+        .collect();
+    if failures.is_empty() {
+        return ExitCode::SUCCESS;
+    }
+    eprintln!(
+        "sync failed for {} of {} item(s); their destinations were left as they were:\n{}",
+        failures.len(),
+        items.len(),
+        failures.join("\n")
+    );
+    ExitCode::FAILURE
+}
+
+/// `GET /metrics` on a plain TCP listener: the sidecar has nothing else to serve.
+async fn serve_metrics(listener: tokio::net::TcpListener, handle: metrics_exporter_prometheus::PrometheusHandle) {
+    use poem::{EndpointExt, Route, get, handler, listener::TcpAcceptor, web::Data};
+
+    #[handler]
+    fn metrics(Data(handle): Data<&metrics_exporter_prometheus::PrometheusHandle>) -> poem::Response {
+        poem::Response::builder()
+            .content_type("text/plain; version=0.0.4")
+            .body(handle.render())
+    }
+
+    let app = Route::new().at("/metrics", get(metrics)).data(handle);
+    match TcpAcceptor::from_tokio(listener) {
+        Ok(acceptor) => {
+            if let Err(error) = poem::Server::new_with_acceptor(acceptor).run(app).await {
+                tracing::error!(error = %error, "metrics listener stopped");
+            }
+        }
+        Err(error) => tracing::error!(error = %error, "metrics listener failed"),
+    }
+}

@@ -1,0 +1,418 @@
+//! Fetching one source into a temp file beside its destination: conditional GETs, streaming with a
+//! running SHA-256, size checks, and retries with exponential backoff and jitter.
+//!
+//! Nothing here touches the destination. A download lands in a [`PendingFile`] (`.NAME.tmp-…` in
+//! the destination's directory, so the later rename never crosses a filesystem); every failure path
+//! drops it, which deletes it. Whether it may replace the destination is decided by the caller after
+//! verification.
+//!
+//! URLs are logged redacted ([`Source::redacted`]): pre-signed URLs carry their signature (and for
+//! temporary credentials a session token) in the query string, so no query string, user info or
+//! reqwest error text with a URL in it ever reaches a log line or an error message.
+
+use std::{fmt, time::Duration};
+
+use bytes::Bytes;
+use rand::Rng;
+use reqwest::{StatusCode, header};
+use sha2::{Digest, Sha256};
+use tokio::io::AsyncWriteExt;
+
+use super::{
+    manifest::Item,
+    s3::{S3Access, S3Location, describe_error, describe_signing_error},
+};
+use crate::atomic_file::PendingFile;
+
+/// Where a file comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Any http(s) URL, pre-signed S3/GCS/Azure SAS URLs included (fetched as plain HTTPS).
+    Http(reqwest::Url),
+    /// An object fetched with SigV4-signed requests.
+    S3(S3Location),
+}
+
+impl Source {
+    pub fn parse(text: &str) -> Result<Source, String> {
+        let text = text.trim();
+        if text.starts_with("s3://") {
+            return S3Location::parse(text).map(Source::S3);
+        }
+        let url = reqwest::Url::parse(text).map_err(|e| format!("source `{}`: {e}", redact_text(text)))?;
+        match url.scheme() {
+            "http" | "https" if url.host_str().is_some() => Ok(Source::Http(url)),
+            "http" | "https" => Err(format!("source `{}` has no host", redact_text(text))),
+            scheme => Err(format!(
+                "source `{}`: unsupported scheme `{scheme}` (use http://, https:// or s3://bucket/key)",
+                redact_text(text)
+            )),
+        }
+    }
+
+    /// The source without user info or query string: safe for logs, errors and the state file.
+    pub fn redacted(&self) -> String {
+        match self {
+            Source::S3(location) => location.to_string(),
+            Source::Http(url) => {
+                let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+                if let Some(port) = url.port() {
+                    shown.push_str(&format!(":{port}"));
+                }
+                shown.push_str(url.path());
+                if url.query().is_some() {
+                    shown.push_str("?[redacted]");
+                }
+                shown
+            }
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// A source string that did not even parse, cut before anything that may be secret.
+fn redact_text(text: &str) -> String {
+    let cut = text.find(['?', '#']).unwrap_or(text.len());
+    let mut shown = text[..cut].to_string();
+    if let (Some(at), Some(scheme_end)) = (shown.find('@'), shown.find("://"))
+        && scheme_end < at
+    {
+        shown.replace_range(scheme_end + 3..=at, "[redacted]@");
+    }
+    if cut < text.len() {
+        shown.push_str("?[redacted]");
+    }
+    shown
+}
+
+/// A reqwest error as one line, without its URL (which may be pre-signed).
+pub fn describe_reqwest_error(error: reqwest::Error) -> String {
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// How often and how patiently a fetch is retried.
+#[derive(Clone, Copy, Debug)]
+pub struct RetryPolicy {
+    /// Attempts in all (1 = no retry).
+    pub attempts: u32,
+    /// The first delay; each later one doubles, up to `max_delay`.
+    pub base_delay: Duration,
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(20),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// The pause after failed attempt `attempt` (1-based): exponential, then "equal jitter" (a
+    /// uniform pick in the upper half), so replicas that failed together do not retry together.
+    pub fn delay(&self, attempt: u32) -> Duration {
+        let exponential = self
+            .base_delay
+            .saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1)))
+            .min(self.max_delay);
+        let half = exponential / 2;
+        half + rand::rng().random_range(Duration::ZERO..=half)
+    }
+}
+
+/// Conditional-request validators from the last successful sync.
+#[derive(Clone, Debug, Default)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// What a fetch produced.
+pub enum Fetched {
+    /// 304: the destination is current.
+    NotModified,
+    Downloaded(Download),
+}
+
+/// A complete download (its length matched Content-Length) in a temp file beside the destination.
+pub struct Download {
+    pub file: PendingFile,
+    pub size: u64,
+    pub sha256: [u8; 32],
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
+
+/// Why a fetch failed, and whether trying again may help.
+#[derive(Debug)]
+pub struct FetchError {
+    pub message: String,
+    pub retryable: bool,
+}
+
+impl FetchError {
+    fn retry(message: impl Into<String>) -> Self {
+        FetchError {
+            message: message.into(),
+            retryable: true,
+        }
+    }
+
+    fn fatal(message: impl Into<String>) -> Self {
+        FetchError {
+            message: message.into(),
+            retryable: false,
+        }
+    }
+}
+
+/// Error bodies are read only this far (S3's XML errors are far smaller).
+const MAX_ERROR_BODY: usize = 64 * 1024;
+
+/// The HTTP side of a sync run: one connection pool, one S3 signer.
+pub struct Fetcher {
+    client: reqwest::Client,
+    s3: S3Access,
+    retry: RetryPolicy,
+}
+
+impl Fetcher {
+    pub fn new(client: reqwest::Client, s3: S3Access, retry: RetryPolicy) -> Fetcher {
+        Fetcher { client, s3, retry }
+    }
+
+    pub fn s3(&self) -> &S3Access {
+        &self.s3
+    }
+
+    /// Fetches `item` with retries. `validators` make the request conditional.
+    pub async fn fetch(&self, item: &Item, validators: Option<&Validators>) -> Result<Fetched, FetchError> {
+        let mut attempt = 1;
+        loop {
+            match self.fetch_once(item, validators).await {
+                Ok(fetched) => return Ok(fetched),
+                Err(error) if error.retryable && attempt < self.retry.attempts => {
+                    let delay = self.retry.delay(attempt);
+                    tracing::warn!(
+                        dest = %item.dest.display(),
+                        source = %item.source,
+                        attempt,
+                        retry_in_ms = delay.as_millis() as u64,
+                        error = %error.message,
+                        "sync attempt failed; retrying"
+                    );
+                    tokio::time::sleep(delay).await;
+                    attempt += 1;
+                }
+                Err(mut error) => {
+                    if error.retryable && attempt > 1 {
+                        error.message = format!("{} (after {attempt} attempts)", error.message);
+                    }
+                    return Err(error);
+                }
+            }
+        }
+    }
+
+    async fn request(&self, item: &Item, validators: Option<&Validators>) -> Result<reqwest::Request, FetchError> {
+        let mut headers: Vec<(&str, &str)> = Vec::new();
+        // The ETag alone when there is one: RFC 9110 has servers ignore If-Modified-Since next to
+        // If-None-Match, but some S3-compatible servers evaluate both, and Last-Modified has
+        // one-second resolution, so an object replaced within the same second would look unchanged.
+        match validators {
+            Some(Validators { etag: Some(etag), .. }) => headers.push(("if-none-match", etag)),
+            Some(Validators {
+                last_modified: Some(date),
+                ..
+            }) => headers.push(("if-modified-since", date)),
+            _ => {}
+        }
+        match &item.source {
+            Source::Http(url) => {
+                let mut request = self.client.get(url.clone());
+                for (name, value) in headers {
+                    request = request.header(name, value);
+                }
+                request
+                    .build()
+                    .map_err(|e| FetchError::fatal(describe_reqwest_error(e)))
+            }
+            Source::S3(location) => {
+                let url = self.s3.object_url(location);
+                let mut builder = http::Request::builder().method(http::Method::GET).uri(&url);
+                for (name, value) in headers {
+                    builder = builder.header(name, value);
+                }
+                let (mut parts, ()) = builder
+                    .body(())
+                    .map_err(|e| FetchError::fatal(format!("invalid request for {location}: {e}")))?
+                    .into_parts();
+                self.s3.sign(&mut parts).await.map_err(|e| FetchError {
+                    message: describe_signing_error(&e),
+                    retryable: e.is_retryable(),
+                })?;
+                reqwest::Request::try_from(http::Request::from_parts(parts, Bytes::new()))
+                    .map_err(|e| FetchError::fatal(describe_reqwest_error(e)))
+            }
+        }
+    }
+
+    async fn fetch_once(&self, item: &Item, validators: Option<&Validators>) -> Result<Fetched, FetchError> {
+        let request = self.request(item, validators).await?;
+        let mut response = self
+            .client
+            .execute(request)
+            .await
+            .map_err(|e| FetchError::retry(describe_reqwest_error(e)))?;
+        let status = response.status();
+        if status == StatusCode::NOT_MODIFIED {
+            return match validators {
+                Some(_) => Ok(Fetched::NotModified),
+                None => Err(FetchError::fatal("HTTP 304 Not Modified to an unconditional request")),
+            };
+        }
+        if !status.is_success() {
+            let headers = response.headers().clone();
+            let mut body = Vec::new();
+            while body.len() < MAX_ERROR_BODY {
+                match response.chunk().await {
+                    Ok(Some(chunk)) => body.extend_from_slice(&chunk),
+                    _ => break,
+                }
+            }
+            let retryable = status.is_server_error()
+                || status == StatusCode::TOO_MANY_REQUESTS
+                || status == StatusCode::REQUEST_TIMEOUT;
+            return Err(FetchError {
+                message: describe_error(status, &headers, &body),
+                retryable,
+            });
+        }
+        if status != StatusCode::OK {
+            return Err(FetchError::fatal(format!("unexpected HTTP {status} (expected 200)")));
+        }
+        let header_text = |name: header::HeaderName| {
+            response
+                .headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string)
+        };
+        let expected = header_text(header::CONTENT_LENGTH).and_then(|v| v.trim().parse::<u64>().ok());
+        let etag = header_text(header::ETAG);
+        let last_modified = header_text(header::LAST_MODIFIED);
+
+        let pending = PendingFile::beside(&item.dest)
+            .map_err(|e| FetchError::fatal(format!("cannot create a temp file beside {}: {e}", item.dest.display())))?;
+        let mut options = tokio::fs::OpenOptions::new();
+        options.write(true).create_new(true);
+        #[cfg(unix)]
+        options.mode(item.kind.mode());
+        let mut file = options
+            .open(pending.path())
+            .await
+            .map_err(|e| FetchError::fatal(format!("cannot create {}: {e}", pending.path().display())))?;
+        let write_error =
+            |e: std::io::Error| FetchError::fatal(format!("cannot write {}: {e}", pending.path().display()));
+
+        let mut hasher = Sha256::new();
+        let mut received: u64 = 0;
+        let of_expected = || expected.map(|n| format!(" of {n}")).unwrap_or_default();
+        loop {
+            let chunk = match response.chunk().await {
+                Ok(Some(chunk)) => chunk,
+                Ok(None) => break,
+                Err(e) => {
+                    return Err(FetchError::retry(format!(
+                        "download interrupted after {received}{} bytes: {}",
+                        of_expected(),
+                        describe_reqwest_error(e)
+                    )));
+                }
+            };
+            received += chunk.len() as u64;
+            if let Some(expected) = expected.filter(|&n| received > n) {
+                return Err(FetchError::retry(format!(
+                    "received more than the announced Content-Length of {expected} bytes"
+                )));
+            }
+            hasher.update(&chunk);
+            file.write_all(&chunk).await.map_err(write_error)?;
+        }
+        if let Some(expected) = expected.filter(|&n| n != received) {
+            return Err(FetchError::retry(format!(
+                "truncated download: received {received} of {expected} bytes (Content-Length)"
+            )));
+        }
+        file.flush().await.map_err(write_error)?;
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            file.set_permissions(std::fs::Permissions::from_mode(item.kind.mode()))
+                .await
+                .map_err(write_error)?;
+        }
+        drop(file);
+        Ok(Fetched::Downloaded(Download {
+            file: pending,
+            size: received,
+            sha256: hasher.finalize().into(),
+            etag,
+            last_modified,
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redaction_drops_query_strings_and_user_info() {
+        let presigned = Source::parse(
+            "https://bucket.s3.amazonaws.com/kb.db?X-Amz-Credential=AKIA&X-Amz-Security-Token=SECRET&X-Amz-Signature=abc",
+        )
+        .unwrap();
+        assert_eq!(presigned.redacted(), "https://bucket.s3.amazonaws.com/kb.db?[redacted]");
+        let with_user = Source::parse("http://user:pass@example.com:8080/a/kb.db").unwrap();
+        assert_eq!(with_user.redacted(), "http://example.com:8080/a/kb.db");
+        assert_eq!(Source::parse("s3://b/k/kb.db").unwrap().redacted(), "s3://b/k/kb.db");
+        let bad = Source::parse("ftp://user:pw@host/x?sig=SECRET").unwrap_err();
+        assert!(!bad.contains("SECRET") && !bad.contains("pw"), "{bad}");
+    }
+
+    #[test]
+    fn retry_delays_grow_exponentially_with_jitter_and_a_cap() {
+        let policy = RetryPolicy {
+            attempts: 10,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+        };
+        for _ in 0..50 {
+            let first = policy.delay(1);
+            assert!(first >= Duration::from_millis(50) && first <= Duration::from_millis(100));
+            let third = policy.delay(3);
+            assert!(third >= Duration::from_millis(200) && third <= Duration::from_millis(400));
+            assert!(policy.delay(9) <= Duration::from_secs(1));
+        }
+    }
+}
