@@ -1,5 +1,5 @@
 # The two commands of the README, and a few helpers.
-.PHONY: up down test demo build fmt
+.PHONY: up down test demo build fmt bench
 
 ## Bring the local stack up: three instances behind nginx, a demo knowledge base, a printed token.
 up:
@@ -16,6 +16,11 @@ test:
 ## One instance on localhost:8080 without Docker (quick look).
 demo:
 	scripts/demo.sh
+
+## Benchmarks: ours vs a bare-hyper ceiling vs rmcp's stateless server, reload, nginx, Postgres tools;
+## writes bench/results/{results.md,results.csv,throughput.svg}. Installs wrk/nginx if missing.
+bench:
+	cargo run --release --locked -p benchmarks --bin bench -- --out bench/results
 
 build:
 	cargo build --release -p postgres-mcp

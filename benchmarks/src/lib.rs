@@ -5,6 +5,7 @@
 pub mod fixtures;
 pub mod http;
 pub mod nginx;
+pub mod pg;
 pub mod procs;
 pub mod report;
 pub mod svg;

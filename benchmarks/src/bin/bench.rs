@@ -26,8 +26,8 @@ use std::{
 
 use anyhow::{Context, bail};
 use benchmarks::{
-    fixtures, http, nginx,
-    procs::{Proc, free_addr, free_addrs, status_field},
+    fixtures, http, nginx, pg,
+    procs::{Proc, free_addr, free_addrs},
     report::{Rows, ms, rps, table},
     svg,
     wrk::{self, Load, WrkResult},
@@ -73,7 +73,7 @@ impl Plan {
             token_counts: vec![10, 1_000, 100_000],
             kb_documents: if quick { 2_000 } else { 10_000 },
             searches: if quick { 1_000 } else { 5_000 },
-            reload_rounds: if quick { 5 } else { 40 },
+            reload_rounds: if quick { 5 } else { 60 },
             failover_run: Duration::from_secs(10),
             kill_after: Duration::from_secs(3),
         }
@@ -158,6 +158,13 @@ struct NginxFigure {
     run: Duration,
 }
 
+struct PgFigure {
+    connections: u32,
+    ours: WrkResult,
+    bare: pg::BareResult,
+    sample: String,
+}
+
 #[derive(Default)]
 struct Results {
     throughput: BTreeMap<(usize, usize, u32), WrkResult>,
@@ -165,6 +172,7 @@ struct Results {
     kb: Option<KbFigure>,
     reload: Option<ReloadFigure>,
     nginx: Option<NginxFigure>,
+    postgres: Option<PgFigure>,
     processes: Vec<ProcessFigure>,
     failures: Vec<(&'static str, String)>,
 }
@@ -195,6 +203,11 @@ impl Ctx {
     /// `postgres-mcp serve` with the benchmark config; `TMPDIR` inside the work dir, so the KB copies
     /// of SIGKILLed instances are removed with it.
     fn ours(&self, name: &str, tokens: &Path, kb: &Path) -> anyhow::Result<Proc> {
+        self.ours_with(name, tokens, kb, &[])
+    }
+
+    /// [`ours`](Self::ours) with extra `PGMCP_*` settings.
+    fn ours_with(&self, name: &str, tokens: &Path, kb: &Path, settings: &[(&str, &str)]) -> anyhow::Result<Proc> {
         let addr = free_addr()?;
         let mut command = Command::new(self.bin_dir.join("postgres-mcp"));
         command
@@ -213,6 +226,7 @@ impl Ctx {
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PGMCP_")) {
             command.env_remove(key);
         }
+        command.envs(settings.iter().copied());
         Proc::start(name, command, addr, self.work())
     }
 
@@ -335,12 +349,13 @@ fn run(args: Args) -> anyhow::Result<bool> {
     let mut results = Results::default();
     let started = Instant::now();
 
-    let sections: [(&'static str, fn(&mut Ctx, &mut Results) -> anyhow::Result<()>); 5] = [
+    let sections: [(&'static str, fn(&mut Ctx, &mut Results) -> anyhow::Result<()>); 6] = [
         ("1. throughput", throughput),
         ("2. token check", token_scale),
         ("3. KB search", kb_search),
         ("4. reload propagation", reload),
         ("5. nginx", behind_nginx),
+        ("7. Postgres tools", postgres_tools),
     ];
     for (name, section) in sections {
         eprintln!("bench: {name}");
@@ -863,6 +878,78 @@ struct Machine {
     date: String,
 }
 
+// --- 7. Postgres tools ----------------------------------------------------------------------------
+
+/// `query_database` through the server against the same primary-key lookup with a bare
+/// tokio-postgres client, same database, same pool size (the server's default 4), same concurrency.
+fn postgres_tools(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
+    const CONNECTIONS: u32 = 16;
+    let script = std::fs::read_to_string(ctx.script("query_database.lua"))?;
+    anyhow::ensure!(
+        script.contains(pg::QUERY),
+        "bench/query_database.lua must run pg::QUERY"
+    );
+    let cluster = std::panic::catch_unwind(pg::PgCluster::start)
+        .map_err(|_| anyhow::anyhow!("cannot start PostgreSQL (apt-get install postgresql)"))?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    pg::seed(&runtime, &cluster.url())?;
+    let url = cluster.url();
+    let server = ctx.ours_with(
+        "ours-pg",
+        &ctx.tokens_file.clone(),
+        &ctx.demo_kb.clone(),
+        &[("PGMCP_DATABASE_URL", &url)],
+    )?;
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{{"name":"query_database","arguments":{{"sql":"{}"}}}}}}"#,
+        pg::QUERY
+    );
+    let answer = post(server.addr, &ctx.token, &body)?;
+    let sample = String::from_utf8_lossy(&answer.body).into_owned();
+    anyhow::ensure!(
+        sample.contains(r#""isError":false"#) && sample.contains("customer 4242"),
+        "query_database did not answer the row: {sample}"
+    );
+    let load = ctx.load("query_database.lua", server.addr, "/mcp", CONNECTIONS);
+    let ours = ctx.wrk("query_database", &load)?;
+    if ours.non_2xx > 0 {
+        bail!("query_database: {} non-2xx answers", ours.non_2xx);
+    }
+    ctx.process(results, &server, "ours with PostgreSQL; after query_database load");
+    drop(server);
+    let bare = pg::bare_load(&runtime, &url, 4, CONNECTIONS as usize, ctx.plan.duration)?;
+    eprintln!(
+        "  {:<40} c={:<3} {:>9} req/s  p50 {:>9}  p99 {:>9}",
+        "bare tokio-postgres",
+        CONNECTIONS,
+        format!("{:.0}", bare.queries_per_s),
+        ms(bare.p50_ms),
+        ms(bare.p99_ms)
+    );
+    let section = "7. Postgres tools";
+    ctx.rows.wrk(section, "ours query_database", CONNECTIONS, &ours);
+    let c = Some(CONNECTIONS);
+    ctx.rows.push(
+        section,
+        "bare tokio-postgres",
+        c,
+        "requests_per_s",
+        bare.queries_per_s,
+        "req/s",
+    );
+    ctx.rows
+        .push(section, "bare tokio-postgres", c, "latency_p50", bare.p50_ms, "ms");
+    ctx.rows
+        .push(section, "bare tokio-postgres", c, "latency_p99", bare.p99_ms, "ms");
+    results.postgres = Some(PgFigure {
+        connections: CONNECTIONS,
+        ours,
+        bare,
+        sample,
+    });
+    Ok(())
+}
+
 fn command_output(program: &str, args: &[&str], cwd: &Path) -> String {
     Command::new(program)
         .args(args)
@@ -1206,6 +1293,44 @@ fn render_markdown(ctx: &Ctx, results: &Results, machine: &Machine, took: Durati
         })
         .collect();
     md.push_str(&table(&["process", "what", "start→healthy", "peak RSS"], &rows));
+
+    md.push_str("\n## 7. Postgres tools\n\n");
+    let _ = writeln!(
+        md,
+        "`query_database` with `{}` (a primary-key lookup on a 10k-row table in a throwaway local \
+         cluster), through the server — MCP over HTTP, bearer check, `START TRANSACTION READ ONLY` + \
+         timeouts, Parse/Describe, portal fetch, `to_json`, `ROLLBACK` — against the same statement \
+         prepared once on a bare tokio-postgres client (4 connections, the server's default pool).\n",
+        pg::QUERY
+    );
+    match &results.postgres {
+        None => md.push_str(&not_measured(results, "7. Postgres tools")),
+        Some(f) => {
+            md.push_str(&table(
+                &["client", "concurrency", "req/s", "p50 / p99"],
+                &[
+                    vec![
+                        "ours: tools/call query_database".into(),
+                        f.connections.to_string(),
+                        rps(f.ours.rps),
+                        format!("{} / {}", ms(f.ours.p50_ms), ms(f.ours.p99_ms)),
+                    ],
+                    vec![
+                        "bare tokio-postgres".into(),
+                        f.connections.to_string(),
+                        rps(f.bare.queries_per_s),
+                        format!("{} / {}", ms(f.bare.p50_ms), ms(f.bare.p99_ms)),
+                    ],
+                ],
+            ));
+            let _ = writeln!(
+                md,
+                "\nours / bare: **{}**. One answer: `{}`",
+                ratio(f.ours.rps, f.bare.queries_per_s),
+                f.sample.chars().take(240).collect::<String>()
+            );
+        }
+    }
 
     if !results.failures.is_empty() {
         md.push_str("\n## Not measured\n\n");

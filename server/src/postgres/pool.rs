@@ -71,6 +71,20 @@ impl Database {
         if pg.get_application_name().is_none() {
             pg.application_name("postgres-mcp");
         }
+        // The per-call limits as session settings, sent once per connection in the startup packet
+        // rather than as a SET round trip per call. A statement that changes them with set_config()
+        // changes them inside its own transaction only: the ROLLBACK that ends every call restores them.
+        let timeout_ms = config.statement_timeout.get().as_millis().max(1);
+        let idle_ms = (config.statement_timeout.get() + Duration::from_secs(5)).as_millis();
+        let limits = format!(
+            "-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms} \
+             -c idle_in_transaction_session_timeout={idle_ms} -c default_transaction_read_only=on"
+        );
+        let options = match pg.get_options() {
+            Some(user) if !user.trim().is_empty() => format!("{user} {limits}"),
+            _ => limits,
+        };
+        pg.options(&options);
         let manager_config = ManagerConfig {
             // Every call ends with ROLLBACK and releases advisory locks itself (see `query`), so
             // a returned connection is clean; Fast skips a round trip per checkout.

@@ -10,8 +10,9 @@
 //!   statement — `COMMIT`, `SET ROLE`, `SET TRANSACTION READ WRITE`, `COPY … TO PROGRAM`, `DO`,
 //!   `CALL`, `LISTEN`, `PREPARE` — and plain DML without `RETURNING`. The server tells us the shape
 //!   (its RowDescription), so this is a rule about what the statement *is*, not a keyword list;
-//! - `SET LOCAL statement_timeout` and `idle_in_transaction_session_timeout` bound the time a call
-//!   can hold a backend, and a client-side timeout drops a connection that stops answering;
+//! - `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout` (session settings
+//!   of every pooled connection) bound the time a call can hold a backend, and a client-side timeout
+//!   drops a connection that stops answering;
 //! - session-level advisory locks are the one thing a `SELECT` can leave behind after `ROLLBACK`;
 //!   they are released before the connection goes back to the pool.
 //!
@@ -19,8 +20,6 @@
 //! every type, including numerics, arrays, ranges and composites); statements that cannot be a
 //! subquery (`EXPLAIN`, `SHOW`) are decoded by [`super::values`]. Rows are fetched through a portal
 //! `max_rows + 1` at a time, so a huge result is never sent whole.
-
-use std::time::Duration;
 
 use serde::Deserialize;
 use serde::Serialize;
@@ -124,25 +123,15 @@ impl Database {
         }
     }
 
-    /// `START TRANSACTION READ ONLY` with this call's timeouts (dropping the transaction rolls back).
+    /// `START TRANSACTION READ ONLY` (dropping the transaction rolls back). The timeouts are the
+    /// connection's session settings (see `pool`), so this is one round trip.
     pub(super) async fn begin<'c>(&self, client: &'c mut Client) -> Result<Transaction<'c>, DbError> {
-        let transaction = client
+        client
             .build_transaction()
             .read_only(true)
             .start()
             .await
-            .map_err(DbError::from_pg)?;
-        let timeout_ms = self.limits.statement_timeout.as_millis().max(1);
-        // Covers a client that stops reading mid-result; generous against the statement timeout.
-        let idle_ms = (self.limits.statement_timeout + Duration::from_secs(5)).as_millis();
-        transaction
-            .batch_execute(&format!(
-                "SET LOCAL statement_timeout = {timeout_ms}; SET LOCAL lock_timeout = {timeout_ms}; \
-                 SET LOCAL idle_in_transaction_session_timeout = {idle_ms}"
-            ))
-            .await
-            .map_err(DbError::from_pg)?;
-        Ok(transaction)
+            .map_err(DbError::from_pg)
     }
 }
 
