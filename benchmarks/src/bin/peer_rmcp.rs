@@ -72,28 +72,8 @@ impl KbServer {
             Ok(hits) => hits,
             Err(error) => return CallToolResult::error(vec![ContentBlock::text(error.to_string())]),
         };
-        // The same text as ours (`mcp/kb_tool.rs`), so both answers carry the same bytes of content.
-        let text = if hits.is_empty() {
-            "No matching documents.".to_string()
-        } else {
-            hits.iter()
-                .enumerate()
-                .map(|(i, hit)| {
-                    format!(
-                        "{}. {} — {} ({})\n{}",
-                        i + 1,
-                        hit.title,
-                        hit.section,
-                        hit.source,
-                        hit.snippet
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join("\n\n")
-        };
-        let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
-        result.structured_content = Some(json!({ "results": hits }));
-        result
+        // Ours renders the result (`mcp/kb_tool.rs`), so both answers carry the same bytes of content.
+        postgres_mcp::mcp::kb_tool::search_result(&hits)
     }
 }
 

@@ -55,6 +55,11 @@ async fn search(context: ToolContext, args: SearchArgs) -> CallToolResult {
             return tool_error("the knowledge base search failed; try again");
         }
     };
+    search_result(&hits)
+}
+
+/// Search hits as the tool's result: numbered text for the model and `structuredContent` for programs.
+pub fn search_result(hits: &[crate::kb::store::SearchHit]) -> CallToolResult {
     let text = if hits.is_empty() {
         "No matching documents.".to_string()
     } else {
