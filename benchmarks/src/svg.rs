@@ -21,7 +21,7 @@ pub struct Panel {
 const PANEL_W: f64 = 340.0;
 const PANEL_H: f64 = 260.0;
 const LEFT: f64 = 58.0;
-const TOP: f64 = 70.0;
+const TOP: f64 = 90.0;
 const GAP: f64 = 70.0;
 
 /// A round upper bound and step for the y axis: 5 steps of a round multiple of a power of ten.

@@ -81,6 +81,21 @@ fn open_flags() -> OpenFlags {
     OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI | OpenFlags::SQLITE_OPEN_NO_MUTEX
 }
 
+/// Bytes of a private local copy that SQLite reads through a memory map instead of `read()` into
+/// each connection's own page cache: the searches of every connection then share the kernel's pages,
+/// with no copy per connection. Only for the private copy, which nothing else writes: a file mapped
+/// while another process truncates it in place would fault.
+const LOCAL_COPY_MMAP_BYTES: i64 = 1 << 30;
+
+/// Opens one read-only connection; memory-mapped when it reads a private copy.
+fn open_connection(uri: &str, private_copy: bool) -> Result<Connection, rusqlite::Error> {
+    let db = Connection::open_with_flags(uri, open_flags())?;
+    if private_copy {
+        db.pragma_update(None, "mmap_size", LOCAL_COPY_MMAP_BYTES)?;
+    }
+    Ok(db)
+}
+
 /// A `file:` URI for SQLite, escaping the characters URIs reserve.
 fn sqlite_uri(path: &Path, immutable: bool) -> String {
     let escaped = path
@@ -95,7 +110,7 @@ impl KnowledgeBase {
     /// Opens and validates a kb.db.
     fn open(path: &Path, immutable: bool, local_copy: Option<PathBuf>) -> Result<KnowledgeBase, String> {
         let uri = sqlite_uri(path, immutable);
-        let db = Connection::open_with_flags(&uri, open_flags()).map_err(|e| format!("cannot open: {e}"))?;
+        let db = open_connection(&uri, local_copy.is_some()).map_err(|e| format!("cannot open: {e}"))?;
         let check: String = db
             .query_row("PRAGMA quick_check", [], |row| row.get(0))
             .map_err(|e| format!("integrity check failed: {e}"))?;
@@ -143,7 +158,7 @@ impl KnowledgeBase {
         if let Some(db) = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop() {
             return Ok(db);
         }
-        Connection::open_with_flags(&self.uri, open_flags())
+        open_connection(&self.uri, self.local_copy.is_some())
     }
 
     fn release(&self, db: Connection) {
