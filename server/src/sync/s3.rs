@@ -202,17 +202,7 @@ impl S3Access {
 /// A signing failure as one line: reqsign's message plus its causes (never credentials: reqsign
 /// redacts them and our providers do not put them in errors).
 pub fn describe_signing_error(error: &reqsign_core::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(error);
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    format!("cannot sign the S3 request: {text}")
+    format!("cannot sign the S3 request: {}", super::source::error_chain(error))
 }
 
 fn aws_domain(region: &str) -> &'static str {

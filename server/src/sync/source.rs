@@ -92,9 +92,14 @@ fn redact_text(text: &str) -> String {
 
 /// A reqwest error as one line, without its URL (which may be pre-signed).
 pub fn describe_reqwest_error(error: reqwest::Error) -> String {
-    let error = error.without_url();
+    error_chain(&error.without_url())
+}
+
+/// An error and its causes as one line, each cause once (libraries often repeat their source's
+/// message in their own).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
+    let mut source = error.source();
     while let Some(cause) = source {
         let cause_text = cause.to_string();
         if !text.contains(&cause_text) {
