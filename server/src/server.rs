@@ -72,6 +72,7 @@ pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<Runni
     if let Some(kb) = &state.kb {
         files.push(kb.clone());
     }
+    files.extend(state.database.as_ref().and_then(|db| db.watched_file()));
     let watch = WatchEngine::start(files, &state.config.watch, shutdown.clone());
     if let Some(database) = &state.database {
         database.spawn_health_checks(shutdown.clone());

@@ -511,3 +511,76 @@ async fn a_token_scoped_to_the_knowledge_base_cannot_see_or_call_the_database_to
     );
     assert_eq!(list(scoped.clone()).await.unwrap(), ["search_knowledgebase"]);
 }
+
+#[tokio::test]
+async fn a_rewritten_url_file_moves_the_pool_without_a_restart_and_a_broken_one_is_refused() {
+    let cluster = PgCluster::start();
+    let admin = cluster.client().await;
+    // One statement per call: CREATE DATABASE refuses to run in a multi-statement batch.
+    for db in ["blue", "green"] {
+        admin.batch_execute(&format!("CREATE DATABASE {db}")).await.unwrap();
+    }
+    let fixture = Fixture::new();
+    let url_file = fixture.path("database.url");
+    let url_for = |db: &str| cluster.url().replace("/postgres?", &format!("/{db}?"));
+    std::fs::write(&url_file, format!("{}\n", url_for("blue"))).unwrap();
+    let server = fixture
+        .start_with(
+            "mcp-rotate",
+            &format!("database:\n  url_file: {}\n  connect_timeout: 1s\n", url_file.display()),
+        )
+        .await;
+    let setup_call = |sql: &'static str| {
+        let server = &server;
+        let token = fixture.token.clone();
+        async move {
+            let response = rpc(
+                server,
+                Some(&token),
+                json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "query_database", "arguments": {"sql": sql}}}),
+            )
+            .await;
+            response.json::<Value>().await.unwrap()["result"].clone()
+        }
+    };
+    let current_db =
+        || async { setup_call("SELECT current_database()").await["structuredContent"]["rows"][0][0].clone() };
+    assert_eq!(current_db().await, "blue");
+
+    // Rotation: an atomic rename, as a Secret update or our CLI writes it.
+    let staged = fixture.path("database.url.new");
+    std::fs::write(&staged, url_for("green")).unwrap();
+    std::fs::rename(&staged, &url_file).unwrap();
+    let started = std::time::Instant::now();
+    assert!(
+        eventually(2, || async { current_db().await == "green" }).await,
+        "the new URL was not used"
+    );
+    println!("url_file rotation picked up in {} ms", started.elapsed().as_millis());
+
+    // Not a URL: refused, the last good pool keeps serving, /health names the problem.
+    std::fs::write(&url_file, "this is not a url").unwrap();
+    let health = || async {
+        client()
+            .get(url(&server, "/health"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    assert!(
+        eventually(2, || async {
+            health().await["database"]["url_file"]["last_error"].is_string()
+        })
+        .await,
+        "{}",
+        health().await
+    );
+    assert_eq!(current_db().await, "green");
+    assert!(
+        !health().await.to_string().contains("postgres@127.0.0.1"),
+        "the URL must not appear in /health"
+    );
+}

@@ -6,7 +6,8 @@
 //! `database.status: unavailable`, tools answer a clear tool error, and the pool reconnects by itself
 //! when the database is back (deadpool creates connections on demand; broken ones are discarded).
 //!
-//! - [`pool`]: URL, TLS per `sslmode`, timeouts, pool size; the [`Database`] handle and its status;
+//! - [`pool`]: URL (or a watched `url_file`, for credential rotation without restarts), TLS per
+//!   `sslmode`, timeouts, pool size; the [`Database`] handle and its status;
 //! - [`query`]: one statement in a `READ ONLY` transaction with timeouts and caps;
 //! - [`values`]: PostgreSQL values as JSON where the server cannot do it for us;
 //! - [`schema`]: tables, columns, keys and indexes, compact enough for a model's context.

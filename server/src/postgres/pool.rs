@@ -23,10 +23,11 @@ use tokio_postgres::config::SslMode;
 
 use super::DbError;
 use crate::config::DatabaseConfig;
+use crate::watch::{FileStatus, Loaded, Loader, Reloadable, TextLoader, Watched};
 
 /// The database as the tools see it: a pool plus the limits every query runs under.
 pub struct Database {
-    pool: Pool,
+    pool: PoolSource,
     pub limits: QueryLimits,
     status: Mutex<DatabaseStatus>,
     health_interval: Duration,
@@ -42,69 +43,36 @@ pub struct QueryLimits {
 }
 
 /// What `/health` reports under `database`.
-#[derive(Clone, Debug, Serialize, PartialEq)]
+#[derive(Clone, Debug, Serialize)]
 pub struct DatabaseStatus {
     /// `unknown` until the first check, then `ok` or `unavailable`.
     pub status: &'static str,
     pub last_error: Option<String>,
     pub checked_at: Option<DateTime<Utc>>,
+    /// Generation and last error of `database.url_file`, when the URL comes from one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url_file: Option<FileStatus>,
 }
 
 impl Database {
     /// Builds the pool without connecting: a database that is down at start-up must not stop the
     /// instance from serving the knowledge base. The URL is never logged (it may hold a password).
+    /// With `url_file`, the file is watched like the auth files: a rotated password or a moved
+    /// database takes effect at the next reload, without a restart.
     pub fn open(config: &DatabaseConfig) -> Result<Option<Arc<Database>>, String> {
-        let url = match (&config.url, &config.url_file) {
-            (Some(url), _) => url.trim().to_string(),
-            (None, Some(path)) => std::fs::read_to_string(path)
-                .map_err(|e| format!("database.url_file {}: {e}", path.display()))?
-                .trim()
-                .to_string(),
+        let pool = match (&config.url, &config.url_file) {
+            (Some(url), _) => PoolSource::Fixed(build_pool(url, config)?),
+            (None, Some(path)) => PoolSource::File(Watched::open(
+                "database_url",
+                path,
+                PoolLoader {
+                    text: TextLoader::new(|text| Ok(text.trim().to_string())),
+                    config: config.clone(),
+                },
+            )?),
             (None, None) => return Ok(None),
         };
-        let mut pg = tokio_postgres::Config::from_str(&url)
-            .map_err(|e| format!("database.url is not a valid PostgreSQL URL: {e}"))?;
         let connect_timeout = config.connect_timeout.get();
-        if pg.get_connect_timeout().is_none() {
-            pg.connect_timeout(connect_timeout);
-        }
-        if pg.get_application_name().is_none() {
-            pg.application_name("postgres-mcp");
-        }
-        // The per-call limits as session settings, sent once per connection in the startup packet
-        // rather than as a SET round trip per call. A statement that changes them with set_config()
-        // changes them inside its own transaction only: the ROLLBACK that ends every call restores them.
-        let timeout_ms = config.statement_timeout.get().as_millis().max(1);
-        let idle_ms = (config.statement_timeout.get() + Duration::from_secs(5)).as_millis();
-        let limits = format!(
-            "-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms} \
-             -c idle_in_transaction_session_timeout={idle_ms} -c default_transaction_read_only=on"
-        );
-        let options = match pg.get_options() {
-            Some(user) if !user.trim().is_empty() => format!("{user} {limits}"),
-            _ => limits,
-        };
-        pg.options(&options);
-        let manager_config = ManagerConfig {
-            // Every call ends with ROLLBACK and releases advisory locks itself (see `query`), so
-            // a returned connection is clean; Fast skips a round trip per checkout.
-            recycling_method: RecyclingMethod::Fast,
-        };
-        let manager = match pg.get_ssl_mode() {
-            SslMode::Disable => Manager::from_config(pg, tokio_postgres::NoTls, manager_config),
-            _ => {
-                let tls = tls_connector(config.ca_file.as_deref())?;
-                Manager::from_config(pg, tls, manager_config)
-            }
-        };
-        let pool = Pool::builder(manager)
-            .max_size(config.pool_size)
-            .runtime(Runtime::Tokio1)
-            .wait_timeout(Some(connect_timeout))
-            .create_timeout(Some(connect_timeout))
-            .recycle_timeout(Some(connect_timeout))
-            .build()
-            .map_err(|e| format!("database pool: {e}"))?;
         Ok(Some(Arc::new(Database {
             pool,
             limits: QueryLimits {
@@ -117,14 +85,27 @@ impl Database {
                 status: "unknown",
                 last_error: None,
                 checked_at: None,
+                url_file: None,
             }),
             health_interval: config.health_interval.get(),
         })))
     }
 
+    /// `url_file` for the reload engine, when the URL comes from one.
+    pub fn watched_file(&self) -> Option<Arc<dyn Reloadable>> {
+        match &self.pool {
+            PoolSource::Fixed(_) => None,
+            PoolSource::File(file) => Some(file.clone()),
+        }
+    }
+
     /// A connection from the pool, or `Unavailable` naming why.
     pub async fn connection(&self) -> Result<Object, DbError> {
-        let outcome = self.pool.get().await.map_err(|e| match e {
+        let pool = match &self.pool {
+            PoolSource::Fixed(pool) => pool.clone(),
+            PoolSource::File(file) => Pool::clone(&file.current()),
+        };
+        let outcome = pool.get().await.map_err(|e| match e {
             deadpool_postgres::PoolError::Backend(error) => DbError::from_pg(error),
             deadpool_postgres::PoolError::Timeout(_) => DbError::Unavailable(format!(
                 "no connection within {:?} (database down or pool exhausted)",
@@ -145,11 +126,13 @@ impl Database {
                 status: "unavailable",
                 last_error: Some(error.to_string()),
                 checked_at: Some(Utc::now()),
+                url_file: None,
             },
             _ => DatabaseStatus {
                 status: "ok",
                 last_error: None,
                 checked_at: Some(Utc::now()),
+                url_file: None,
             },
         };
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
@@ -165,7 +148,11 @@ impl Database {
     }
 
     pub fn status(&self) -> DatabaseStatus {
-        self.status.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if let PoolSource::File(file) = &self.pool {
+            status.url_file = Some(file.status());
+        }
+        status
     }
 
     /// One liveness check: a connection and `SELECT 1`.
@@ -195,6 +182,78 @@ impl Database {
                 }
             }
         });
+    }
+}
+
+/// A pool for `url` (nothing connects until the first call).
+fn build_pool(url: &str, config: &DatabaseConfig) -> Result<Pool, String> {
+    let mut pg = tokio_postgres::Config::from_str(url.trim())
+        .map_err(|e| format!("database.url is not a valid PostgreSQL URL: {e}"))?;
+    let connect_timeout = config.connect_timeout.get();
+    if pg.get_connect_timeout().is_none() {
+        pg.connect_timeout(connect_timeout);
+    }
+    if pg.get_application_name().is_none() {
+        pg.application_name("postgres-mcp");
+    }
+    // The per-call limits as session settings, sent once per connection in the startup packet
+    // rather than as a SET round trip per call. A statement that changes them with set_config()
+    // changes them inside its own transaction only: the ROLLBACK that ends every call restores them.
+    let timeout_ms = config.statement_timeout.get().as_millis().max(1);
+    let idle_ms = (config.statement_timeout.get() + Duration::from_secs(5)).as_millis();
+    let limits = format!(
+        "-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms} \
+         -c idle_in_transaction_session_timeout={idle_ms} -c default_transaction_read_only=on"
+    );
+    let options = match pg.get_options() {
+        Some(user) if !user.trim().is_empty() => format!("{user} {limits}"),
+        _ => limits,
+    };
+    pg.options(&options);
+    let manager_config = ManagerConfig {
+        // Every call ends with ROLLBACK and releases advisory locks itself (see `query`), so
+        // a returned connection is clean; Fast skips a round trip per checkout.
+        recycling_method: RecyclingMethod::Fast,
+    };
+    let manager = match pg.get_ssl_mode() {
+        SslMode::Disable => Manager::from_config(pg, tokio_postgres::NoTls, manager_config),
+        _ => {
+            let tls = tls_connector(config.ca_file.as_deref())?;
+            Manager::from_config(pg, tls, manager_config)
+        }
+    };
+    Pool::builder(manager)
+        .max_size(config.pool_size)
+        .runtime(Runtime::Tokio1)
+        .wait_timeout(Some(connect_timeout))
+        .create_timeout(Some(connect_timeout))
+        .recycle_timeout(Some(connect_timeout))
+        .build()
+        .map_err(|e| format!("database pool: {e}"))
+}
+
+/// Where the pool comes from: a URL fixed in the config, or a watched `url_file`.
+enum PoolSource {
+    Fixed(Pool),
+    File(Arc<Watched<PoolLoader>>),
+}
+
+/// Loads `url_file` into a new pool. Calls that hold a connection of the previous pool finish on it;
+/// the previous pool's connections close when the last of them is returned.
+struct PoolLoader {
+    text: TextLoader<String>,
+    config: DatabaseConfig,
+}
+
+impl Loader for PoolLoader {
+    type Value = Pool;
+
+    fn load(&self, path: &Path) -> Result<Loaded<Pool>, String> {
+        let url = self.text.load(path)?;
+        Ok(Loaded {
+            value: build_pool(&url.value, &self.config)?,
+            digest: url.digest,
+        })
     }
 }
 
