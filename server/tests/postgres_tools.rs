@@ -59,15 +59,31 @@ async fn setup(extra: &str) -> Setup {
     }
 }
 
-async fn call(setup: &Setup, tool: &str, arguments: Value) -> Value {
+/// `tools/call` on `server` with `token`; the JSON-RPC result.
+async fn tool_call(server: &RunningServer, token: &str, tool: &str, arguments: Value) -> Value {
     let response = rpc(
-        &setup.server,
-        Some(&setup.fixture.token),
+        server,
+        Some(token),
         json!({"jsonrpc": "2.0", "id": 7, "method": "tools/call", "params": {"name": tool, "arguments": arguments}}),
     )
     .await;
     assert_eq!(response.status(), 200);
     response.json::<Value>().await.unwrap()["result"].clone()
+}
+
+async fn call(setup: &Setup, tool: &str, arguments: Value) -> Value {
+    tool_call(&setup.server, &setup.fixture.token, tool, arguments).await
+}
+
+/// `GET /health`: status code and body.
+async fn health(server: &RunningServer) -> (u16, Value) {
+    let response = client().get(url(server, "/health")).send().await.unwrap();
+    (response.status().as_u16(), response.json::<Value>().await.unwrap())
+}
+
+/// The first column of the one row `sql` returns, read directly from the database.
+async fn scalar<T: for<'a> tokio_postgres::types::FromSql<'a>>(db: &tokio_postgres::Client, sql: &str) -> T {
+    db.query_one(sql, &[]).await.unwrap().get(0)
 }
 
 async fn sql(setup: &Setup, sql: &str) -> Value {
@@ -218,48 +234,30 @@ async fn every_write_attempt_is_refused_and_nothing_changes() {
     assert!(message.contains("multiple commands"), "{message}");
 
     let db = setup.cluster.client().await;
-    let count: i64 = db.query_one("SELECT count(*) FROM orders", &[]).await.unwrap().get(0);
+    let count: i64 = scalar(&db, "SELECT count(*) FROM orders").await;
     assert_eq!(count, 500);
-    let names: i64 = db
-        .query_one(
-            "SELECT count(*) FROM customers WHERE name = 'Mallory' OR balance = 0 AND name <> 'Brian'",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let names: i64 = scalar(
+        &db,
+        "SELECT count(*) FROM customers WHERE name = 'Mallory' OR balance = 0 AND name <> 'Brian'",
+    )
+    .await;
     assert_eq!(names, 0);
-    let tables: i64 = db
-        .query_one(
-            "SELECT count(*) FROM pg_class WHERE relname IN ('stolen', 'copy_of_customers', 'scratch')",
-            &[],
-        )
-        .await
-        .unwrap()
-        .get(0);
+    let tables: i64 = scalar(
+        &db,
+        "SELECT count(*) FROM pg_class WHERE relname IN ('stolen', 'copy_of_customers', 'scratch')",
+    )
+    .await;
     assert_eq!(tables, 0);
-    let next: i64 = db
-        .query_one("SELECT nextval('invoice_numbers')", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let next: i64 = scalar(&db, "SELECT nextval('invoice_numbers')").await;
     assert_eq!(next, 1, "the sequence was never advanced");
     assert!(!std::path::Path::new("/tmp/pgmcp-pwned").exists());
     // The advisory lock taken before nextval() failed was not left behind on a pooled connection,
     // nor is one taken by a successful call: another session can take both.
-    let free: bool = db
-        .query_one("SELECT pg_try_advisory_lock(42)", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let free: bool = scalar(&db, "SELECT pg_try_advisory_lock(42)").await;
     assert!(free, "an advisory lock outlived a refused call");
     let lock = sql(&setup, "SELECT pg_advisory_lock(7)").await;
     assert_eq!(lock["isError"], false, "{lock}");
-    let free: bool = db
-        .query_one("SELECT pg_try_advisory_lock(7)", &[])
-        .await
-        .unwrap()
-        .get(0);
+    let free: bool = scalar(&db, "SELECT pg_try_advisory_lock(7)").await;
     assert!(free, "an advisory lock outlived its call");
 
     // And ordinary reads still work on the same pooled connections.
@@ -356,23 +354,19 @@ async fn schema_info_lists_tables_columns_keys_and_indexes() {
 #[tokio::test]
 async fn an_outage_is_a_tool_error_and_health_stays_up_then_both_recover() {
     let setup = setup("").await;
-    let health = |setup: &Setup| {
-        let url = url(&setup.server, "/health");
-        async move {
-            let response = client().get(url).send().await.unwrap();
-            (response.status().as_u16(), response.json::<Value>().await.unwrap())
-        }
-    };
     assert!(
-        eventually(5, || async { health(&setup).await.1["database"]["status"] == "ok" }).await,
+        eventually(5, || async {
+            health(&setup.server).await.1["database"]["status"] == "ok"
+        })
+        .await,
         "{:?}",
-        health(&setup).await
+        health(&setup.server).await
     );
 
     setup.cluster.stop();
     let message = error_text(&sql(&setup, "SELECT 1").await);
     assert!(message.contains("database is unavailable"), "{message}");
-    let (status, body) = health(&setup).await;
+    let (status, body) = health(&setup.server).await;
     assert_eq!(
         status, 200,
         "a database outage must not take the instance out of the balancer"
@@ -394,7 +388,12 @@ async fn an_outage_is_a_tool_error_and_health_stays_up_then_both_recover() {
         "tools did not recover after the database came back"
     );
     println!("recovered {} ms after restart", started.elapsed().as_millis());
-    assert!(eventually(5, || async { health(&setup).await.1["database"]["status"] == "ok" }).await);
+    assert!(
+        eventually(5, || async {
+            health(&setup.server).await.1["database"]["status"] == "ok"
+        })
+        .await
+    );
 }
 
 #[tokio::test]
@@ -415,15 +414,7 @@ async fn without_a_database_the_postgres_tools_are_not_offered() {
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["search_knowledgebase"]);
-    let health: Value = client()
-        .get(url(&server, "/health"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    assert_eq!(health["database"], Value::Null);
+    assert_eq!(health(&server).await.1["database"], Value::Null);
 }
 
 #[tokio::test]
@@ -489,16 +480,7 @@ async fn a_token_scoped_to_the_knowledge_base_cannot_see_or_call_the_database_to
         text.replace("- search_knowledgebase", "- serch_knowledgebase"),
     )
     .unwrap();
-    let health = || async {
-        client()
-            .get(url(&setup.server, "/health"))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let health = || async { health(&setup.server).await.1 };
     assert!(
         eventually(5, || async {
             health().await["auth"]["last_error"]
@@ -530,21 +512,10 @@ async fn a_rewritten_url_file_moves_the_pool_without_a_restart_and_a_broken_one_
             &format!("database:\n  url_file: {}\n  connect_timeout: 1s\n", url_file.display()),
         )
         .await;
-    let setup_call = |sql: &'static str| {
-        let server = &server;
-        let token = fixture.token.clone();
-        async move {
-            let response = rpc(
-                server,
-                Some(&token),
-                json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "query_database", "arguments": {"sql": sql}}}),
-            )
-            .await;
-            response.json::<Value>().await.unwrap()["result"].clone()
-        }
+    let current_db = || async {
+        let sql = json!({"sql": "SELECT current_database()"});
+        tool_call(&server, &fixture.token, "query_database", sql).await["structuredContent"]["rows"][0][0].clone()
     };
-    let current_db =
-        || async { setup_call("SELECT current_database()").await["structuredContent"]["rows"][0][0].clone() };
     assert_eq!(current_db().await, "blue");
 
     // Rotation: an atomic rename, as a Secret update or our CLI writes it.
@@ -560,16 +531,7 @@ async fn a_rewritten_url_file_moves_the_pool_without_a_restart_and_a_broken_one_
 
     // Not a URL: refused, the last good pool keeps serving, /health names the problem.
     std::fs::write(&url_file, "this is not a url").unwrap();
-    let health = || async {
-        client()
-            .get(url(&server, "/health"))
-            .send()
-            .await
-            .unwrap()
-            .json::<Value>()
-            .await
-            .unwrap()
-    };
+    let health = || async { health(&server).await.1 };
     assert!(
         eventually(2, || async {
             health().await["database"]["url_file"]["last_error"].is_string()
