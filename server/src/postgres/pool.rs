@@ -119,6 +119,42 @@ impl Database {
         outcome
     }
 
+    /// Runs one tool call's `work` on a pooled connection, and is the one place that decides what
+    /// happens to that connection afterwards. Past `statement_timeout + connect_timeout` something is
+    /// wrong with the connection itself (the server would have cancelled the statement): the caller
+    /// gets an error and the connection is closed (the backend's own timeout ends the query). After
+    /// the work, session-level advisory locks — the one thing a `SELECT` can leave behind after the
+    /// transaction's ROLLBACK, which the dropped transaction has already queued — are released; a
+    /// connection that cannot be reset is closed rather than handed to the next caller.
+    pub(super) async fn on_connection<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut tokio_postgres::Client) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let mut client = self.connection().await?;
+        let deadline = self.limits.statement_timeout + self.limits.acquire_timeout;
+        let outcome = match tokio::time::timeout(deadline, work(&mut client)).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                let _ = Object::take(client);
+                let error = DbError::Unavailable(format!("no answer from the database within {deadline:?}"));
+                self.record(Err(&error));
+                return Err(error);
+            }
+        };
+        let cleanup = client
+            .batch_execute("SELECT pg_advisory_unlock_all()")
+            .await
+            .map_err(DbError::from_pg);
+        if cleanup.is_err() {
+            let _ = Object::take(client);
+        }
+        match (&outcome, &cleanup) {
+            (Err(error), _) | (Ok(_), Err(error)) => self.record(Err(error)),
+            (Ok(_), Ok(())) => self.record(Ok(())),
+        }
+        outcome
+    }
+
     /// Records the outcome of a call: a server-side rejection still proves the database is up.
     pub fn record(&self, outcome: Result<(), &DbError>) {
         let next = match outcome {

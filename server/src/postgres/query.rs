@@ -62,35 +62,8 @@ impl Database {
     pub async fn query(&self, sql: &str, limit: Option<usize>) -> Result<QueryOutput, DbError> {
         let sql = normalize(sql)?;
         let limit = limit.unwrap_or(self.limits.max_rows).clamp(1, self.limits.max_rows);
-        let mut client = self.connection().await?;
-        // Past the server-side timeout, something is wrong with the connection itself: give up on it
-        // rather than hold the caller.
-        let deadline = self.limits.statement_timeout + self.limits.acquire_timeout;
-        let outcome = match tokio::time::timeout(deadline, self.run(&mut client, sql, limit)).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                // Dropping the taken client closes the connection; the backend's own
-                // statement_timeout ends the query.
-                let _ = deadpool_postgres::Object::take(client);
-                let error = DbError::Unavailable(format!("no answer from the database within {deadline:?}"));
-                self.record(Err(&error));
-                return Err(error);
-            }
-        };
-        let cleanup = client
-            // The dropped transaction already queued its ROLLBACK on this connection, ahead of this.
-            .batch_execute("SELECT pg_advisory_unlock_all()")
+        self.on_connection(async |client| self.run(client, sql, limit).await)
             .await
-            .map_err(DbError::from_pg);
-        if cleanup.is_err() {
-            // A connection we could not reset must not serve the next caller.
-            let _ = deadpool_postgres::Object::take(client);
-        }
-        match (&outcome, &cleanup) {
-            (Err(error), _) | (Ok(_), Err(error)) => self.record(Err(error)),
-            (Ok(_), Ok(())) => self.record(Ok(())),
-        }
-        outcome
     }
 
     async fn run(&self, client: &mut Client, sql: &str, limit: usize) -> Result<QueryOutput, DbError> {

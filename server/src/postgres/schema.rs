@@ -99,20 +99,8 @@ ORDER BY x.indrelid, x.indexrelid";
 impl Database {
     /// Describes the tables of `schema` (or every non-system schema), or the one `table`.
     pub async fn schema_info(&self, schema: Option<&str>, table: Option<&str>) -> Result<SchemaInfo, DbError> {
-        let mut client = self.connection().await?;
-        let deadline = self.limits.statement_timeout + self.limits.acquire_timeout;
-        let outcome = tokio::time::timeout(deadline, self.introspect(&mut client, schema, table))
+        self.on_connection(async |client| self.introspect(client, schema, table).await)
             .await
-            .unwrap_or_else(|_| {
-                Err(DbError::Unavailable(format!(
-                    "no answer from the database within {deadline:?}"
-                )))
-            });
-        self.record(outcome.as_ref().map(|_| ()));
-        if matches!(&outcome, Err(e) if e.is_unavailable()) {
-            let _ = deadpool_postgres::Object::take(client);
-        }
-        outcome
     }
 
     async fn introspect(
