@@ -3,11 +3,13 @@
 //! Any instance answers any request: instances share nothing but read-only files (tokens, users,
 //! session key, kb.db), reloaded live by [`watch`]. See `app` for the request path on one screen.
 
+pub mod accept_queue;
 pub mod admin;
 pub mod app;
 pub mod atomic_file;
 pub mod auth;
 pub mod config;
+pub mod connections;
 pub mod health;
 pub mod http_error;
 pub mod kb;

@@ -3,10 +3,22 @@
 //! Every response — including 401s, 413s and timeouts produced further in — leaves through here, so
 //! every one carries `X-Instance-Id` (operators and the integration suite use it to see the balancing)
 //! and `X-Request-Id` (to find the request's log lines), and is counted once.
+//!
+//! While the instance drains, every response also carries `Connection: close`. A proxy in front
+//! (nginx, an ALB) keeps idle keep-alive connections to each instance and learns of a shutdown only
+//! by failing on one: when the server stops, it closes its idle connections, and a POST the proxy
+//! wrote onto one of them in that instant fails *after being sent*, so the proxy may not retry it
+//! elsewhere (nginx never does for POST) and the client gets a 502. Closing each connection after
+//! its response during `drain_delay` leaves no idle connection to race with: at the stop, only
+//! requests in flight remain, and those finish within `grace`; new connections are refused, which
+//! a proxy retries on the next instance because nothing was sent.
 
 use std::{sync::Arc, time::Instant};
 
-use poem::{Endpoint, IntoResponse, Request, Response, http::StatusCode};
+use poem::{
+    Endpoint, IntoResponse, Request, Response,
+    http::{HeaderValue, StatusCode, header},
+};
 use tracing::Instrument;
 
 use crate::{http_error::HttpError, state::AppState};
@@ -75,6 +87,9 @@ pub async fn around<E: Endpoint>(next: Arc<E>, request: Request) -> poem::Result
     }
     if let Ok(value) = id.parse() {
         headers.insert("x-request-id", value);
+    }
+    if state.draining.is_draining() {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     }
     Ok(response)
 }

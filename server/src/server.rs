@@ -6,13 +6,13 @@
 use std::{net::SocketAddr, sync::Arc, time::Instant};
 
 use anyhow::Context;
-use poem::{Server, listener::TcpAcceptor};
 use tokio::task::JoinHandle;
 
 use crate::{
     app,
     auth::{Authenticator, limiter::FailedAuthLimiter},
     config::Config,
+    connections,
     kb::store::KbLoader,
     mcp::tools::ToolTable,
     net::TrustedProxies,
@@ -82,14 +82,8 @@ pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<Runni
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    let acceptor = TcpAcceptor::from_tokio(listener)?;
     let endpoint = app::routes(state.clone());
-    let mut stop = shutdown;
-    let task = tokio::spawn(async move {
-        Server::new_with_acceptor(acceptor)
-            .run_with_graceful_shutdown(endpoint, async move { stop.recv().await }, Some(grace))
-            .await
-    });
+    let task = tokio::spawn(connections::serve(listener, endpoint, shutdown, grace));
     tracing::info!(%addr, instance = %state.instance, tools = state.tools.list().len(), "listening");
     Ok(RunningServer {
         addr,

@@ -335,6 +335,29 @@ async fn health_reports_instance_files_and_generations() {
 }
 
 #[tokio::test]
+async fn while_draining_every_response_closes_its_connection() {
+    let fixture = Fixture::new();
+    let server = fixture.start("mcp-a").await;
+    let call = || rpc(&server, Some(&fixture.token), search_call(1, "replication"));
+
+    let before = call().await;
+    assert_eq!(before.status(), 200);
+    assert!(
+        before.headers().get("connection").is_none(),
+        "keep-alive before draining"
+    );
+
+    server.state.draining.start();
+    // Still served (the balancer has not noticed yet), but the connection is not kept for reuse.
+    let during = call().await;
+    assert_eq!(during.status(), 200);
+    assert_eq!(during.headers()["connection"], "close");
+    let health = common::client().get(url(&server, "/health")).send().await.unwrap();
+    assert_eq!(health.status(), 503);
+    assert_eq!(health.headers()["connection"], "close");
+}
+
+#[tokio::test]
 async fn malformed_requests_get_errors_naming_the_problem() {
     let fixture = Fixture::new();
     let server = fixture.start_with("mcp-a", "http:\n  max_body: 2KiB\n").await;

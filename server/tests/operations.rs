@@ -247,3 +247,85 @@ async fn sigterm_drains_then_exits_zero() {
     assert!(lines.iter().any(|l| l["message"] == "termination signal received"));
     assert!(!logs.contains(&fixture.token), "a token was logged");
 }
+
+/// What happened to one raw HTTP exchange opened while the server stops.
+#[derive(Debug, PartialEq)]
+enum Exchange {
+    /// Answered with this status line.
+    Answered(String),
+    /// The connection was refused: nothing was sent, a proxy retries it elsewhere.
+    Refused,
+    /// Connected and sent, then closed or reset without an answer: a proxy cannot retry a POST
+    /// like that, so the client would get a 502.
+    Lost(String),
+}
+
+async fn one_exchange(addr: std::net::SocketAddr) -> Exchange {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = match tokio::net::TcpStream::connect(addr).await {
+        Ok(stream) => stream,
+        Err(_) => return Exchange::Refused,
+    };
+    let request = format!("GET /health HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+    if let Err(error) = stream.write_all(request.as_bytes()).await {
+        return Exchange::Lost(format!("write: {error}"));
+    }
+    let mut answer = Vec::new();
+    match stream.read_to_end(&mut answer).await {
+        Ok(_) if answer.starts_with(b"HTTP/1.1 ") => {
+            let text = String::from_utf8_lossy(&answer);
+            Exchange::Answered(text.lines().next().unwrap_or_default().to_string())
+        }
+        Ok(_) => Exchange::Lost(format!("closed after {} bytes", answer.len())),
+        Err(error) => Exchange::Lost(format!("read: {error}")),
+    }
+}
+
+/// Clients keep opening connections while the server stops: each is answered or refused, never
+/// accepted by the kernel and then reset (a rolling restart behind nginx would turn that into a
+/// 502). The stop waits for the accept queue to empty before it closes the socket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_made_while_stopping_are_answered_or_refused_never_reset() {
+    let fixture = Fixture::new();
+    let server = fixture.start("stopper").await;
+    let addr = server.addr;
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let clients: Vec<_> = (0..6)
+        .map(|_| {
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut seen = Vec::new();
+                while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    seen.push(one_exchange(addr).await);
+                }
+                seen
+            })
+        })
+        .collect();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    server.stop().await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+
+    let mut answered = 0;
+    let mut refused = 0;
+    let mut lost = Vec::new();
+    for client in clients {
+        for exchange in client.await.unwrap() {
+            match exchange {
+                Exchange::Answered(_) => answered += 1,
+                Exchange::Refused => refused += 1,
+                Exchange::Lost(why) => lost.push(why),
+            }
+        }
+    }
+    println!(
+        "while stopping: {answered} answered, {refused} refused, {} lost",
+        lost.len()
+    );
+    assert!(answered > 0 && refused > 0, "the stop happened under load");
+    assert!(
+        lost.is_empty(),
+        "connections reset after the request was sent: {lost:?}"
+    );
+}
