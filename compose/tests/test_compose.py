@@ -8,6 +8,7 @@ upstreams, health-gated start, polling where inotify is blind, a stop grace cove
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -133,6 +134,19 @@ def test_stop_grace_period_covers_drain_and_grace():
         env = services[name]["environment"]
         needed = seconds(env["PGMCP_SHUTDOWN_DRAIN_DELAY"]) + seconds(env["PGMCP_SHUTDOWN_GRACE"])
         assert seconds(services[name]["stop_grace_period"]) > needed
+
+
+def test_nginx_puts_a_restarted_instance_back_before_the_next_one_stops_accepting():
+    # In a rolling restart the next instance stops accepting drain_delay after its SIGTERM; nginx
+    # must have re-enabled the previous one by then (fail_timeout), or all can end up disabled.
+    conf = (COMPOSE_DIR.parent / "nginx" / "nginx.conf").read_text()
+    servers = re.findall(r"^\s*server (mcp-\d):8080 max_fails=\d+ fail_timeout=(\w+);", conf, re.MULTILINE)
+    assert sorted(name for name, _ in servers) == INSTANCES
+    assert re.search(r"^\s*zone postgres_mcp \w+;", conf, re.MULTILINE), "upstream state shared by workers"
+    services = model("compose.yaml")["services"]
+    for name, fail_timeout in servers:
+        drain_delay = seconds(services[name]["environment"]["PGMCP_SHUTDOWN_DRAIN_DELAY"])
+        assert seconds(fail_timeout) < drain_delay, (name, fail_timeout, drain_delay)
 
 
 @pytest.mark.parametrize("variant,env", [("compose.nfs.yaml", NFS_ENV), ("compose.efs.yaml", EFS_ENV)])

@@ -42,8 +42,9 @@ impl Default for ClusterOptions {
             vars: BTreeMap::new(),
             env: BTreeMap::new(),
         };
-        // Shorter than production so restarts under test take seconds, same sequence.
-        options = options.var("MCP_DRAIN_DELAY", "2s").var("MCP_GRACE", "10s");
+        // Shorter than production so restarts under test take seconds, same sequence; still longer
+        // than nginx's fail_timeout (2 s), as nginx/nginx.conf requires for rolling restarts.
+        options = options.var("MCP_DRAIN_DELAY", "3s").var("MCP_GRACE", "10s");
         // Tests poll with tokens that are not valid yet (reload) and must not be locked out by the
         // failed-auth limiter; the rate-limit scenario sets its own threshold.
         options.env("PGMCP_AUTH_RATE_LIMIT_FAILURES", "1000000")
