@@ -50,8 +50,12 @@ use crate::{accept_queue::AcceptQueue, shutdown::Shutdown};
 /// something floods the port.
 const ACCEPT_QUEUE_LIMIT: Duration = Duration::from_secs(1);
 
-/// A client that opened a connection must send its request head within this (slow-loris bound).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+/// A request head must arrive within this, counted from the end of the previous response on a
+/// kept-alive connection: it bounds slow-loris clients and closes idle connections. It must be
+/// longer than the idle timeout of the proxy in front (nginx `keepalive_timeout` 60 s in our kit,
+/// an ALB's idle timeout 60 s by default): the proxy, not the server, must be the one to close an
+/// idle connection, or the server's close races the proxy's next request on it (a 502).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
 
 /// On stop, how long a connection that has not received a byte yet may wait for its request.
 const FIRST_BYTES_WAIT: Duration = Duration::from_millis(500);

@@ -184,13 +184,13 @@ variable "alb_deletion_protection" {
 }
 
 variable "alb_idle_timeout" {
-  description = "Seconds an idle client connection stays open at the ALB. Above the server's http.request_timeout (30 s) so the server, not the ALB, ends slow requests."
+  description = "Seconds an idle connection stays open at the ALB. Above the server's http.request_timeout (30 s) so the server, not the ALB, ends slow requests; below the server's idle close of keep-alive connections (75 s) so the ALB, not the server, closes idle connections (a server-side close races the ALB's next request on it)."
   type        = number
   default     = 60
 
   validation {
-    condition     = var.alb_idle_timeout >= 1 && var.alb_idle_timeout <= 4000
-    error_message = "alb_idle_timeout must be between 1 and 4000 seconds."
+    condition     = var.alb_idle_timeout >= 1 && var.alb_idle_timeout < 75
+    error_message = "alb_idle_timeout must be between 1 and 74 seconds: the server closes keep-alive connections idle for 75 s, and the ALB must close them first."
   }
 }
 
