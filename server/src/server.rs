@@ -74,6 +74,7 @@ pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<Runni
     }
     files.extend(state.database.as_ref().and_then(|db| db.watched_file()));
     let watch = WatchEngine::start(files, &state.config.watch, shutdown.clone());
+    crate::metrics::spawn_upkeep(shutdown.clone());
     if let Some(database) = &state.database {
         database.spawn_health_checks(shutdown.clone());
     }
