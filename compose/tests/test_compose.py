@@ -168,10 +168,13 @@ def test_efs_uses_the_options_aws_recommends():
         assert option in options.split(","), option
 
 
-def test_nfs_without_a_server_is_a_clear_error():
-    result = render("compose.yaml", "compose.nfs.yaml", check=False)
+@pytest.mark.parametrize("missing", sorted(NFS_ENV))
+def test_nfs_without_its_server_or_export_is_a_clear_error(missing):
+    # One variable missing at a time: with both missing, Compose names whichever it meets first.
+    env = {name: value for name, value in NFS_ENV.items() if name != missing}
+    result = render("compose.yaml", "compose.nfs.yaml", env=env, check=False)
     assert result.returncode != 0
-    assert "NFS_SERVER" in result.stderr
+    assert f"set {missing}" in result.stderr, result.stderr
 
 
 def test_sync_pulls_once_before_the_instances_start_then_keeps_the_shared_directory_current():
