@@ -15,8 +15,9 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Route, get, handler, post};
 
 use crate::{auth, health, login, mcp, origin, request_context, state::AppState};
 
+/// `GET /metrics`: this process's Prometheus text (also served by the `sync` sidecar).
 #[handler]
-fn metrics_text() -> impl IntoResponse {
+pub fn metrics_text() -> impl IntoResponse {
     crate::metrics::handle()
         .render()
         .with_content_type("text/plain; version=0.0.4")

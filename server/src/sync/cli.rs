@@ -11,7 +11,7 @@ use clap::Args;
 use super::{Item, Kind, RetryPolicy, Syncer, manifest};
 use crate::{
     config::{LogConfig, LogFileConfig, LogFormat, LogRotation},
-    shutdown::termination_signal,
+    shutdown::{ShutdownTrigger, termination_signal},
     state::InstanceId,
     telemetry,
     units::HumanDuration,
@@ -129,14 +129,16 @@ pub fn main(args: SyncArgs) -> ExitCode {
             eprintln!("invalid sync arguments: --interval must be more than 0s");
             return ExitCode::from(2);
         }
+        let (stop_metrics, metrics_stopped) = ShutdownTrigger::new();
         if let Some(addr) = args.metrics_listen {
-            let handle = crate::metrics::handle();
+            // Installs the recorder now: the sync metrics recorded before the first scrape count.
+            crate::metrics::handle();
             super::describe_metrics();
             match tokio::net::TcpListener::bind(addr).await {
                 Ok(listener) => {
                     let addr = listener.local_addr().unwrap_or(addr);
                     tracing::info!(%addr, "serving sync metrics on /metrics");
-                    tokio::spawn(serve_metrics(listener, handle));
+                    tokio::spawn(serve_metrics(listener, metrics_stopped));
                 }
                 Err(error) => {
                     eprintln!("cannot listen on {addr} for metrics: {error}");
@@ -150,6 +152,7 @@ pub fn main(args: SyncArgs) -> ExitCode {
             "sync started; replacing destinations atomically after verification"
         );
         syncer.run_every(&items, interval, termination_signal()).await;
+        stop_metrics.trigger();
         tracing::info!("termination signal received; sync stopped");
         ExitCode::SUCCESS
     })
@@ -174,24 +177,16 @@ async fn once(syncer: &Syncer, items: &[Item]) -> ExitCode {
     ExitCode::FAILURE
 }
 
-/// `GET /metrics` on a plain TCP listener: the sidecar has nothing else to serve.
-async fn serve_metrics(listener: tokio::net::TcpListener, handle: metrics_exporter_prometheus::PrometheusHandle) {
-    use poem::{EndpointExt, Route, get, handler, listener::TcpAcceptor, web::Data};
+/// A scrape in flight when the sync loop ends may finish within this.
+const METRICS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-    #[handler]
-    fn metrics(Data(handle): Data<&metrics_exporter_prometheus::PrometheusHandle>) -> poem::Response {
-        poem::Response::builder()
-            .content_type("text/plain; version=0.0.4")
-            .body(handle.render())
-    }
+/// `GET /metrics` on a plain TCP listener (the sidecar has nothing else to serve), with the same
+/// handler and connection handling as the server, until the sync loop ends.
+async fn serve_metrics(listener: tokio::net::TcpListener, stop: crate::shutdown::Shutdown) {
+    use poem::{Route, get};
 
-    let app = Route::new().at("/metrics", get(metrics)).data(handle);
-    match TcpAcceptor::from_tokio(listener) {
-        Ok(acceptor) => {
-            if let Err(error) = poem::Server::new_with_acceptor(acceptor).run(app).await {
-                tracing::error!(error = %error, "metrics listener stopped");
-            }
-        }
-        Err(error) => tracing::error!(error = %error, "metrics listener failed"),
+    let app = Route::new().at("/metrics", get(crate::app::metrics_text));
+    if let Err(error) = crate::connections::serve(listener, app, stop, METRICS_GRACE).await {
+        tracing::error!(error = %error, "metrics listener stopped");
     }
 }
