@@ -23,7 +23,7 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::watch::{Loaded, Loader};
+use crate::watch::{Loaded, Loader, Served};
 
 use super::SCHEMA_VERSION;
 
@@ -225,7 +225,7 @@ pub struct KbLoader {
 }
 
 /// Reads a whole file through one handle, hashing it and optionally copying it.
-fn hash_and_copy(path: &Path, copy_to: Option<&Path>) -> Result<[u8; 32], String> {
+fn hash_and_copy(path: &Path, copy_to: Option<&Path>) -> Result<Served, String> {
     let mut source = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
     let mut sink = match copy_to {
         Some(dest) => {
@@ -234,6 +234,7 @@ fn hash_and_copy(path: &Path, copy_to: Option<&Path>) -> Result<[u8; 32], String
         None => None,
     };
     let mut hasher = Sha256::new();
+    let mut len = 0u64;
     let mut buffer = vec![0u8; 256 * 1024];
     loop {
         let read = source
@@ -243,38 +244,65 @@ fn hash_and_copy(path: &Path, copy_to: Option<&Path>) -> Result<[u8; 32], String
             break;
         }
         hasher.update(&buffer[..read]);
+        len += read as u64;
         if let Some(sink) = sink.as_mut() {
             std::io::Write::write_all(sink, &buffer[..read]).map_err(|e| format!("cannot write local copy: {e}"))?;
         }
     }
-    Ok(hasher.finalize().into())
+    Ok(Served {
+        digest: hasher.finalize().into(),
+        len,
+    })
+}
+
+impl KbLoader {
+    /// Hashes (copying in the same pass when configured) and verifies, unless the bytes turn out to
+    /// be `unchanged`'s: then nothing is verified and the copy is removed at once.
+    fn load_unless(&self, path: &Path, unchanged: Option<&Served>) -> Result<Option<Loaded<KnowledgeBase>>, String> {
+        if !self.copy_to_local {
+            let served = hash_and_copy(path, None)?;
+            if Some(&served) == unchanged {
+                return Ok(None);
+            }
+            let value = KnowledgeBase::open(path, false, None)?;
+            return Ok(Some(Loaded { value, served }));
+        }
+        std::fs::create_dir_all(&self.copy_dir)
+            .map_err(|e| format!("cannot create {}: {e}", self.copy_dir.display()))?;
+        let copy = self.copy_dir.join(format!("kb-{}.db", uuid::Uuid::new_v4().simple()));
+        let discard = || {
+            let _ = std::fs::remove_file(&copy);
+        };
+        let served = hash_and_copy(path, Some(&copy)).inspect_err(|_| discard())?;
+        if Some(&served) == unchanged {
+            discard();
+            return Ok(None);
+        }
+        // On failure the KnowledgeBase is never built, so remove the copy here; on success the value
+        // owns the copy and removes it when the last request holding it finishes.
+        let value = KnowledgeBase::open(&copy, true, Some(copy.clone())).inspect_err(|_| discard())?;
+        Ok(Some(Loaded { value, served }))
+    }
 }
 
 impl Loader for KbLoader {
     type Value = KnowledgeBase;
 
     fn load(&self, path: &Path) -> Result<Loaded<KnowledgeBase>, String> {
-        if self.copy_to_local {
-            std::fs::create_dir_all(&self.copy_dir)
-                .map_err(|e| format!("cannot create {}: {e}", self.copy_dir.display()))?;
-            let copy = self.copy_dir.join(format!("kb-{}.db", uuid::Uuid::new_v4().simple()));
-            let digest = hash_and_copy(path, Some(&copy)).inspect_err(|_| {
-                let _ = std::fs::remove_file(&copy);
-            })?;
-            // On failure the KnowledgeBase is never built, so remove the copy here.
-            let value = KnowledgeBase::open(&copy, true, Some(copy.clone())).inspect_err(|_| {
-                let _ = std::fs::remove_file(&copy);
-            })?;
-            Ok(Loaded { value, digest })
-        } else {
-            let digest = hash_and_copy(path, None)?;
-            let value = KnowledgeBase::open(path, false, None)?;
-            Ok(Loaded { value, digest })
-        }
+        Ok(self.load_unless(path, None)?.expect("no digest to compare with"))
     }
 
-    fn trust_metadata(&self) -> bool {
-        true
+    /// A file of the served size is hashed first and only copied and verified if its digest differs:
+    /// a `touch`, or the same KB downloaded again, costs one read and no disk. A file of another size
+    /// has changed for sure, so it is hashed and copied in one pass.
+    fn reload(&self, path: &Path, served: &Served) -> Result<Option<Loaded<KnowledgeBase>>, String> {
+        let len = std::fs::metadata(path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            .len();
+        if len == served.len && hash_and_copy(path, None)? == *served {
+            return Ok(None);
+        }
+        self.load_unless(path, Some(served))
     }
 }
 

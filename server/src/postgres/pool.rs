@@ -23,7 +23,7 @@ use tokio_postgres::config::SslMode;
 
 use super::DbError;
 use crate::config::DatabaseConfig;
-use crate::watch::{FileStatus, Loaded, Loader, Reloadable, TextLoader, Watched};
+use crate::watch::{FileStatus, Loaded, Loader, Reloadable, Served, TextLoader, Watched};
 
 /// The database as the tools see it: a pool plus the limits every query runs under.
 pub struct Database {
@@ -288,8 +288,19 @@ impl Loader for PoolLoader {
         let url = self.text.load(path)?;
         Ok(Loaded {
             value: build_pool(&url.value, &self.config)?,
-            digest: url.digest,
+            served: url.served,
         })
+    }
+
+    /// An unchanged URL keeps the current pool (and its connections).
+    fn reload(&self, path: &Path, served: &Served) -> Result<Option<Loaded<Pool>>, String> {
+        let Some(url) = self.text.reload(path, served)? else {
+            return Ok(None);
+        };
+        Ok(Some(Loaded {
+            value: build_pool(&url.value, &self.config)?,
+            served: url.served,
+        }))
     }
 }
 

@@ -2,6 +2,8 @@
 //! started exactly as `postgres-mcp serve` starts them.
 #![allow(dead_code)]
 
+pub mod process;
+
 use std::path::{Path, PathBuf};
 
 use postgres_mcp::{
