@@ -8,5 +8,6 @@ pub mod nginx;
 pub mod pg;
 pub mod procs;
 pub mod report;
+pub mod scale;
 pub mod svg;
 pub mod wrk;

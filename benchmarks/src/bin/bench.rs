@@ -29,7 +29,7 @@ use benchmarks::{
     fixtures, http, nginx, pg,
     procs::{Proc, free_addr, free_addrs},
     report::{Rows, ms, rps, table},
-    svg,
+    scale, svg,
     wrk::{self, Load, WrkResult},
 };
 use clap::Parser;
@@ -51,6 +51,9 @@ struct Args {
     /// Use the release binaries as they are (by default the runner builds them first).
     #[arg(long)]
     no_build: bool,
+    /// Run only the sections whose number is given (`--only 8`, repeatable); all by default.
+    #[arg(long)]
+    only: Vec<String>,
 }
 
 /// How much of everything to do.
@@ -66,6 +69,7 @@ struct Plan {
     reload_rounds: usize,
     failover_run: Duration,
     kill_after: Duration,
+    scale: scale::Plan,
 }
 
 impl Plan {
@@ -80,6 +84,12 @@ impl Plan {
             reload_rounds: if quick { 5 } else { 60 },
             failover_run: Duration::from_secs(10),
             kill_after: Duration::from_secs(3),
+            scale: scale::Plan {
+                idle_window: Duration::from_secs(if quick { 5 } else { 10 }),
+                large_kb_mb: 42,
+                huge_kb_mb: if quick { 60 } else { 500 },
+                rotation_rounds: if quick { 10 } else { 60 },
+            },
         }
     }
 }
@@ -178,6 +188,7 @@ struct Results {
     nginx: Option<NginxFigure>,
     postgres: Option<PgFigure>,
     processes: Vec<ProcessFigure>,
+    scale: Option<scale::Figures>,
     failures: Vec<(&'static str, String)>,
 }
 
@@ -353,15 +364,19 @@ fn run(args: Args) -> anyhow::Result<bool> {
     let mut results = Results::default();
     let started = Instant::now();
 
-    let sections: [(&'static str, fn(&mut Ctx, &mut Results) -> anyhow::Result<()>); 6] = [
+    let sections: [(&'static str, fn(&mut Ctx, &mut Results) -> anyhow::Result<()>); 7] = [
         ("1. throughput", throughput),
         ("2. token check", token_scale),
         ("3. KB search", kb_search),
         ("4. reload propagation", reload),
         ("5. nginx", behind_nginx),
         ("7. Postgres tools", postgres_tools),
+        ("8. production scale", production_scale),
     ];
     for (name, section) in sections {
+        if !args.only.is_empty() && !args.only.iter().any(|n| name.split('.').next() == Some(n.as_str())) {
+            continue;
+        }
         eprintln!("bench: {name}");
         if let Err(error) = section(&mut ctx, &mut results) {
             eprintln!("bench: {name} not measured: {error:#}");
@@ -776,6 +791,57 @@ fn reload(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
         bail!("unexpected output from the reload bench:\n{stdout}");
     }
     results.reload = Some(ReloadFigure { rounds, modes });
+    Ok(())
+}
+
+// --- 8. production scale ----------------------------------------------------------------------
+
+fn production_scale(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
+    let copies = ctx.work().join("tmp");
+    let start = |name: &str, tokens: &Path, kb: &Path| ctx.ours(name, tokens, kb);
+    let figures = scale::run(&start, ctx.work(), &copies, &ctx.token, &ctx.plan.scale, &ctx.demo_kb)?;
+    let section = "8. production scale";
+    for idle in &figures.idle {
+        ctx.rows.push(
+            section,
+            &idle.subject,
+            None,
+            "idle_cpu",
+            idle.cpu_percent,
+            "% of a core",
+        );
+        ctx.rows
+            .push(section, &idle.subject, None, "idle_reads", idle.reads as f64, "reads");
+    }
+    if let Some(r) = &figures.rotation {
+        let subject = format!("token rotation beside a {:.0} MB kb.db", r.kb_mb);
+        ctx.rows
+            .push(section, &subject, None, "rename_to_accepted_p50", r.p50_ms, "ms");
+        ctx.rows
+            .push(section, &subject, None, "rename_to_accepted_p99", r.p99_ms, "ms");
+    }
+    if let Some(s) = &figures.swap {
+        let subject = format!("new {:.0} MB kb.db", s.kb_mb);
+        ctx.rows
+            .push(section, &subject, None, "rename_to_served", s.serve_ms, "ms");
+        ctx.rows.push(
+            section,
+            &subject,
+            None,
+            "token_during_swap",
+            s.token_during_swap_ms,
+            "ms",
+        );
+        ctx.rows.push(
+            section,
+            &subject,
+            None,
+            "peak_local_copies",
+            s.peak_copies_bytes as f64 / 1e6,
+            "MB",
+        );
+    }
+    results.scale = Some(figures);
     Ok(())
 }
 
@@ -1351,6 +1417,14 @@ fn render_markdown(ctx: &Ctx, results: &Results, machine: &Machine, took: Durati
             );
         }
     }
+
+    md.push_str(&match &results.scale {
+        Some(figures) => scale::render(figures),
+        None => format!(
+            "\n## 8. Production scale\n\n{}",
+            not_measured(results, "8. production scale")
+        ),
+    });
 
     if !results.failures.is_empty() {
         md.push_str("\n## Not measured\n\n");
