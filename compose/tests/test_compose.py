@@ -93,6 +93,26 @@ def test_instances_have_fixed_ids_and_fixed_addresses_for_nginx():
     assert services["mcp-1"]["environment"]["PGMCP_AUTH_TRUSTED_PROXIES"] == "10.99.0.10"
 
 
+@pytest.mark.parametrize(
+    "files,env",
+    [
+        (["compose.yaml"], {}),
+        (["compose.yaml", "compose.nfs.yaml"], NFS_ENV),
+        (["compose.yaml", "compose.efs.yaml"], EFS_ENV),
+        (["compose.yaml", "compose.sync.yaml"], SYNC_ENV),
+    ],
+    ids=["local", "nfs", "efs", "sync"],
+)
+def test_every_instance_trusts_exactly_nginx_for_the_client_address(files, env):
+    # The failed-auth limiter keys on the client IP: X-Forwarded-For must be believed from nginx (or
+    # every client would share nginx's address and one budget), and from nothing else (or a client
+    # could pick its own address). nginx's address is fixed, so the single address is enough.
+    services = model(*files, env={**env, "MCP_NET_PREFIX": "10.99.0"})["services"]
+    nginx = services["nginx"]["networks"]["mcp"]["ipv4_address"]
+    for name in INSTANCES:
+        assert services[name]["environment"]["PGMCP_AUTH_TRUSTED_PROXIES"] == nginx, name
+
+
 def test_nginx_starts_only_after_every_instance_is_healthy():
     services = model("compose.yaml")["services"]
     depends = services["nginx"]["depends_on"]

@@ -561,6 +561,33 @@ def test_ingress_hosts_are_allowed_and_metrics_stay_private(rendered):
     assert config["public_url"] == "https://mcp.example.com"
 
 
+INGRESS_ON = {"ingress": {"enabled": True, "className": "nginx"}}
+
+
+def test_an_ingress_without_trusted_proxies_is_refused_with_what_to_set(chart):
+    # Behind the ingress every client has the controller's address: one client's bad tokens would
+    # lock every client's password logins out. The chart says what to set instead of rendering that.
+    with pytest.raises(helm.HelmError) as refused:
+        render_raw(chart, INGRESS_ON)
+    message = str(refused.value)
+    assert "config.auth.trusted_proxies" in message and "pod CIDR" in message, message
+    with pytest.raises(helm.HelmError):
+        render_raw(chart, merge(INGRESS_ON, {"config": {"auth": {"trusted_proxies": []}}}))
+
+
+def test_an_ingress_with_the_controllers_pod_cidr_renders_and_trusts_it(chart):
+    values = merge(INGRESS_ON, {"config": {"auth": {"trusted_proxies": ["10.244.0.0/16"]}}})
+    objects = render(chart, values)
+    assert one(objects, "Ingress")["spec"]["ingressClassName"] == "nginx"
+    assert server_config(objects)["auth"]["trusted_proxies"] == ["10.244.0.0/16"]
+    report = helm.lint(CHART_DIR, values, strict=True, namespace=NAMESPACE, kube_version="v1.30.0")
+    assert not report["errors"], json.dumps(report, indent=2)
+
+
+def test_without_an_ingress_trusted_proxies_may_stay_empty(rendered):
+    assert server_config(rendered["default"])["auth"]["trusted_proxies"] == []
+
+
 def test_database_url_comes_from_a_secret_file(rendered):
     objects = rendered["ha"]
     assert server_config(objects)["database"] == {"url_file": "/app/secrets/database/url"}

@@ -38,16 +38,16 @@ pub struct ClusterOptions {
 
 impl Default for ClusterOptions {
     fn default() -> Self {
-        let mut options = ClusterOptions {
+        let options = ClusterOptions {
             vars: BTreeMap::new(),
             env: BTreeMap::new(),
         };
         // Shorter than production so restarts under test take seconds, same sequence; still longer
         // than nginx's fail_timeout (2 s), as nginx/nginx.conf requires for rolling restarts.
-        options = options.var("MCP_DRAIN_DELAY", "3s").var("MCP_GRACE", "10s");
-        // Tests poll with tokens that are not valid yet (reload) and must not be locked out by the
-        // failed-auth limiter; the rate-limit scenario sets its own threshold.
-        options.env("PGMCP_AUTH_RATE_LIMIT_FAILURES", "1000000")
+        // The failed-auth limiter keeps the shipped defaults: it never refuses a valid token, so the
+        // reload scenario, which polls with tokens that are not valid yet, sees 200 as soon as they
+        // are (and a revoked token refused with 401, or 429 once its polls used up the budget).
+        options.var("MCP_DRAIN_DELAY", "3s").var("MCP_GRACE", "10s")
     }
 }
 

@@ -4,8 +4,9 @@
 //! TCP -> poem -> request_context (request id, span, timeout, X-Instance-Id, metrics)
 //!     -> GET  /health                       no auth, no I/O
 //!     -> GET  /metrics                      Prometheus text (keep it off the public listener: nginx does)
-//!     -> POST /api/login   origin/host  -> login (body limit, bcrypt, limiter)
-//!     -> POST /mcp, /mcp/v1 origin/host -> bearer auth (limiter first) -> mcp::transport (body limit)
+//!     -> POST /api/login   origin/host  -> login (body limit, limiter admits, bcrypt)
+//!     -> POST /mcp, /mcp/v1 origin/host -> bearer auth (credential first; only failures reach the
+//!                                          limiter) -> mcp::transport (body limit)
 //!        GET/DELETE /mcp -> 405 (stateless: no SSE stream, no session to delete)
 //! ```
 

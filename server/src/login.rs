@@ -1,7 +1,10 @@
 //! `POST /api/login`: username and password in, a session token valid on every instance out.
 //!
-//! The password check is bcrypt on the blocking pool; a failure counts towards the same per-IP limiter
-//! as bad bearer tokens, so password guessing is throttled on each instance.
+//! The password check is bcrypt on the blocking pool. Unlike a bearer token, a password can be
+//! guessed and its check is expensive, so the failed-auth limiter is asked *before* bcrypt runs: a
+//! locked-out client gets 429 at once, and an admitted login holds a unit of its client's budget
+//! until bcrypt answers (see `auth/limiter.rs`). A wrong password counts towards the same per-IP
+//! budget as bad bearer tokens; a right one counts nothing.
 
 use std::sync::Arc;
 
@@ -11,7 +14,7 @@ use serde::Deserialize;
 use crate::{
     auth::{
         AuthFailure,
-        middleware::{check_not_locked, client_ip, refuse},
+        middleware::{answer, client_ip, too_many_attempts},
     },
     http_error::{HttpError, read_body_limited, require_json_content_type},
     state::AppState,
@@ -33,8 +36,6 @@ pub async fn login(mut request: Request) -> Response {
 
 async fn login_inner(request: &mut Request) -> Result<Response, HttpError> {
     let state = request.data::<Arc<AppState>>().cloned().expect("AppState attached");
-    let ip = client_ip(&state, request);
-    check_not_locked(&state, ip)?;
     if !state.auth.logins_enabled() {
         return Err(HttpError::new(
             StatusCode::NOT_FOUND,
@@ -52,20 +53,27 @@ async fn login_inner(request: &mut Request) -> Result<Response, HttpError> {
             format!("body must be {{\"username\": \"…\", \"password\": \"…\"}}: {e}"),
         )
     })?;
+    // After the body is read (a malformed one guesses nothing), before bcrypt.
+    let ip = client_ip(&state, request);
+    let attempt = state.limiter.begin_login(ip).map_err(too_many_attempts)?;
     match state.auth.login(login.username.clone(), login.password).await {
         Ok(session) => {
+            attempt.passed();
             metrics::counter!("pgmcp_logins_total", "outcome" => "success").increment(1);
             tracing::info!(user = %login.username, expires_at = %session.expires_at, "login");
             Ok(Json(session).into_response())
         }
-        Err(failure @ AuthFailure::NotConfigured) => Err(HttpError::new(
-            StatusCode::NOT_FOUND,
-            "logins_disabled",
-            failure.to_string(),
-        )),
+        Err(failure @ AuthFailure::NotConfigured) => {
+            attempt.passed();
+            Err(HttpError::new(
+                StatusCode::NOT_FOUND,
+                "logins_disabled",
+                failure.to_string(),
+            ))
+        }
         Err(failure) => {
             metrics::counter!("pgmcp_logins_total", "outcome" => "failure").increment(1);
-            Err(refuse(&state, ip, failure))
+            Err(answer(ip, failure, attempt.failed()))
         }
     }
 }

@@ -1,9 +1,13 @@
 //! Small network helpers: CIDR matching for `auth.trusted_proxies`, client-IP resolution from
 //! `X-Forwarded-For`, and Host-header parsing.
 //!
-//! The client IP feeds the failed-auth limiter, so it must not be spoofable: `X-Forwarded-For` is
-//! only believed when the TCP peer is a trusted proxy, and then it is read from the right, skipping
-//! trusted hops, so a client cannot prepend a fake address of its own.
+//! The client IP keys the failed-auth limiter, which slows failing attempts and password logins per
+//! address (valid tokens are served regardless). So it must not be spoofable — a client that could
+//! pick its address would get a fresh budget with every request: `X-Forwarded-For` is only
+//! believed when the TCP peer is a trusted proxy, and then it is read from the right, skipping
+//! trusted hops, so a client cannot prepend a fake address of its own. And it must be set behind a
+//! proxy: without `auth.trusted_proxies` every client has the proxy's address and shares one budget
+//! (the kits set it to the proxy's or load balancer's networks).
 
 use std::net::IpAddr;
 

@@ -260,6 +260,22 @@ def check_environment(config: Config) -> None:
     assert env["PGMCP_PUBLIC_URL"] == "${var.public_url}"
 
 
+def check_trusted_proxies(config: Config) -> None:
+    # The failed-auth limiter keys on the client address: X-Forwarded-For must be believed from the
+    # ALB and nothing else. By default that is the CIDRs of the ALB's own subnets, not the VPC's.
+    env = container_environment(config)
+    assert env["PGMCP_AUTH_TRUSTED_PROXIES"] == '${join(",", local.trusted_proxy_cidrs)}'
+    default = config.locals["trusted_proxy_cidrs"]
+    assert default.startswith("${var.trusted_proxy_cidrs != null ? var.trusted_proxy_cidrs : "), default
+    assert re.search(r"\[for (\w+) in data\.aws_subnet\.alb : \1\.cidr_block\]", default), default
+    assert "aws_vpc" not in default and "cidr_block_associations" not in default, "the whole VPC is trusted"
+    subnets = config.data[("aws_subnet", "alb")]
+    alb_subnets = config.resource("aws_lb", "this")["subnets"]
+    assert alb_subnets == "${var.public_subnet_ids}"
+    assert subnets["count"] == "${length(var.public_subnet_ids)}"
+    assert subnets["id"] == "${var.public_subnet_ids[count.index]}", "trusted subnets are not the ALB's"
+
+
 def check_s3_bucket(config: Config) -> None:
     block_public = config.resource("aws_s3_bucket_public_access_block", "config")
     for setting in ("block_public_acls", "block_public_policy", "ignore_public_acls", "restrict_public_buckets"):
@@ -457,6 +473,10 @@ def test_every_pgmcp_variable_set_is_a_server_configuration_key(module):
     assert not unknown, f"the server refuses to start with unknown keys: {unknown}"
 
 
+def test_server_believes_forwarded_for_only_from_the_albs_subnets(module):
+    check_trusted_proxies(module)
+
+
 def test_s3_bucket_is_optional_private_versioned_encrypted_and_tls_only(module):
     check_s3_bucket(module)
 
@@ -581,6 +601,10 @@ BROKEN = [
      "readonlyRootFilesystem = false\n    stopTimeout"),
     ("runs as root", check_container, "main.tf", "run_as         = 10001", "run_as         = 0"),
     ("inotify on EFS", check_environment, "ecs.tf", 'PGMCP_WATCH_MODE           = "poll"', 'PGMCP_WATCH_MODE           = "auto"'),
+    ("whole VPC trusted", check_trusted_proxies, "main.tf",
+     "[for subnet in data.aws_subnet.alb : subnet.cidr_block]", "[data.aws_vpc.this.cidr_block]"),
+    ("task subnets trusted", check_trusted_proxies, "main.tf",
+     "id    = var.public_subnet_ids[count.index]", "id    = var.private_subnet_ids[count.index]"),
     ("public bucket", check_s3_bucket, "s3.tf", "restrict_public_buckets = true", "restrict_public_buckets = false"),
     ("bucket unversioned", check_s3_bucket, "s3.tf", 'status = "Enabled"', 'status = "Suspended"'),
     ("ALB open on 8080", check_security_groups, "security_groups.tf", "from_port         = 443\n  to_port           = 443",

@@ -199,4 +199,9 @@ envFrom:
 {{- if and .Values.autoscaling.enabled (not (dig "requests" "cpu" "" .Values.resources)) }}
 {{- fail "autoscaling.enabled needs resources.requests.cpu (the CPU target is a percentage of it)" }}
 {{- end }}
+{{- /* Behind the ingress every client has the controller's address: without trusting it, one client's
+       bad tokens or wrong passwords would lock every client's logins out (valid tokens are still served). */}}
+{{- if and .Values.ingress.enabled (not .Values.config.auth.trusted_proxies) }}
+{{- fail "ingress.enabled needs config.auth.trusted_proxies: set it to your ingress controller's pod CIDR (the cluster's pod network, e.g. [\"10.244.0.0/16\"]; the node CIDR if the controller runs with hostNetwork), so the server sees each client's address in X-Forwarded-For and the failed-auth limiter does not put every client behind the ingress in one bucket" }}
+{{- end }}
 {{- end }}

@@ -9,8 +9,11 @@ data "aws_region" "current" {}
 data "aws_partition" "current" {}
 data "aws_caller_identity" "current" {}
 
-data "aws_vpc" "this" {
-  id = var.vpc_id
+# The subnets the ALB lives in: its nodes take their addresses from these, and only from these.
+# count, not for_each: the subnet IDs may be unknown until a VPC created in the same apply exists.
+data "aws_subnet" "alb" {
+  count = length(var.public_subnet_ids)
+  id    = var.public_subnet_ids[count.index]
 }
 
 locals {
@@ -31,11 +34,12 @@ locals {
 
   tags = var.tags
 
-  # The ALB's nodes have addresses in the VPC; the server believes X-Forwarded-For only from them.
-  trusted_proxy_cidrs = var.trusted_proxy_cidrs != null ? var.trusted_proxy_cidrs : distinct(concat(
-    [data.aws_vpc.this.cidr_block],
-    [for a in data.aws_vpc.this.cidr_block_associations : a.cidr_block],
-  ))
+  # The server believes X-Forwarded-For only from the ALB (its failed-auth limiter keys on the client
+  # address): the ALB's subnets, not the whole VPC, where any task or instance could claim to be a
+  # proxy and pick the address its failures count against. The ALB is IPv4-only (no dualstack).
+  trusted_proxy_cidrs = var.trusted_proxy_cidrs != null ? var.trusted_proxy_cidrs : distinct(
+    [for subnet in data.aws_subnet.alb : subnet.cidr_block]
+  )
 
   # Fargate's accepted memory range per CPU size (MiB).
   fargate_memory_range = {

@@ -76,7 +76,7 @@ variable "allowed_ingress_cidrs" {
 }
 
 variable "trusted_proxy_cidrs" {
-  description = "CIDRs whose X-Forwarded-For header the server believes (PGMCP_AUTH_TRUSTED_PROXIES): the ALB's addresses. null: every CIDR of the VPC."
+  description = "CIDRs whose X-Forwarded-For header the server believes (PGMCP_AUTH_TRUSTED_PROXIES): the ALB's addresses. null: the CIDRs of the ALB's subnets (public_subnet_ids)."
   type        = list(string)
   default     = null
 

@@ -4,11 +4,8 @@
 # terraform/tests/run.sh runs it where terraform and the hashicorp/aws provider are available.
 
 mock_provider "aws" {
-  mock_data "aws_vpc" {
-    defaults = {
-      cidr_block              = "10.0.0.0/16"
-      cidr_block_associations = [{ association_id = "vpc-cidr-assoc-1", cidr_block = "10.0.0.0/16", state = "associated" }]
-    }
+  mock_data "aws_subnet" {
+    defaults = { cidr_block = "10.0.0.0/24" }
   }
   mock_data "aws_region" {
     defaults = { name = "eu-west-1" }
@@ -33,6 +30,17 @@ variables {
   image                 = "123456789012.dkr.ecr.eu-west-1.amazonaws.com/postgres-mcp:1.0.0"
   public_url            = "https://mcp.example.com"
   create_s3_bucket      = true
+}
+
+# The ALB's two subnets, each with its own range (a mock's defaults would give both the same).
+override_data {
+  target = data.aws_subnet.alb[0]
+  values = { cidr_block = "10.0.0.0/24" }
+}
+
+override_data {
+  target = data.aws_subnet.alb[1]
+  values = { cidr_block = "10.0.1.0/24" }
 }
 
 run "defaults_plan_the_documented_service" {
@@ -103,7 +111,7 @@ run "defaults_plan_the_documented_service" {
       { for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[1].environment : e.name => e.value } == {
         PGMCP_AUTH_SESSION_SECRET_FILE = "/app/config/session.key"
         PGMCP_AUTH_TOKENS_FILE         = "/app/config/tokens.yaml"
-        PGMCP_AUTH_TRUSTED_PROXIES     = "10.0.0.0/16"
+        PGMCP_AUTH_TRUSTED_PROXIES     = "10.0.0.0/24,10.0.1.0/24"
         PGMCP_AUTH_USERS_FILE          = "/app/config/users.yaml"
         PGMCP_KB_PATH                  = "/app/config/kb.db"
         PGMCP_LOG_FORMAT               = "json"
