@@ -86,7 +86,7 @@ pub fn build_kb(dir: &Path, mb: usize, seed: u64) -> anyhow::Result<PathBuf> {
 }
 
 /// Another valid kb.db with the same documents and a different digest (its `built_at` changed).
-fn variant_of(kb: &Path, out: &Path) -> anyhow::Result<()> {
+pub fn variant_of(kb: &Path, out: &Path) -> anyhow::Result<()> {
     std::fs::copy(kb, out)?;
     let db = rusqlite::Connection::open(out)?;
     db.execute(

@@ -136,10 +136,14 @@ fn https_client(certificate: &std::path::Path) -> anyhow::Result<reqwest::Client
 
 impl Cluster {
     pub async fn start(options: ClusterOptions) -> anyhow::Result<Cluster> {
+        Cluster::start_with(options, SharedFiles::create()?).await
+    }
+
+    /// [`start`](Self::start) serving `files` (prepared by the test: many tokens, a large KB).
+    pub async fn start_with(options: ClusterOptions, files: SharedFiles) -> anyhow::Result<Cluster> {
         api_shim::install()?;
         images::ensure_built()?;
         let run = format!("pgmcp-it-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]);
-        let files = SharedFiles::create()?;
         let tls = tempfile::Builder::new().prefix("pgmcp-it-tls-").tempdir()?;
         let status = std::process::Command::new(repo_root().join("nginx/gen-self-signed-cert.sh"))
             .arg(tls.path())

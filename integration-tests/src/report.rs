@@ -14,7 +14,7 @@ pub fn record(scenario: &str, line: &str) {
     }
 }
 
-/// p50/p95/max of samples, in milliseconds, as one line.
+/// p50/p95/p99/max of samples, in milliseconds, as one line.
 pub fn summary(samples: &[Duration]) -> String {
     let mut sorted = samples.to_vec();
     sorted.sort();
@@ -23,10 +23,11 @@ pub fn summary(samples: &[Duration]) -> String {
     }
     let at = |p: f64| sorted[((sorted.len() - 1) as f64 * p).round() as usize].as_secs_f64() * 1000.0;
     format!(
-        "n={} p50={:.1} ms p95={:.1} ms max={:.1} ms",
+        "n={} p50={:.1} ms p95={:.1} ms p99={:.1} ms max={:.1} ms",
         sorted.len(),
         at(0.50),
         at(0.95),
+        at(0.99),
         at(1.0)
     )
 }

@@ -109,6 +109,24 @@ impl SharedFiles {
         Ok(token)
     }
 
+    /// Adds `count` generated tokens (`bulk-N`) in one atomic write: a production-sized tokens.yaml.
+    pub fn add_bulk_tokens(&mut self, count: usize) -> anyhow::Result<()> {
+        let start = self.tokens.len();
+        self.tokens.extend(
+            (start..start + count).map(|i| TokenEntry::new(&format!("bulk-{i}"), &generate_token(), None, None)),
+        );
+        self.write_tokens(WriteMode::AtomicRename)
+    }
+
+    /// Puts a copy of the kb.db at `source` in place by atomic rename, as `sync` and `kb build` do.
+    pub fn install_kb(&self, source: &Path) -> anyhow::Result<()> {
+        let temp = self.path(".kb.db.install-tmp");
+        std::fs::copy(source, &temp).with_context(|| format!("copy {}", source.display()))?;
+        std::fs::set_permissions(&temp, std::fs::Permissions::from_mode(0o644))?;
+        std::fs::rename(&temp, self.path("kb.db"))?;
+        Ok(())
+    }
+
     /// Removes the token named `name`.
     pub fn revoke_token(&mut self, name: &str, mode: WriteMode) -> anyhow::Result<()> {
         self.tokens.retain(|entry| entry.name != name);

@@ -8,6 +8,11 @@
 //! The signature is device, inode, size, mtime and ctime. ctime cannot be set by a user (`touch -d`,
 //! `cp -p` and `rsync -t` set mtime only), and every content write, chmod or rename updates it.
 //!
+//! It is taken by opening the file and `fstat`ing the handle, not by `stat(path)`: on NFS (EFS) a
+//! plain `stat` answers from the client's attribute and name caches, which may be up to a minute old
+//! (`acregmax`, `acdirmax`), while `open` revalidates both (close-to-open consistency). Nothing is
+//! read, and the open's own inotify events are ignored by the engine.
+//!
 //! Timestamps have a granularity (a kernel tick locally, a second on some NFS/SMB servers), so a
 //! file rewritten with the same size within one tick of our read would keep its signature: the
 //! "racy" case git also has. A file whose timestamps are within [`RACY_WINDOW`] of the moment we read
@@ -35,8 +40,12 @@ pub struct Signature {
 
 impl Signature {
     /// The signature of `path` now; an error if it cannot be stat'ed (missing, no search permission).
+    /// A file this process may not open is stat'ed by path instead, so that a permission fix (a
+    /// chmod changes ctime) is noticed at once.
     pub fn of(path: &Path) -> std::io::Result<Signature> {
-        let meta = std::fs::metadata(path)?;
+        let meta = std::fs::File::open(path)
+            .and_then(|file| file.metadata())
+            .or_else(|_| std::fs::metadata(path))?;
         #[cfg(unix)]
         {
             use std::os::unix::fs::MetadataExt;
@@ -60,11 +69,6 @@ impl Signature {
             modified: meta.modified().ok(),
             changed: None,
         })
-    }
-
-    /// Size in bytes.
-    pub fn len(&self) -> u64 {
-        self.len
     }
 
     /// When a file with this signature, read at `read_at`, must be read once more because a write
