@@ -2,35 +2,48 @@
 //!
 //! Each command reads the whole file, changes one entry, validates the result with the same parser the
 //! server uses, and replaces the file atomically — so other entries are kept, a running server never
-//! reads a half-written file, and the CLI can never write a file the server would reject.
+//! reads a half-written file, and the CLI can never write a file the server would reject. The file
+//! keeps its mode, owner and group ([`crate::atomic_file`]); a new one gets the defaults below, or
+//! the operator's `--mode`/`--group` ([`Target`]).
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 
-use crate::atomic_file::write_atomic;
+use crate::atomic_file::{Permissions, Target, write_atomic};
 use crate::auth::session::{SessionKeys, generate_key_file};
 use crate::auth::tokens::{TokenEntry, TokenSet, generate_token};
 use crate::auth::users::{UserEntry, UserSet};
+use crate::file_access::describe_read_error;
 
-/// Permissions of files holding hashes and keys: readable by the owner and group (the server's
-/// group in the container images), never by others.
-const SECRET_FILE_MODE: u32 = 0o640;
+/// Mode of a new tokens.yaml or users.yaml: they hold only hashes (SHA-256 of 256-bit tokens,
+/// bcrypt), so any local user may read them, including a server running as another uid.
+pub const HASH_FILE_MODE: u32 = 0o644;
+/// Mode of a new session key: a secret, readable by its owner and group only (`--group` the
+/// servers' group, or write it as the servers' user).
+pub const SESSION_KEY_MODE: u32 = 0o640;
 const MIN_PASSWORD_CHARS: usize = 8;
 
 fn read_or_empty(path: &Path) -> anyhow::Result<String> {
     match std::fs::read_to_string(path) {
         Ok(text) => Ok(text),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(String::new()),
-        Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
+        Err(e) => bail!("{}", describe_read_error(path, &e)),
     }
 }
 
-fn write_tokens(path: &Path, entries: &[TokenEntry]) -> anyhow::Result<()> {
+/// Replaces the file at `target` with `text`, keeping its mode, owner and group.
+fn write(target: Target, text: &str, new_file_mode: u32) -> anyhow::Result<()> {
+    let permissions = Permissions::new_file(new_file_mode).with(target.requested);
+    write_atomic(target.path, text.as_bytes(), permissions)
+        .with_context(|| format!("cannot write {}", target.path.display()))
+}
+
+fn write_tokens(target: Target, entries: &[TokenEntry]) -> anyhow::Result<()> {
     let text = TokenEntry::render_file(entries);
     TokenSet::parse(&text).map_err(|e| anyhow::anyhow!("refusing to write an invalid tokens file: {e}"))?;
-    write_atomic(path, text.as_bytes(), SECRET_FILE_MODE).with_context(|| format!("cannot write {}", path.display()))
+    write(target, &text, HASH_FILE_MODE)
 }
 
 fn read_tokens(path: &Path) -> anyhow::Result<Vec<TokenEntry>> {
@@ -38,24 +51,26 @@ fn read_tokens(path: &Path) -> anyhow::Result<Vec<TokenEntry>> {
 }
 
 /// Adds a token and returns it (the only time it is ever shown).
-pub fn token_create(
-    path: &Path,
+pub fn token_create<'a>(
+    file: impl Into<Target<'a>>,
     name: &str,
     expires_at: Option<DateTime<Utc>>,
     note: Option<String>,
 ) -> anyhow::Result<String> {
-    token_create_scoped(path, name, expires_at, note, None)
+    token_create_scoped(file, name, expires_at, note, None)
 }
 
 /// Like [`token_create`], for a token limited to `tools` (None: every tool). The scope is written
 /// with the token in one atomic write, so no instance ever sees the token without its limits.
-pub fn token_create_scoped(
-    path: &Path,
+pub fn token_create_scoped<'a>(
+    file: impl Into<Target<'a>>,
     name: &str,
     expires_at: Option<DateTime<Utc>>,
     note: Option<String>,
     tools: Option<Vec<String>>,
 ) -> anyhow::Result<String> {
+    let target = file.into();
+    let path = target.path;
     crate::auth::ToolScope::from_entry(tools.as_deref()).map_err(anyhow::Error::msg)?;
     if name.trim().is_empty() {
         bail!("--name must not be empty");
@@ -72,18 +87,20 @@ pub fn token_create_scoped(
         tools,
         ..TokenEntry::new(name, &token, expires_at, note)
     });
-    write_tokens(path, &entries)?;
+    write_tokens(target, &entries)?;
     Ok(token)
 }
 
-pub fn token_revoke(path: &Path, name: &str) -> anyhow::Result<()> {
+pub fn token_revoke<'a>(file: impl Into<Target<'a>>, name: &str) -> anyhow::Result<()> {
+    let target = file.into();
+    let path = target.path;
     let mut entries = read_tokens(path)?;
     let before = entries.len();
     entries.retain(|e| e.name != name);
     if entries.len() == before {
         bail!("no token named `{name}` in {}", path.display());
     }
-    write_tokens(path, &entries)
+    write_tokens(target, &entries)
 }
 
 pub fn token_list(path: &Path) -> anyhow::Result<Vec<TokenEntry>> {
@@ -94,10 +111,10 @@ fn read_users(path: &Path) -> anyhow::Result<Vec<UserEntry>> {
     UserEntry::parse_file(&read_or_empty(path)?).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))
 }
 
-fn write_users(path: &Path, entries: &[UserEntry]) -> anyhow::Result<()> {
+fn write_users(target: Target, entries: &[UserEntry]) -> anyhow::Result<()> {
     let text = UserEntry::render_file(entries);
     UserSet::parse(&text).map_err(|e| anyhow::anyhow!("refusing to write an invalid users file: {e}"))?;
-    write_atomic(path, text.as_bytes(), SECRET_FILE_MODE).with_context(|| format!("cannot write {}", path.display()))
+    write(target, &text, HASH_FILE_MODE)
 }
 
 fn check_password(password: &str) -> anyhow::Result<()> {
@@ -107,7 +124,9 @@ fn check_password(password: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn user_add(path: &Path, username: &str, password: &str, cost: u32) -> anyhow::Result<()> {
+pub fn user_add<'a>(file: impl Into<Target<'a>>, username: &str, password: &str, cost: u32) -> anyhow::Result<()> {
+    let target = file.into();
+    let path = target.path;
     if username.trim().is_empty() {
         bail!("username must not be empty");
     }
@@ -120,11 +139,13 @@ pub fn user_add(path: &Path, username: &str, password: &str, cost: u32) -> anyho
         );
     }
     entries.push(UserEntry::with_password(username, password, cost).map_err(anyhow::Error::msg)?);
-    write_users(path, &entries)
+    write_users(target, &entries)
 }
 
 /// Sets a new password; the user's existing sessions stop working at the next reload.
-pub fn user_passwd(path: &Path, username: &str, password: &str, cost: u32) -> anyhow::Result<()> {
+pub fn user_passwd<'a>(file: impl Into<Target<'a>>, username: &str, password: &str, cost: u32) -> anyhow::Result<()> {
+    let target = file.into();
+    let path = target.path;
     check_password(password)?;
     let mut entries = read_users(path)?;
     let entry = entries
@@ -134,27 +155,31 @@ pub fn user_passwd(path: &Path, username: &str, password: &str, cost: u32) -> an
     entry.password_hash = UserEntry::with_password(username, password, cost)
         .map_err(anyhow::Error::msg)?
         .password_hash;
-    write_users(path, &entries)
+    write_users(target, &entries)
 }
 
-pub fn user_set_disabled(path: &Path, username: &str, disabled: bool) -> anyhow::Result<()> {
+pub fn user_set_disabled<'a>(file: impl Into<Target<'a>>, username: &str, disabled: bool) -> anyhow::Result<()> {
+    let target = file.into();
+    let path = target.path;
     let mut entries = read_users(path)?;
     let entry = entries
         .iter_mut()
         .find(|e| e.username == username)
         .with_context(|| format!("no user `{username}` in {}", path.display()))?;
     entry.disabled = disabled;
-    write_users(path, &entries)
+    write_users(target, &entries)
 }
 
-pub fn user_remove(path: &Path, username: &str) -> anyhow::Result<()> {
+pub fn user_remove<'a>(file: impl Into<Target<'a>>, username: &str) -> anyhow::Result<()> {
+    let target = file.into();
+    let path = target.path;
     let mut entries = read_users(path)?;
     let before = entries.len();
     entries.retain(|e| e.username != username);
     if entries.len() == before {
         bail!("no user `{username}` in {}", path.display());
     }
-    write_users(path, &entries)
+    write_users(target, &entries)
 }
 
 pub fn user_list(path: &Path) -> anyhow::Result<Vec<UserEntry>> {
@@ -162,7 +187,9 @@ pub fn user_list(path: &Path) -> anyhow::Result<Vec<UserEntry>> {
 }
 
 /// Writes a new session key file; refuses to overwrite one unless `force` (that logs everyone out).
-pub fn session_key_create(path: &Path, force: bool) -> anyhow::Result<()> {
+pub fn session_key_create<'a>(file: impl Into<Target<'a>>, force: bool) -> anyhow::Result<()> {
+    let target = file.into();
+    let path = target.path;
     if path.exists() && !force {
         bail!(
             "{} exists; replacing it logs every user out (use --force, or prepend a key line to rotate)",
@@ -171,7 +198,7 @@ pub fn session_key_create(path: &Path, force: bool) -> anyhow::Result<()> {
     }
     let text = generate_key_file();
     SessionKeys::parse(&text).map_err(anyhow::Error::msg)?;
-    write_atomic(path, text.as_bytes(), SECRET_FILE_MODE).with_context(|| format!("cannot write {}", path.display()))
+    write(target, &text, SESSION_KEY_MODE)
 }
 
 #[cfg(test)]
@@ -219,6 +246,32 @@ mod tests {
         assert!(set.verify_password("alice", "new password").is_ok());
         assert!(set.get("bob").is_none());
         assert!(!std::fs::read_to_string(&path).unwrap().contains("new password"));
+    }
+
+    #[test]
+    fn new_files_get_their_kinds_default_mode_and_keep_theirs_afterwards() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |path: &Path| std::fs::metadata(path).unwrap().permissions().mode() & 0o7777;
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = dir.path().join("tokens.yaml");
+        let users = dir.path().join("users.yaml");
+        let key = dir.path().join("session.key");
+        token_create(&tokens, "a", None, None).unwrap();
+        user_add(&users, "alice", "correct horse", 4).unwrap();
+        session_key_create(&key, false).unwrap();
+        assert_eq!((mode(&tokens), mode(&users), mode(&key)), (0o644, 0o644, 0o640));
+
+        std::fs::set_permissions(&tokens, std::fs::Permissions::from_mode(0o600)).unwrap();
+        token_create(&tokens, "b", None, None).unwrap();
+        token_revoke(&tokens, "a").unwrap();
+        assert_eq!(mode(&tokens), 0o600, "an existing file keeps its mode");
+
+        let requested = crate::atomic_file::Requested {
+            mode: Some(0o640),
+            group: None,
+        };
+        user_remove(Target::new(&users, requested), "alice").unwrap();
+        assert_eq!(mode(&users), 0o640, "unless the operator asks for another");
     }
 
     #[test]

@@ -14,9 +14,12 @@ use chrono::Utc;
 use clap::{Args, Parser, Subcommand};
 use postgres_mcp::{
     admin,
+    atomic_file::Target,
     auth::users::DEFAULT_COST,
     config::{Config, DEFAULT_CONFIG_YAML, LogFormat, Overrides},
-    kb, server,
+    config_check, kb,
+    permission_flags::PermissionFlags,
+    server,
     shutdown::termination_signal,
     state::InstanceId,
     telemetry,
@@ -114,6 +117,9 @@ struct ServeArgs {
 #[derive(Subcommand)]
 enum TokenCommand {
     /// Generate a token, store its hash, print the token once on stdout.
+    ///
+    /// An existing tokens file keeps its mode, owner and group; a new one is created with mode 0644
+    /// (it holds only hashes). --mode and --group set them explicitly.
     Create {
         #[arg(long)]
         file: PathBuf,
@@ -127,6 +133,8 @@ enum TokenCommand {
         /// Limit the token to these tools (comma-separated, e.g. search_knowledgebase); default: all.
         #[arg(long, value_delimiter = ',')]
         tools: Option<Vec<String>>,
+        #[command(flatten)]
+        permissions: PermissionFlags,
     },
     /// List token names and expiry dates (never the tokens).
     List {
@@ -134,11 +142,15 @@ enum TokenCommand {
         file: PathBuf,
     },
     /// Remove a token; every instance refuses it after its next reload.
+    ///
+    /// The file keeps its mode, owner and group unless --mode or --group is given.
     Revoke {
         #[arg(long)]
         file: PathBuf,
         #[arg(long)]
         name: String,
+        #[command(flatten)]
+        permissions: PermissionFlags,
     },
 }
 
@@ -152,6 +164,9 @@ struct PasswordSource {
 #[derive(Subcommand)]
 enum UserCommand {
     /// Add a user (password prompted, or from --password-stdin).
+    ///
+    /// An existing users file keeps its mode, owner and group; a new one is created with mode 0644
+    /// (it holds only bcrypt hashes). --mode and --group set them explicitly.
     Add {
         #[arg(long)]
         file: PathBuf,
@@ -159,8 +174,12 @@ enum UserCommand {
         username: String,
         #[command(flatten)]
         password: PasswordSource,
+        #[command(flatten)]
+        permissions: PermissionFlags,
     },
     /// Change a password; the user's sessions end at the next reload.
+    ///
+    /// The file keeps its mode, owner and group unless --mode or --group is given.
     Passwd {
         #[arg(long)]
         file: PathBuf,
@@ -168,27 +187,41 @@ enum UserCommand {
         username: String,
         #[command(flatten)]
         password: PasswordSource,
+        #[command(flatten)]
+        permissions: PermissionFlags,
     },
     /// Disable a user (logins and sessions refused) without deleting it.
+    ///
+    /// The file keeps its mode, owner and group unless --mode or --group is given.
     Disable {
         #[arg(long)]
         file: PathBuf,
         #[arg(long, alias = "name")]
         username: String,
+        #[command(flatten)]
+        permissions: PermissionFlags,
     },
     /// Re-enable a disabled user.
+    ///
+    /// The file keeps its mode, owner and group unless --mode or --group is given.
     Enable {
         #[arg(long)]
         file: PathBuf,
         #[arg(long, alias = "name")]
         username: String,
+        #[command(flatten)]
+        permissions: PermissionFlags,
     },
     /// Remove a user; their sessions end at the next reload.
+    ///
+    /// The file keeps its mode, owner and group unless --mode or --group is given.
     Remove {
         #[arg(long)]
         file: PathBuf,
         #[arg(long, alias = "name")]
         username: String,
+        #[command(flatten)]
+        permissions: PermissionFlags,
     },
     /// List users.
     List {
@@ -200,22 +233,34 @@ enum UserCommand {
 #[derive(Subcommand)]
 enum SessionKeyCommand {
     /// Write a new random 256-bit key.
+    ///
+    /// A new key file is created with mode 0640: a secret, readable by its owner and group only.
+    /// Give the servers' group read access with --group (name or gid), or run the command as the
+    /// servers' user. A replaced key (--force) keeps the file's mode, owner and group unless --mode
+    /// or --group is given.
     Create {
         file: PathBuf,
         /// Replace an existing key (logs every user out).
         #[arg(long)]
         force: bool,
+        #[command(flatten)]
+        permissions: PermissionFlags,
     },
 }
 
 #[derive(Subcommand)]
 enum KbCommand {
     /// Build kb.db from a folder of .md/.markdown/.txt files (atomic replace).
+    ///
+    /// A rebuilt kb.db keeps the mode, owner and group of the one it replaces; a new one is created
+    /// with mode 0644. --mode and --group set them explicitly.
     Build {
         #[arg(long)]
         from: PathBuf,
         #[arg(long)]
         out: PathBuf,
+        #[command(flatten)]
+        permissions: PermissionFlags,
     },
 }
 
@@ -223,7 +268,11 @@ enum KbCommand {
 enum ConfigCommand {
     /// Print every key with its default and documentation.
     Defaults,
-    /// Validate the configuration (file + PGMCP_* env + flags) and print the result.
+    /// Validate the configuration (file + PGMCP_* env + flags), then load every file it names.
+    ///
+    /// Each file (tokens, users, session key, kb.db, database URL file) is read and parsed by the
+    /// server's own loaders, so run this as the user the servers run as. Exit code 2 when the
+    /// configuration or any file fails.
     Check(ConfigFlags),
 }
 
@@ -235,7 +284,7 @@ fn main() -> ExitCode {
         Command::Config(ConfigCommand::Check(flags)) => match flags.load() {
             Ok(config) => {
                 println!("configuration is valid: {config:#?}");
-                ExitCode::SUCCESS
+                check_files(&config)
             }
             Err(error) => config_error(error),
         },
@@ -269,6 +318,26 @@ fn main() -> ExitCode {
 fn config_error(error: postgres_mcp::config::ConfigError) -> ExitCode {
     eprintln!("invalid configuration: {error}");
     ExitCode::from(2)
+}
+
+/// Prints one line per configured file; exit code 2 when any cannot be served.
+fn check_files(config: &Config) -> ExitCode {
+    let checks = config_check::check_files(config);
+    let mut failed = 0;
+    for check in &checks {
+        match &check.outcome {
+            Ok(summary) => println!("ok      {} {}: {summary}", check.key, check.path.display()),
+            Err(error) => {
+                failed += 1;
+                println!("FAILED  {} {}: {error}", check.key, check.path.display());
+            }
+        }
+    }
+    if failed > 0 {
+        eprintln!("{failed} of {} configured files cannot be served", checks.len());
+        return ExitCode::from(2);
+    }
+    ExitCode::SUCCESS
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
@@ -332,10 +401,12 @@ fn offline(command: Command) -> anyhow::Result<()> {
             expires_in,
             note,
             tools,
+            permissions,
         }) => {
             let expires_at =
                 expires_in.map(|d| Utc::now() + chrono::Duration::from_std(d.get()).unwrap_or(chrono::Duration::MAX));
-            let token = admin::token_create_scoped(&file, &name, expires_at, note, tools)?;
+            let target = Target::new(&file, permissions.requested());
+            let token = admin::token_create_scoped(target, &name, expires_at, note, tools)?;
             println!("{token}");
             eprintln!(
                 "token `{name}` added to {}{}; this is the only time it is shown.",
@@ -361,30 +432,50 @@ fn offline(command: Command) -> anyhow::Result<()> {
                 );
             }
         }
-        Command::Token(TokenCommand::Revoke { file, name }) => {
-            admin::token_revoke(&file, &name)?;
+        Command::Token(TokenCommand::Revoke {
+            file,
+            name,
+            permissions,
+        }) => {
+            admin::token_revoke(Target::new(&file, permissions.requested()), &name)?;
             eprintln!("token `{name}` revoked in {}", file.display());
         }
         Command::User(UserCommand::Add {
             file,
             username,
             password,
+            permissions,
         }) => {
-            admin::user_add(&file, &username, &read_password(&password)?, DEFAULT_COST)?;
+            let target = Target::new(&file, permissions.requested());
+            admin::user_add(target, &username, &read_password(&password)?, DEFAULT_COST)?;
             eprintln!("user `{username}` added to {}", file.display());
         }
         Command::User(UserCommand::Passwd {
             file,
             username,
             password,
+            permissions,
         }) => {
-            admin::user_passwd(&file, &username, &read_password(&password)?, DEFAULT_COST)?;
+            let target = Target::new(&file, permissions.requested());
+            admin::user_passwd(target, &username, &read_password(&password)?, DEFAULT_COST)?;
             eprintln!("password of `{username}` changed; their sessions end at the next reload");
         }
-        Command::User(UserCommand::Disable { file, username }) => admin::user_set_disabled(&file, &username, true)?,
-        Command::User(UserCommand::Enable { file, username }) => admin::user_set_disabled(&file, &username, false)?,
-        Command::User(UserCommand::Remove { file, username }) => {
-            admin::user_remove(&file, &username)?;
+        Command::User(UserCommand::Disable {
+            file,
+            username,
+            permissions,
+        }) => admin::user_set_disabled(Target::new(&file, permissions.requested()), &username, true)?,
+        Command::User(UserCommand::Enable {
+            file,
+            username,
+            permissions,
+        }) => admin::user_set_disabled(Target::new(&file, permissions.requested()), &username, false)?,
+        Command::User(UserCommand::Remove {
+            file,
+            username,
+            permissions,
+        }) => {
+            admin::user_remove(Target::new(&file, permissions.requested()), &username)?;
             eprintln!("user `{username}` removed from {}", file.display());
         }
         Command::User(UserCommand::List { file }) => {
@@ -392,12 +483,16 @@ fn offline(command: Command) -> anyhow::Result<()> {
                 println!("{}{}", user.username, if user.disabled { "\t(disabled)" } else { "" });
             }
         }
-        Command::SessionKey(SessionKeyCommand::Create { file, force }) => {
-            admin::session_key_create(&file, force)?;
+        Command::SessionKey(SessionKeyCommand::Create {
+            file,
+            force,
+            permissions,
+        }) => {
+            admin::session_key_create(Target::new(&file, permissions.requested()), force)?;
             eprintln!("session key written to {}", file.display());
         }
-        Command::Kb(KbCommand::Build { from, out }) => {
-            let report = kb::build::build(&from, &out)?;
+        Command::Kb(KbCommand::Build { from, out, permissions }) => {
+            let report = kb::build::build(&from, Target::new(&out, permissions.requested()))?;
             eprintln!(
                 "built {} from {} documents ({} chunks, content {})",
                 out.display(),

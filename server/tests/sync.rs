@@ -425,7 +425,7 @@ async fn a_manifest_syncs_several_items_and_refuses_invalid_auth_files() {
     let mode = |name: &str| std::fs::metadata(dest(name)).unwrap().permissions().mode() & 0o777;
     assert_eq!(
         (mode("tokens.yaml"), mode("users.yaml"), mode("kb.db")),
-        (0o640, 0o640, 0o644)
+        (0o644, 0o644, 0o644)
     );
 
     // users.yaml replaced by something UserSet::parse refuses: that item fails, the others are

@@ -5,6 +5,7 @@ mod balancing;
 mod compose_stack;
 mod failover;
 mod files;
+mod operator_cli;
 mod python_client;
 mod rate_limit;
 mod reload;

@@ -4,7 +4,8 @@
 //! points at the section that answers, with its heading path as context, instead of at a whole
 //! file. Long sections are split again at paragraph breaks so one chunk stays a readable snippet.
 //! The output is written to a temp file beside the target and renamed over it only when complete,
-//! so servers watching the target never see a half-built database.
+//! so servers watching the target never see a half-built database. A rebuilt kb.db keeps the mode,
+//! owner and group of the one it replaces; a new one is world-readable ([`KB_FILE_MODE`]).
 
 use std::path::{Path, PathBuf};
 
@@ -12,13 +13,15 @@ use chrono::Utc;
 use rusqlite::params;
 use sha2::{Digest, Sha256};
 
-use crate::atomic_file::PendingFile;
+use crate::atomic_file::{PendingFile, Permissions, Target};
 
 use super::{SCHEMA_SQL, SCHEMA_VERSION};
 
 /// Sections longer than this are split at paragraph breaks.
 const MAX_CHUNK_CHARS: usize = 4000;
 const EXTENSIONS: &[&str] = &["md", "markdown", "txt"];
+/// Mode of a new kb.db: published documentation, read by servers running as another user.
+pub const KB_FILE_MODE: u32 = 0o644;
 
 /// One searchable piece of a document.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,7 +41,8 @@ pub struct BuildReport {
 }
 
 /// Builds `out` from every Markdown/text file under `from`.
-pub fn build(from: &Path, out: &Path) -> anyhow::Result<BuildReport> {
+pub fn build<'a>(from: &Path, out: impl Into<Target<'a>>) -> anyhow::Result<BuildReport> {
+    let Target { path: out, requested } = out.into();
     let mut files = Vec::new();
     collect(from, &mut files)?;
     files.sort();
@@ -63,7 +67,7 @@ pub fn build(from: &Path, out: &Path) -> anyhow::Result<BuildReport> {
     }
     let content_hash = hex::encode(hasher.finalize());
 
-    let pending = PendingFile::beside(out)?;
+    let pending = PendingFile::beside(out, Permissions::new_file(KB_FILE_MODE).with(requested))?;
     {
         let mut db = rusqlite::Connection::open(pending.path())?;
         db.execute_batch(SCHEMA_SQL)?;
@@ -90,8 +94,6 @@ pub fn build(from: &Path, out: &Path) -> anyhow::Result<BuildReport> {
         tx.commit()?;
         db.execute_batch("VACUUM")?;
     }
-    #[cfg(unix)]
-    std::fs::set_permissions(pending.path(), std::os::unix::fs::PermissionsExt::from_mode(0o644))?;
     pending.commit()?;
     Ok(BuildReport {
         sources: files.len(),

@@ -74,12 +74,15 @@ impl Kind {
         }
     }
 
-    /// Permission bits of the written file: files holding hashes or keys are not world-readable
-    /// (the CLI writes them the same way).
+    /// Permission bits of a new destination, the CLI's defaults for the same files (an existing
+    /// destination keeps its mode, owner and group): the session key is a secret, the rest are
+    /// hashes or published documentation.
     pub fn mode(self) -> u32 {
         match self {
-            Kind::Tokens | Kind::Users | Kind::SessionKey => 0o640,
-            Kind::Kb | Kind::Raw => 0o644,
+            Kind::SessionKey => crate::admin::SESSION_KEY_MODE,
+            Kind::Tokens | Kind::Users => crate::admin::HASH_FILE_MODE,
+            Kind::Kb => crate::kb::build::KB_FILE_MODE,
+            Kind::Raw => 0o644,
         }
     }
 }

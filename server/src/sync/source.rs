@@ -22,7 +22,7 @@ use super::{
     manifest::Item,
     s3::{S3Access, S3Location, describe_error, describe_signing_error},
 };
-use crate::atomic_file::PendingFile;
+use crate::atomic_file::{PendingFile, Permissions};
 
 /// Where a file comes from.
 #[derive(Clone, Debug)]
@@ -326,12 +326,13 @@ impl Fetcher {
         let etag = header_text(header::ETAG);
         let last_modified = header_text(header::LAST_MODIFIED);
 
-        let pending = PendingFile::beside(&item.dest)
+        let pending = PendingFile::beside(&item.dest, Permissions::new_file(item.kind.mode()))
             .map_err(|e| FetchError::fatal(format!("cannot create a temp file beside {}: {e}", item.dest.display())))?;
         let mut options = tokio::fs::OpenOptions::new();
         options.write(true).create_new(true);
+        // Private until the commit gives it the destination's mode, owner and group.
         #[cfg(unix)]
-        options.mode(item.kind.mode());
+        options.mode(0o600);
         let mut file = options
             .open(pending.path())
             .await
@@ -369,13 +370,6 @@ impl Fetcher {
             )));
         }
         file.flush().await.map_err(write_error)?;
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            file.set_permissions(std::fs::Permissions::from_mode(item.kind.mode()))
-                .await
-                .map_err(write_error)?;
-        }
         drop(file);
         Ok(Fetched::Downloaded(Download {
             file: pending,

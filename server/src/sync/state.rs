@@ -15,7 +15,7 @@ use std::{
 use serde::{Deserialize, Serialize};
 
 use super::source::Validators;
-use crate::atomic_file::write_atomic;
+use crate::atomic_file::{Permissions, write_atomic};
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SyncState {
@@ -83,7 +83,7 @@ impl SyncState {
             synced_at: chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         };
         let text = serde_json::to_string_pretty(&state).map_err(std::io::Error::other)?;
-        write_atomic(&path_for(dest), text.as_bytes(), 0o644)?;
+        write_atomic(&path_for(dest), text.as_bytes(), Permissions::new_file(0o644))?;
         Ok(state)
     }
 }

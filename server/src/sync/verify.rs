@@ -46,8 +46,9 @@ pub fn verify(kind: Kind, path: &Path) -> Result<String, String> {
         Kind::Raw => {
             let name = path.to_string_lossy().to_lowercase();
             if name.ends_with(".yaml") || name.ends_with(".yml") {
-                let text = std::fs::read_to_string(path).map_err(|e| format!("not UTF-8 text: {e}"))?;
-                serde_yaml::from_str::<serde_yaml::Value>(&text).map_err(|e| format!("not valid YAML: {e}"))?;
+                let bytes = crate::file_access::read(path)?;
+                let text = std::str::from_utf8(&bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
+                serde_yaml::from_str::<serde_yaml::Value>(text).map_err(|e| format!("not valid YAML: {e}"))?;
                 return Ok("YAML".into());
             }
             Ok("file".into())
