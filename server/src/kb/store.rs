@@ -226,7 +226,7 @@ pub struct KbLoader {
 
 /// Reads a whole file through one handle, hashing it and optionally copying it.
 fn hash_and_copy(path: &Path, copy_to: Option<&Path>) -> Result<Served, String> {
-    let mut source = std::fs::File::open(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let mut source = std::fs::File::open(path).map_err(|e| crate::file_access::describe_read_error(path, &e))?;
     let mut sink = match copy_to {
         Some(dest) => {
             Some(std::fs::File::create(dest).map_err(|e| format!("cannot create local copy {}: {e}", dest.display()))?)
@@ -239,7 +239,7 @@ fn hash_and_copy(path: &Path, copy_to: Option<&Path>) -> Result<Served, String> 
     loop {
         let read = source
             .read(&mut buffer)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            .map_err(|e| crate::file_access::describe_read_error(path, &e))?;
         if read == 0 {
             break;
         }
@@ -297,7 +297,7 @@ impl Loader for KbLoader {
     /// has changed for sure, so it is hashed and copied in one pass.
     fn reload(&self, path: &Path, served: &Served) -> Result<Option<Loaded<KnowledgeBase>>, String> {
         let len = std::fs::metadata(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+            .map_err(|e| crate::file_access::describe_read_error(path, &e))?
             .len();
         if len == served.len && hash_and_copy(path, None)? == *served {
             return Ok(None);

@@ -69,7 +69,7 @@ impl<T> TextLoader<T> {
     }
 
     fn read(path: &Path) -> Result<(Vec<u8>, Served), String> {
-        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let bytes = crate::file_access::read(path)?;
         let served = Served {
             digest: Sha256::digest(&bytes).into(),
             len: bytes.len() as u64,
