@@ -25,8 +25,8 @@ use postgres_mcp::auth::tokens::{TokenEntry, generate_token};
 
 use crate::{fixtures, http, procs::Proc};
 
-/// Documents per MB of kb.db that [`fixtures::generate_corpus`] yields (10,000 documents make 42 MB).
-const DOCUMENTS_PER_MB: usize = 240;
+/// Documents per MB of kb.db that [`fixtures::generate_corpus`] yields (10,000 documents make ~53 MB).
+const DOCUMENTS_PER_MB: usize = 190;
 
 /// Starts an instance serving `tokens` and `kb` (the runner's `postgres-mcp serve` with its config).
 pub type Start<'a> = &'a dyn Fn(&str, &Path, &Path) -> anyhow::Result<Proc>;
