@@ -197,17 +197,17 @@ fn kb_generation(addr: SocketAddr) -> anyhow::Result<String> {
     Ok(health["kb"]["generation"].as_str().unwrap_or_default().to_string())
 }
 
-/// Bytes of the files directly under `dir`.
+/// Bytes of the files under `dir` (the server keeps its copies in a subdirectory per process).
 fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok()?.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum()
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
         })
-        .unwrap_or(0)
+        .sum()
 }
 
 /// Runs the section. `work` is the runner's work directory; instances keep their KB copies in

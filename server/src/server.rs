@@ -38,7 +38,8 @@ pub fn build_state(config: Config, instance: InstanceId) -> anyhow::Result<AppSt
         Some(path) => {
             let loader = KbLoader {
                 copy_to_local: config.kb.copy_to_local,
-                copy_dir: std::env::temp_dir().join("postgres-mcp-kb"),
+                copy_dir: crate::kb::local_copies::private_copy_dir()
+                    .context("cannot create the directory for local kb.db copies")?,
             };
             Some(Watched::open("kb", path, loader).map_err(anyhow::Error::msg)?)
         }

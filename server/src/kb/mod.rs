@@ -5,6 +5,7 @@
 //! tables `meta`, `chunks` and the FTS5 index `chunks_fts`, versioned by `meta.schema_version`.
 
 pub mod build;
+pub mod local_copies;
 pub mod store;
 
 /// Bumped whenever the table layout changes; a server refuses files of another version.
