@@ -11,6 +11,7 @@ pub mod middleware;
 pub mod scope;
 pub mod session;
 pub mod tokens;
+mod tokens_layout;
 pub mod users;
 
 use std::{path::Path, sync::Arc, time::Duration};
