@@ -5,6 +5,7 @@
 
 pub mod accept_queue;
 pub mod admin;
+pub mod allocator;
 pub mod app;
 pub mod atomic_file;
 pub mod auth;

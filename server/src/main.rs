@@ -341,6 +341,7 @@ fn check_files(config: &Config) -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
+    postgres_mcp::allocator::tune_for_reloads();
     let config = match args.config.load() {
         Ok(config) => config,
         Err(error) => return config_error(error),
