@@ -55,7 +55,8 @@ def quiet_check(*files: str, env: dict | None = None) -> None:
     assert result.returncode == 0, result.stderr
 
 
-@pytest.mark.parametrize(
+# Every Compose variant: the base file alone and with each override, with the variables it needs.
+EVERY_VARIANT = pytest.mark.parametrize(
     "files,env",
     [
         (["compose.yaml"], {}),
@@ -65,6 +66,9 @@ def quiet_check(*files: str, env: dict | None = None) -> None:
     ],
     ids=["local", "nfs", "efs", "sync"],
 )
+
+
+@EVERY_VARIANT
 def test_every_variant_passes_compose_config_quiet(files, env):
     quiet_check(*files, env=env)
 
@@ -93,16 +97,7 @@ def test_instances_have_fixed_ids_and_fixed_addresses_for_nginx():
     assert services["mcp-1"]["environment"]["PGMCP_AUTH_TRUSTED_PROXIES"] == "10.99.0.10"
 
 
-@pytest.mark.parametrize(
-    "files,env",
-    [
-        (["compose.yaml"], {}),
-        (["compose.yaml", "compose.nfs.yaml"], NFS_ENV),
-        (["compose.yaml", "compose.efs.yaml"], EFS_ENV),
-        (["compose.yaml", "compose.sync.yaml"], SYNC_ENV),
-    ],
-    ids=["local", "nfs", "efs", "sync"],
-)
+@EVERY_VARIANT
 def test_every_instance_trusts_exactly_nginx_for_the_client_address(files, env):
     # The failed-auth limiter keys on the client IP: X-Forwarded-For must be believed from nginx (or
     # every client would share nginx's address and one budget), and from nothing else (or a client
