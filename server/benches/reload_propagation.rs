@@ -8,11 +8,11 @@
 use std::time::{Duration, Instant};
 
 use postgres_mcp::{
-    admin,
+    InstanceId,
+    auth::admin,
     auth::tokens::{TokenEntry, generate_token},
     config::{Config, Overrides},
     server,
-    state::InstanceId,
 };
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

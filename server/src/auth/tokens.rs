@@ -16,7 +16,7 @@ use serde_yaml::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::{AuthFailure, ToolScope};
+use super::{principal::AuthFailure, scope::ToolScope};
 
 pub const TOKEN_PREFIX: &str = "pgmcp_";
 

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::atomic_file::{PendingFile, Permissions, Target};
 
-use super::{SCHEMA_SQL, SCHEMA_VERSION};
+use super::format::{SCHEMA_SQL, SCHEMA_VERSION};
 
 /// Sections longer than this are split at paragraph breaks.
 const MAX_CHUNK_CHARS: usize = 4000;
