@@ -21,6 +21,7 @@ use crate::{
     health::Health,
     instance::InstanceId,
     kb::KbFile,
+    layer::Layer,
     mcp::{self, ToolTable, db_tools, kb_tool},
     metrics, origin,
     postgres::Database,
@@ -71,18 +72,18 @@ pub fn routes(
         post(mcp.clone())
             .get(mcp::transport::method_not_allowed)
             .delete(mcp::transport::method_not_allowed)
-            .with(gate.clone())
-            .with(origin.clone())
+            .with(Layer(gate.clone()))
+            .with(Layer(origin.clone()))
     };
     Ok(Route::new()
         .at("/health", get(health))
         .at("/metrics", get(metrics::metrics_text))
-        .at("/api/login", post(gate.login(max_body)).with(origin.clone()))
+        .at("/api/login", post(gate.login(max_body)).with(Layer(origin.clone())))
         .at("/mcp", mcp_route())
         .at("/mcp/v1", mcp_route())
-        .with(RequestContext {
+        .with(Layer(RequestContext {
             instance: instance.clone(),
             draining: draining.clone(),
             timeout: config.http.request_timeout.get(),
-        }))
+        })))
 }

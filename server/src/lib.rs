@@ -22,8 +22,8 @@
 //! - `connections`, `accept_queue`, [`shutdown`]: the accept loop and a stop that loses no request;
 //! - [`config`], `config_check`, [`telemetry`], `instance`: settings, their check, logs, the
 //!   instance's name ([`InstanceId`]);
-//! - `http_error`, `net`, [`atomic_file`], `file_access`, [`units`], [`tls`]: small shared helpers
-//!   with no knowledge of the rest.
+//! - `layer`, `http_error`, `net`, [`atomic_file`], `file_access`, [`units`], [`tls`]: small shared
+//!   helpers with no knowledge of the rest (`layer` is the one shape of our middleware).
 
 mod accept_queue;
 mod app;
@@ -38,6 +38,7 @@ mod health;
 mod http_error;
 mod instance;
 pub mod kb;
+mod layer;
 pub mod mcp;
 pub mod metrics;
 mod net;

@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
-use poem::{Endpoint, IntoResponse, Middleware, Request, Response, http::StatusCode};
+use poem::{Endpoint, IntoResponse, Request, Response, http::StatusCode};
 
-use crate::{config::Config, http_error::HttpError, net::strip_port};
+use crate::{config::Config, http_error::HttpError, layer::Around, net::strip_port};
 
 /// The allowed `Origin` and `Host` values (`*` allows any).
 #[derive(Clone, Debug)]
@@ -63,30 +63,11 @@ impl Policy {
     }
 }
 
-impl<E: Endpoint> Middleware<E> for Policy {
-    type Output = Checked<E>;
-
-    fn transform(&self, next: E) -> Checked<E> {
-        Checked {
-            policy: self.clone(),
-            next,
-        }
-    }
-}
-
-/// An endpoint behind the origin [`Policy`].
-pub struct Checked<E> {
-    policy: Policy,
-    next: E,
-}
-
-impl<E: Endpoint> Endpoint for Checked<E> {
-    type Output = Response;
-
-    async fn call(&self, request: Request) -> poem::Result<Response> {
-        match self.policy.check(&request) {
-            Ok(()) => Ok(self.next.get_response(request).await),
-            Err(error) => Ok(error.into_response()),
+impl Around for Policy {
+    async fn around<E: Endpoint>(&self, next: &E, request: Request) -> Response {
+        match self.check(&request) {
+            Ok(()) => next.get_response(request).await,
+            Err(error) => error.into_response(),
         }
     }
 }

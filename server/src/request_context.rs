@@ -13,12 +13,12 @@
 use std::time::{Duration, Instant};
 
 use poem::{
-    Endpoint, IntoResponse, Middleware, Request, Response,
+    Endpoint, IntoResponse, Request, Response,
     http::{HeaderValue, StatusCode, header},
 };
 use tracing::Instrument;
 
-use crate::{http_error::HttpError, instance::InstanceId, shutdown::Draining};
+use crate::{http_error::HttpError, instance::InstanceId, layer::Around, shutdown::Draining};
 
 /// Route label for metrics: a fixed set, never the raw path.
 fn route_label(path: &str) -> &'static str {
@@ -52,42 +52,16 @@ pub struct RequestContext {
     pub timeout: Duration,
 }
 
-impl<E: Endpoint> Middleware<E> for RequestContext {
-    type Output = WithContext<E>;
-
-    fn transform(&self, next: E) -> WithContext<E> {
-        WithContext {
-            context: self.clone(),
-            next,
-        }
-    }
-}
-
-/// The whole route table inside the [`RequestContext`].
-pub struct WithContext<E> {
-    context: RequestContext,
-    next: E,
-}
-
-impl<E: Endpoint> Endpoint for WithContext<E> {
-    type Output = Response;
-
-    async fn call(&self, request: Request) -> poem::Result<Response> {
-        Ok(self.serve(request).await)
-    }
-}
-
-impl<E: Endpoint> WithContext<E> {
-    async fn serve(&self, request: Request) -> Response {
-        let context = &self.context;
+impl Around for RequestContext {
+    async fn around<E: Endpoint>(&self, next: &E, request: Request) -> Response {
         let started = Instant::now();
         let route = route_label(request.uri().path());
         let id = request_id(&request);
         let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route);
         metrics::gauge!("pgmcp_http_requests_in_flight").increment(1.0);
 
-        let timeout = context.timeout;
-        let outcome = tokio::time::timeout(timeout, self.next.get_response(request))
+        let timeout = self.timeout;
+        let outcome = tokio::time::timeout(timeout, next.get_response(request))
             .instrument(span.clone())
             .await;
         let mut response = match outcome {
@@ -111,13 +85,13 @@ impl<E: Endpoint> WithContext<E> {
         span.in_scope(|| tracing::debug!(status, elapsed_us = started.elapsed().as_micros() as u64, "served"));
 
         let headers = response.headers_mut();
-        if let Ok(value) = context.instance.as_str().parse() {
+        if let Ok(value) = self.instance.as_str().parse() {
             headers.insert("x-instance-id", value);
         }
         if let Ok(value) = id.parse() {
             headers.insert("x-request-id", value);
         }
-        if context.draining.is_draining() {
+        if self.draining.is_draining() {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response

@@ -17,7 +17,7 @@
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
-use poem::{Endpoint, IntoResponse, Middleware, Request, Response, http::StatusCode, web::Json};
+use poem::{Endpoint, IntoResponse, Request, Response, http::StatusCode, web::Json};
 use serde::Deserialize;
 
 use super::{
@@ -29,6 +29,7 @@ use super::{
 use crate::{
     config::AuthConfig,
     http_error::{HttpError, read_body_limited, require_json_content_type},
+    layer::Around,
 };
 
 /// Who may pass: the credential check, the failed-auth limiter and the proxies whose
@@ -78,40 +79,18 @@ impl Gate {
     }
 }
 
-impl<E: Endpoint> Middleware<E> for Gate {
-    type Output = Guarded<E>;
-
-    fn transform(&self, next: E) -> Guarded<E> {
-        Guarded {
-            gate: self.clone(),
-            next,
-        }
-    }
-}
-
-/// An endpoint behind the [`Gate`]: reached only with a valid credential, whose
+/// An endpoint behind the gate is reached only with a valid credential, whose
 /// [`Principal`](super::Principal) it finds in the request's extensions.
-pub struct Guarded<E> {
-    gate: Gate,
-    next: E,
-}
-
-impl<E: Endpoint> Endpoint for Guarded<E> {
-    type Output = Response;
-
-    async fn call(&self, mut request: Request) -> poem::Result<Response> {
-        match self
-            .gate
-            .authenticator
-            .authenticate_header(request.header("authorization"))
-        {
+impl Around for Gate {
+    async fn around<E: Endpoint>(&self, next: &E, mut request: Request) -> Response {
+        match self.authenticator.authenticate_header(request.header("authorization")) {
             Ok(principal) => {
                 request.extensions_mut().insert(principal);
-                Ok(self.next.get_response(request).await)
+                next.get_response(request).await
             }
             Err(failure) => {
-                let ip = self.gate.client_ip(&request);
-                Ok(self.gate.refuse(ip, failure).into_response())
+                let ip = self.client_ip(&request);
+                self.refuse(ip, failure).into_response()
             }
         }
     }

@@ -62,28 +62,28 @@ impl TrustedProxies {
 mod tests {
     use super::*;
 
-    fn ip(text: &str) -> IpAddr {
-        text.parse().unwrap()
+    /// The client address that `trusted` resolves for a request from `peer` with `forwarded_for`.
+    fn client(trusted: &str, peer: &str, forwarded_for: Option<&str>) -> String {
+        let proxies = TrustedProxies::parse(&[trusted.to_string()]).unwrap();
+        proxies.client_ip(peer.parse().unwrap(), forwarded_for).to_string()
     }
 
     #[test]
     fn forwarded_for_is_ignored_from_untrusted_peers() {
-        let proxies = TrustedProxies::parse(&["172.16.0.0/12".into()]).unwrap();
-        assert_eq!(proxies.client_ip(ip("203.0.113.5"), Some("1.2.3.4")), ip("203.0.113.5"));
+        assert_eq!(client("172.16.0.0/12", "203.0.113.5", Some("1.2.3.4")), "203.0.113.5");
     }
 
     #[test]
     fn forwarded_for_is_read_from_the_right_past_trusted_hops() {
-        let proxies = TrustedProxies::parse(&["172.16.0.0/12".into()]).unwrap();
         // The client sent a fake "6.6.6.6"; nginx appended the real address.
         assert_eq!(
-            proxies.client_ip(ip("172.18.0.2"), Some("6.6.6.6, 198.51.100.7")),
-            ip("198.51.100.7")
+            client("172.16.0.0/12", "172.18.0.2", Some("6.6.6.6, 198.51.100.7")),
+            "198.51.100.7"
         );
         assert_eq!(
-            proxies.client_ip(ip("172.18.0.2"), Some("198.51.100.7, 172.18.0.9")),
-            ip("198.51.100.7")
+            client("172.16.0.0/12", "172.18.0.2", Some("198.51.100.7, 172.18.0.9")),
+            "198.51.100.7"
         );
-        assert_eq!(proxies.client_ip(ip("172.18.0.2"), None), ip("172.18.0.2"));
+        assert_eq!(client("172.16.0.0/12", "172.18.0.2", None), "172.18.0.2");
     }
 }

@@ -21,6 +21,23 @@ pub struct PasswordSource {
     password_stdin: bool,
 }
 
+/// The users file a command writes and the user it changes.
+#[derive(Args)]
+pub struct UserEntryFlags {
+    #[arg(long)]
+    file: PathBuf,
+    #[arg(long, alias = "name")]
+    username: String,
+    #[command(flatten)]
+    permissions: PermissionFlags,
+}
+
+impl UserEntryFlags {
+    fn target(&self) -> Target<'_> {
+        Target::new(&self.file, self.permissions.requested())
+    }
+}
+
 #[derive(Subcommand)]
 pub enum UserCommand {
     /// Add a user (password prompted, or from --password-stdin).
@@ -28,61 +45,32 @@ pub enum UserCommand {
     /// An existing users file keeps its mode, owner and group; a new one is created with mode 0644
     /// (it holds only bcrypt hashes). --mode and --group set them explicitly.
     Add {
-        #[arg(long)]
-        file: PathBuf,
-        #[arg(long, alias = "name")]
-        username: String,
+        #[command(flatten)]
+        user: UserEntryFlags,
         #[command(flatten)]
         password: PasswordSource,
-        #[command(flatten)]
-        permissions: PermissionFlags,
     },
     /// Change a password; the user's sessions end at the next reload.
     ///
     /// The file keeps its mode, owner and group unless --mode or --group is given.
     Passwd {
-        #[arg(long)]
-        file: PathBuf,
-        #[arg(long, alias = "name")]
-        username: String,
+        #[command(flatten)]
+        user: UserEntryFlags,
         #[command(flatten)]
         password: PasswordSource,
-        #[command(flatten)]
-        permissions: PermissionFlags,
     },
     /// Disable a user (logins and sessions refused) without deleting it.
     ///
     /// The file keeps its mode, owner and group unless --mode or --group is given.
-    Disable {
-        #[arg(long)]
-        file: PathBuf,
-        #[arg(long, alias = "name")]
-        username: String,
-        #[command(flatten)]
-        permissions: PermissionFlags,
-    },
+    Disable(UserEntryFlags),
     /// Re-enable a disabled user.
     ///
     /// The file keeps its mode, owner and group unless --mode or --group is given.
-    Enable {
-        #[arg(long)]
-        file: PathBuf,
-        #[arg(long, alias = "name")]
-        username: String,
-        #[command(flatten)]
-        permissions: PermissionFlags,
-    },
+    Enable(UserEntryFlags),
     /// Remove a user; their sessions end at the next reload.
     ///
     /// The file keeps its mode, owner and group unless --mode or --group is given.
-    Remove {
-        #[arg(long)]
-        file: PathBuf,
-        #[arg(long, alias = "name")]
-        username: String,
-        #[command(flatten)]
-        permissions: PermissionFlags,
-    },
+    Remove(UserEntryFlags),
     /// List users.
     List {
         #[arg(long)]
@@ -92,43 +80,24 @@ pub enum UserCommand {
 
 pub fn run(command: UserCommand) -> anyhow::Result<()> {
     match command {
-        UserCommand::Add {
-            file,
-            username,
-            password,
-            permissions,
-        } => {
-            let target = Target::new(&file, permissions.requested());
-            admin::user_add(target, &username, &read_password(&password)?, DEFAULT_COST)?;
-            eprintln!("user `{username}` added to {}", file.display());
+        UserCommand::Add { user, password } => {
+            let password = read_password(&password)?;
+            admin::user_add(user.target(), &user.username, &password, DEFAULT_COST)?;
+            eprintln!("user `{}` added to {}", user.username, user.file.display());
         }
-        UserCommand::Passwd {
-            file,
-            username,
-            password,
-            permissions,
-        } => {
-            let target = Target::new(&file, permissions.requested());
-            admin::user_passwd(target, &username, &read_password(&password)?, DEFAULT_COST)?;
-            eprintln!("password of `{username}` changed; their sessions end at the next reload");
+        UserCommand::Passwd { user, password } => {
+            let password = read_password(&password)?;
+            admin::user_passwd(user.target(), &user.username, &password, DEFAULT_COST)?;
+            eprintln!(
+                "password of `{}` changed; their sessions end at the next reload",
+                user.username
+            );
         }
-        UserCommand::Disable {
-            file,
-            username,
-            permissions,
-        } => admin::user_set_disabled(Target::new(&file, permissions.requested()), &username, true)?,
-        UserCommand::Enable {
-            file,
-            username,
-            permissions,
-        } => admin::user_set_disabled(Target::new(&file, permissions.requested()), &username, false)?,
-        UserCommand::Remove {
-            file,
-            username,
-            permissions,
-        } => {
-            admin::user_remove(Target::new(&file, permissions.requested()), &username)?;
-            eprintln!("user `{username}` removed from {}", file.display());
+        UserCommand::Disable(user) => admin::user_set_disabled(user.target(), &user.username, true)?,
+        UserCommand::Enable(user) => admin::user_set_disabled(user.target(), &user.username, false)?,
+        UserCommand::Remove(user) => {
+            admin::user_remove(user.target(), &user.username)?;
+            eprintln!("user `{}` removed from {}", user.username, user.file.display());
         }
         UserCommand::List { file } => {
             for user in admin::user_list(&file)? {
