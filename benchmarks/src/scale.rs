@@ -25,8 +25,8 @@ use postgres_mcp::auth::tokens::{TokenEntry, generate_token};
 
 use crate::{fixtures, http, procs::Proc};
 
-/// Documents per MB of kb.db that [`fixtures::generate_corpus`] yields (10,000 documents make 42 MB).
-const DOCUMENTS_PER_MB: usize = 240;
+/// Documents per MB of kb.db that [`fixtures::generate_corpus`] yields (10,000 documents make ~53 MB).
+const DOCUMENTS_PER_MB: usize = 190;
 
 /// Starts an instance serving `tokens` and `kb` (the runner's `postgres-mcp serve` with its config).
 pub type Start<'a> = &'a dyn Fn(&str, &Path, &Path) -> anyhow::Result<Proc>;
@@ -197,17 +197,17 @@ fn kb_generation(addr: SocketAddr) -> anyhow::Result<String> {
     Ok(health["kb"]["generation"].as_str().unwrap_or_default().to_string())
 }
 
-/// Bytes of the files directly under `dir`.
+/// Bytes of the files under `dir` (the server keeps its copies in a subdirectory per process).
 fn dir_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir)
-        .map(|entries| {
-            entries
-                .filter_map(|e| e.ok()?.metadata().ok())
-                .filter(|m| m.is_file())
-                .map(|m| m.len())
-                .sum()
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(|e| e.ok())
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
         })
-        .unwrap_or(0)
+        .sum()
 }
 
 /// Runs the section. `work` is the runner's work directory; instances keep their KB copies in

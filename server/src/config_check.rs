@@ -59,7 +59,8 @@ pub fn check_files(config: &Config) -> Vec<FileCheck> {
         // removed again), so an unwritable temp dir shows here too.
         let loader = KbLoader {
             copy_to_local: config.kb.copy_to_local,
-            copy_dir: std::env::temp_dir().join("postgres-mcp-kb"),
+            copy_dir: crate::kb::local_copies::private_copy_dir()
+                .map_err(|e| format!("cannot create the directory for local kb.db copies: {e}"))?,
         };
         let kb = loader.load(path)?.value;
         Ok(format!("{} documents, {} chunks", kb.documents, kb.chunks))

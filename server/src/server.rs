@@ -42,7 +42,8 @@ pub fn open_files(config: &Config) -> anyhow::Result<Files> {
         Some(path) => {
             let loader = KbLoader {
                 copy_to_local: config.kb.copy_to_local,
-                copy_dir: std::env::temp_dir().join("postgres-mcp-kb"),
+                copy_dir: crate::kb::local_copies::private_copy_dir()
+                    .context("cannot create the directory for local kb.db copies")?,
             };
             Some(Watched::open("kb", path, loader)?)
         }

@@ -515,14 +515,7 @@ async fn metrics_count_requests_and_auth_failures() {
     let server = fixture.start("mcp-a").await;
     rpc(&server, Some(&fixture.token), search_call(1, "vacuum")).await;
     rpc(&server, Some("pgmcp_wrong"), search_call(1, "vacuum")).await;
-    let text = common::client()
-        .get(url(&server, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = get_text(&url(&server, "/metrics")).await;
     assert!(
         text.contains("pgmcp_http_requests_total{route=\"/mcp\",status=\"200\"}"),
         "{text}"

@@ -74,14 +74,7 @@ fn build_kb(dir: &Path, documents: usize) -> u64 {
 /// The sum of `pgmcp_reloads_total` over outcomes for files whose label contains `file` (all with
 /// ""): how many times they were read.
 async fn reads_of(base: &str, file: &str) -> u64 {
-    let text = common::client()
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = common::get_text(&format!("{base}/metrics")).await;
     text.lines()
         .filter(|l| l.starts_with("pgmcp_reloads_total") && l.contains(&format!("file=\"{file}")))
         .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())

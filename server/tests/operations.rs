@@ -3,13 +3,9 @@
 
 mod common;
 
-use std::{
-    io::{BufRead, BufReader, Read},
-    process::{Child, Command, Stdio},
-    time::{Duration, Instant},
-};
+use std::time::{Duration, Instant};
 
-use common::*;
+use common::{process::ServerProcess, *};
 use serde_json::Value;
 
 #[tokio::test]
@@ -36,54 +32,6 @@ async fn a_request_that_outlives_the_timeout_gets_504() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
-struct Process(Child);
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-fn signal(child: &Child, name: &str) {
-    let status = Command::new("kill")
-        .args([&format!("-{name}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-}
-
-/// Reads the child's stdout on a thread: every line is kept (the test checks them all at the end) and
-/// the address from the "listening" line is sent as soon as it appears. Binding port 0 and reading the
-/// address back leaves no window in which another test could take a port picked in advance.
-fn follow_stdout(
-    child: &mut Child,
-) -> (
-    tokio::sync::oneshot::Receiver<String>,
-    std::thread::JoinHandle<Vec<Value>>,
-) {
-    let stdout = child.stdout.take().unwrap();
-    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel();
-    let reader = std::thread::spawn(move || {
-        let mut addr_tx = Some(addr_tx);
-        let mut lines = Vec::new();
-        for line in BufReader::new(stdout).lines() {
-            let line = line.unwrap();
-            let value: Value =
-                serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-            if value["message"] == "listening" {
-                if let (Some(tx), Some(addr)) = (addr_tx.take(), value["addr"].as_str()) {
-                    // poem prints listener addresses as `socket://IP:PORT`.
-                    let _ = tx.send(addr.trim_start_matches("socket://").to_string());
-                }
-            }
-            lines.push(value);
-        }
-        lines
-    });
-    (addr_rx, reader)
-}
-
 #[tokio::test]
 async fn sigterm_drains_then_exits_zero() {
     let fixture = Fixture::new();
@@ -97,45 +45,19 @@ async fn sigterm_drains_then_exits_zero() {
     )
     .unwrap();
     let started = Instant::now();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_postgres-mcp"))
-        // The server refuses unknown PGMCP_* variables; keep the harness's environment out of it.
-        .env_clear()
-        .args(["serve", "--config"])
-        .arg(&session_config)
-        .args([
-            "--listen",
-            "127.0.0.1:0",
-            "--instance-id",
-            "drainer",
-            "--log-format",
-            "json",
-        ])
-        .arg("--tokens")
-        .arg(fixture.path("tokens.yaml"))
-        .arg("--users")
-        .arg(fixture.path("users.yaml"))
-        .arg("--kb")
-        .arg(fixture.path("kb.db"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (addr, stdout) = follow_stdout(&mut child);
-    let mut process = Process(child);
-    let addr = match tokio::time::timeout(Duration::from_secs(20), addr).await {
-        Ok(Ok(addr)) => addr,
-        _ => {
-            let _ = process.0.kill();
-            let mut stderr = String::new();
-            let _ = process.0.stderr.take().unwrap().read_to_string(&mut stderr);
-            panic!(
-                "server never logged its address ({:?}); stdout: {:?}; stderr: {stderr}",
-                process.0.wait(),
-                stdout.join()
-            );
-        }
-    };
-    let base = format!("http://{addr}");
+    let mut process = ServerProcess::spawn([
+        "--config".as_ref(),
+        session_config.as_os_str(),
+        "--instance-id".as_ref(),
+        "drainer".as_ref(),
+        "--tokens".as_ref(),
+        fixture.path("tokens.yaml").as_os_str(),
+        "--users".as_ref(),
+        fixture.path("users.yaml").as_os_str(),
+        "--kb".as_ref(),
+        fixture.path("kb.db").as_os_str(),
+    ]);
+    let base = process.base.clone();
     let http = common::client();
     let healthy = eventually(10, || async {
         http.get(format!("{base}/health"))
@@ -144,10 +66,10 @@ async fn sigterm_drains_then_exits_zero() {
             .is_ok_and(|r| r.status() == 200)
     })
     .await;
-    assert!(healthy, "listening at {addr} but /health never answered 200");
+    assert!(healthy, "listening at {base} but /health never answered 200");
     println!("start->healthy: {} ms", started.elapsed().as_millis());
 
-    signal(&process.0, "TERM");
+    process.signal("TERM");
     let draining = eventually(1, || async {
         http.get(format!("{base}/health"))
             .send()
@@ -172,7 +94,7 @@ async fn sigterm_drains_then_exits_zero() {
 
     let deadline = Instant::now() + Duration::from_secs(10);
     let status = loop {
-        if let Some(status) = process.0.try_wait().unwrap() {
+        if let Some(status) = process.child.try_wait().unwrap() {
             break status;
         }
         assert!(Instant::now() < deadline, "did not exit after drain + grace");
@@ -183,7 +105,7 @@ async fn sigterm_drains_then_exits_zero() {
         http.get(format!("{base}/health")).send().await.is_err(),
         "listener still open after exit"
     );
-    let lines = stdout.join().expect("stdout reader");
+    let lines = process.log_lines();
     let logs = lines.iter().map(Value::to_string).collect::<String>();
     assert!(
         lines.iter().all(|l| l["instance"] == "drainer"),

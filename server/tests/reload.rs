@@ -132,16 +132,17 @@ async fn a_broken_tokens_file_keeps_the_last_good_and_reports_it_until_fixed() {
         );
         assert_eq!(health(&server).await["auth"]["generation"], before);
     }
-    let metrics = common::client()
-        .get(url(&server, "/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&url(&server, "/metrics")).await;
     assert!(metrics.contains("pgmcp_reloads_total{file=\"tokens\",outcome=\"rejected\"}"));
-    assert!(metrics.contains("pgmcp_reload_error{file=\"tokens\"} 1"));
+    // The gauge is process-wide and other tests' servers in this process set it to 0 for their
+    // healthy files; this server sets it back to 1 at each of its checks.
+    let gauge_shows_error = eventually(2, || async {
+        get_text(&url(&server, "/metrics"))
+            .await
+            .contains("pgmcp_reload_error{file=\"tokens\"} 1")
+    })
+    .await;
+    assert!(gauge_shows_error);
 
     let (content, token) = tokens_file_with("fixed");
     std::fs::write(fixture.path("tokens.yaml"), content).unwrap();

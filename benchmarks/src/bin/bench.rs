@@ -797,7 +797,8 @@ fn reload(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
 // --- 8. production scale ----------------------------------------------------------------------
 
 fn production_scale(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
-    let copies = ctx.work().join("tmp");
+    // The server keeps its private KB copies in $TMPDIR/postgres-mcp-kb.
+    let copies = ctx.work().join("tmp/postgres-mcp-kb");
     let start = |name: &str, tokens: &Path, kb: &Path| ctx.ours(name, tokens, kb);
     let figures = scale::run(&start, ctx.work(), &copies, &ctx.token, &ctx.plan.scale, &ctx.demo_kb)?;
     let section = "8. production scale";

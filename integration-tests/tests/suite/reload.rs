@@ -151,7 +151,7 @@ async fn token_changes_and_a_kb_swap_at_production_scale() {
     files.add_bulk_tokens(10_000).unwrap();
     let staging = tempfile::Builder::new().prefix("pgmcp-it-kb-").tempdir().unwrap();
     let started = Instant::now();
-    let kb = benchmarks::scale::build_kb(staging.path(), 50, 3).unwrap();
+    let kb = benchmarks::scale::build_kb(staging.path(), 55, 3).unwrap();
     let kb_mb = std::fs::metadata(&kb).unwrap().len() as f64 / 1e6;
     assert!(kb_mb >= 50.0, "the KB is {kb_mb:.1} MB");
     files.install_kb(&kb).unwrap();

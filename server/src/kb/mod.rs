@@ -3,9 +3,11 @@
 //! [`build`] turns a folder of documents into a kb.db (offline, by the CLI); [`store`] opens one
 //! read-only, validates it, and searches it. The file format ([`format`]) is the contract between the
 //! two: tables `meta`, `chunks` and the FTS5 index `chunks_fts`, versioned by `meta.schema_version`.
+//! [`local_copies`] is where a server keeps its private copies of the served file.
 
 pub mod build;
 mod format;
+pub mod local_copies;
 pub mod store;
 
 pub use store::{KbFile, KbLoader, KnowledgeBase};

@@ -280,6 +280,9 @@ impl<L: Loader> Watched<L> {
         let mut read = lock(&self.read);
         let signature = Signature::of(&self.path);
         if !forced && !read.must_read(&signature) {
+            // Refreshed on every check, so the gauge is right even after a restart of the scrape.
+            let failing = lock(&self.status).last_error.is_some();
+            metrics::gauge!("pgmcp_reload_error", "file" => self.kind).set(if failing { 1.0 } else { 0.0 });
             return ReloadOutcome::NotRead;
         }
         let read_at = SystemTime::now();

@@ -71,6 +71,11 @@ pub fn url(server: &RunningServer, path: &str) -> String {
     format!("http://{}{}", server.addr, path)
 }
 
+/// The body of `GET url` as text (`/metrics`, say).
+pub async fn get_text(url: &str) -> String {
+    client().get(url).send().await.unwrap().text().await.unwrap()
+}
+
 pub fn client() -> reqwest::Client {
     postgres_mcp::tls::install_crypto_provider();
     reqwest::Client::new()
