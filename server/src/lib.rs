@@ -17,17 +17,17 @@
 //! - [`auth`]: credentials (tokens, users, sessions, scopes), the failed-auth limiter, trusted proxies,
 //!   the HTTP gate and login, and the file edits behind the admin commands;
 //! - [`kb`]: the knowledge base — building kb.db and serving it read-only;
-//! - [`postgres`]: the pool, read-only queries and schema introspection;
+//! - `postgres`: the pool, read-only queries and schema introspection;
 //! - [`watch`]: the reload engine every watched file goes through;
-//! - `connections`, `accept_queue`, [`shutdown`]: the accept loop and a stop that loses no request;
+//! - `connections`, `accept_queue`, `shutdown`: the accept loop and a stop that loses no request;
 //! - [`config`], `config_check`, [`telemetry`], `instance`: settings, their check, logs, the
 //!   instance's name ([`InstanceId`]);
-//! - `layer`, `http_error`, `net`, [`atomic_file`], `file_access`, [`units`], [`tls`]: small shared
+//! - `layer`, `http_error`, `net`, `atomic_file`, `file_access`, `units`, [`tls`]: small shared
 //!   helpers with no knowledge of the rest (`layer` is the one shape of our middleware).
 
 mod accept_queue;
 mod app;
-pub mod atomic_file;
+mod atomic_file;
 pub mod auth;
 pub mod cli;
 pub mod config;
@@ -43,14 +43,14 @@ pub mod mcp;
 pub mod metrics;
 mod net;
 mod origin;
-pub mod postgres;
+mod postgres;
 mod request_context;
 pub mod server;
-pub mod shutdown;
+mod shutdown;
 pub mod sync;
 pub mod telemetry;
 pub mod tls;
-pub mod units;
+mod units;
 pub mod watch;
 
 pub use instance::InstanceId;

@@ -3,8 +3,8 @@
 //! Each command reads the whole file, changes one entry, validates the result with the same parser the
 //! server uses, and replaces the file atomically — so other entries are kept, a running server never
 //! reads a half-written file, and the CLI can never write a file the server would reject. The file
-//! keeps its mode, owner and group ([`crate::atomic_file`]); a new one gets the defaults below, or
-//! the operator's `--mode`/`--group` ([`Target`]).
+//! keeps its mode, owner and group (`atomic_file`); a new one gets the defaults below, or
+//! the operator's `--mode`/`--group` (`atomic_file::Target`).
 
 use std::path::Path;
 

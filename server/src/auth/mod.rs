@@ -6,8 +6,8 @@
 //! against the *current* snapshot of the files, so a revocation or password change takes effect on
 //! every instance at its next reload, with nothing shared but the files.
 //!
-//! - [`principal`]: who is calling ([`Principal`]) and why a credential was refused ([`AuthFailure`]);
-//! - [`authenticator`]: the [`Authenticator`] over the watched files;
+//! - `principal`: who is calling ([`Principal`]) and why a credential was refused ([`AuthFailure`]);
+//! - `authenticator`: the [`Authenticator`] over the watched files;
 //! - [`tokens`], [`users`], [`session`]: the file formats and their checks; [`scope`]: which tools a
 //!   credential may use;
 //! - [`limiter`]: the per-address failed-auth limiter; [`proxies`]: which address that is;

@@ -6,7 +6,7 @@
 //! `database.status: unavailable`, tools answer a clear tool error, and the pool reconnects by itself
 //! when the database is back (deadpool creates connections on demand; broken ones are discarded).
 //!
-//! - [`error`]: why a call failed ([`DbError`]) and why the pool could not be built ([`OpenError`]);
+//! - [`error`]: why a call failed ([`DbError`]) and why the pool could not be built ([`error::OpenError`]);
 //! - [`pool`]: URL (or a watched `url_file`, for credential rotation without restarts), TLS per
 //!   `sslmode`, timeouts, pool size; the [`Database`] handle and its status;
 //! - [`query`]: one statement in a `READ ONLY` transaction with timeouts and caps;
@@ -19,5 +19,5 @@ pub mod query;
 pub mod schema;
 pub mod values;
 
-pub use error::{DbError, OpenError};
-pub use pool::{Database, DatabaseStatus};
+pub use error::DbError;
+pub use pool::Database;

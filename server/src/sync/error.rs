@@ -4,7 +4,7 @@
 //! Every message names the source redacted (see `manifest::Source::redacted`) and never carries a
 //! URL from a reqwest error: a pre-signed URL's query string is a credential.
 
-use std::{fmt, path::PathBuf};
+use std::path::PathBuf;
 
 /// A sync that did not install a new version; the destination is as it was.
 #[derive(Debug, thiserror::Error)]
@@ -37,7 +37,8 @@ pub enum SyncError {
 }
 
 /// Why a fetch failed, and whether trying again may help.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct FetchError {
     pub message: String,
     pub retryable: bool,
@@ -58,14 +59,6 @@ impl FetchError {
         }
     }
 }
-
-impl fmt::Display for FetchError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for FetchError {}
 
 /// A source, destination or pinned hash that cannot be synced (command line or manifest entry).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! The fetcher: one source into a temp file beside its destination — conditional GETs, streaming
 //! with a running SHA-256, size checks, and retries with exponential backoff and jitter.
 //!
-//! Nothing here touches the destination. A download lands in a [`PendingFile`] (`.NAME.tmp-…` in
+//! Nothing here touches the destination. A download lands in a `PendingFile` (`.NAME.tmp-…` in
 //! the destination's directory, so the later rename never crosses a filesystem); every failure path
 //! drops it, which deletes it. Whether it may replace the destination is decided by the caller after
 //! verification.

@@ -11,7 +11,7 @@
 //!    network errors, 5xx, 429 and short bodies are retried with exponential backoff and jitter;
 //! 3. size against Content-Length, the pinned SHA-256 if any, then the server's own loader for the
 //!    file's kind ([`verify`]);
-//! 4. fsync, rename over the destination, fsync the directory ([`crate::atomic_file`]), then the
+//! 4. fsync, rename over the destination, fsync the directory (`atomic_file`), then the
 //!    new state is recorded. The servers' reload engine sees the rename and swaps the new version in.
 //!
 //! Any failure before step 4 deletes the temp file and leaves the destination exactly as it was
