@@ -6,14 +6,16 @@
 //! 1. throughput and latency of `/health`, `ping` and `tools/call search_knowledgebase` at several
 //!    concurrency levels, ours against the ceiling and the peer, interleaved point by point so that
 //!    a change in background load hits all three alike;
-//! 2. the token check with 10, 1k and 100k tokens in tokens.yaml;
+//! 2. the token check with 10, 1k and 100k tokens in tokens.yaml, and at 100k tokens the load time
+//!    of the file and the memory of a process serving it;
 //! 3. KB search on a generated 10k-document corpus, in process and over HTTP;
 //! 4. reload propagation, by running the server's own `reload_propagation` bench;
 //! 5. nginx with three instances against one instance direct, and a SIGKILL under load;
 //! 6. peak RSS and start->healthy of every process started.
 //!
 //! A section that fails is reported as not measured (with the reason) and the others still run;
-//! the exit status is then non-zero.
+//! the exit status is then non-zero. `--section N` runs only section N (repeatable; the others are
+//! reported as skipped), so pass `--out` elsewhere than the committed results.
 
 use std::{
     collections::BTreeMap,
@@ -27,7 +29,7 @@ use std::{
 use anyhow::{Context, bail};
 use benchmarks::{
     fixtures, http, nginx, pg,
-    procs::{Proc, free_addr, free_addrs},
+    procs::{Proc, free_addr, free_addrs, status_field},
     report::{Rows, ms, rps, table},
     scale, svg,
     wrk::{self, Load, WrkResult},
@@ -51,9 +53,9 @@ struct Args {
     /// Use the release binaries as they are (by default the runner builds them first).
     #[arg(long)]
     no_build: bool,
-    /// Run only the sections whose number is given (`--only 8`, repeatable); all by default.
-    #[arg(long)]
-    only: Vec<String>,
+    /// Run only this section, by number (`--section 2`); repeatable. Default: all.
+    #[arg(long = "section", value_name = "N")]
+    sections: Vec<String>,
 }
 
 /// How much of everything to do.
@@ -144,6 +146,31 @@ struct TokenFigure {
     peak_rss_kib: Option<u64>,
 }
 
+/// Goals at 100k tokens (issue "HA at production scale", §4): a credential rotation is a reload of
+/// tokens.yaml, and every instance holds the whole set.
+const TOKEN_LOAD_GOAL_MS: f64 = 100.0;
+const TOKEN_RSS_GOAL_MIB: f64 = 30.0;
+/// `TokenSet::parse` runs per figure (the median is kept).
+const TOKEN_LOAD_RUNS: usize = 7;
+
+/// The largest token file: how long it takes to load and what a process serving it holds.
+struct TokenLoadFigure {
+    count: usize,
+    file_bytes: u64,
+    /// Parse + build of the set in process, every run sorted.
+    runs_ms: Vec<f64>,
+    /// `serve --tokens FILE`, no KB: VmRSS when /health first answered 200, and VmHWM then.
+    rss_kib: Option<u64>,
+    peak_rss_kib: Option<u64>,
+    start_to_healthy: Duration,
+}
+
+impl TokenLoadFigure {
+    fn median_ms(&self) -> f64 {
+        self.runs_ms[self.runs_ms.len() / 2]
+    }
+}
+
 struct KbFigure {
     documents: usize,
     chunks: usize,
@@ -183,6 +210,7 @@ struct PgFigure {
 struct Results {
     throughput: BTreeMap<(usize, usize, u32), WrkResult>,
     tokens: Vec<TokenFigure>,
+    token_load: Option<TokenLoadFigure>,
     kb: Option<KbFigure>,
     reload: Option<ReloadFigure>,
     nginx: Option<NginxFigure>,
@@ -218,11 +246,17 @@ impl Ctx {
     /// `postgres-mcp serve` with the benchmark config; `TMPDIR` inside the work dir, so the KB copies
     /// of SIGKILLed instances are removed with it.
     fn ours(&self, name: &str, tokens: &Path, kb: &Path) -> anyhow::Result<Proc> {
-        self.ours_with(name, tokens, kb, &[])
+        self.ours_with(name, tokens, Some(kb), &[])
     }
 
-    /// [`ours`](Self::ours) with extra `PGMCP_*` settings.
-    fn ours_with(&self, name: &str, tokens: &Path, kb: &Path, settings: &[(&str, &str)]) -> anyhow::Result<Proc> {
+    /// [`ours`](Self::ours) with extra `PGMCP_*` settings, or without a KB.
+    fn ours_with(
+        &self,
+        name: &str,
+        tokens: &Path,
+        kb: Option<&Path>,
+        settings: &[(&str, &str)],
+    ) -> anyhow::Result<Proc> {
         let addr = free_addr()?;
         let mut command = Command::new(self.bin_dir.join("postgres-mcp"));
         command
@@ -233,11 +267,12 @@ impl Ctx {
             .arg(addr.to_string())
             .arg("--tokens")
             .arg(tokens)
-            .arg("--kb")
-            .arg(kb)
             .arg("--instance-id")
             .arg(name)
             .env("TMPDIR", self.work().join("tmp"));
+        if let Some(kb) = kb {
+            command.arg("--kb").arg(kb);
+        }
         for (key, _) in std::env::vars().filter(|(k, _)| k.starts_with("PGMCP_")) {
             command.env_remove(key);
         }
@@ -374,7 +409,9 @@ fn run(args: Args) -> anyhow::Result<bool> {
         ("8. production scale", production_scale),
     ];
     for (name, section) in sections {
-        if !args.only.is_empty() && !args.only.iter().any(|n| name.split('.').next() == Some(n.as_str())) {
+        let number = name.split('.').next().unwrap_or_default();
+        if !args.sections.is_empty() && !args.sections.iter().any(|s| s == number) {
+            eprintln!("bench: {name} skipped (--section)");
             continue;
         }
         eprintln!("bench: {name}");
@@ -614,7 +651,8 @@ fn token_scale(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
         let path = ctx.work().join(format!("tokens-{count}.yaml"));
         fixtures::write_tokens(&path, count, &ctx.token)?;
 
-        // In process: one verify (SHA-256 + hash-map lookup + constant-time compare).
+        // In process: one verify (SHA-256 + directory and binary search of the sorted digests +
+        // constant-time compare).
         let set = TokenSet::parse(&std::fs::read_to_string(&path)?).map_err(anyhow::Error::msg)?;
         let now = chrono::Utc::now();
         let rounds = 200_000;
@@ -645,7 +683,61 @@ fn token_scale(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
             start_to_healthy: server.start_to_healthy,
             peak_rss_kib: server.peak_rss_kib(),
         });
+        drop(server);
+        if Some(&count) == ctx.plan.token_counts.iter().max() {
+            token_load(ctx, results, &path, count)?;
+        }
     }
+    Ok(())
+}
+
+/// Load time of the largest file (what a credential rotation waits for, besides reading it) and
+/// the memory of a process serving it with nothing else loaded.
+fn token_load(ctx: &mut Ctx, results: &mut Results, path: &Path, count: usize) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(path)?;
+    let mut runs_ms = Vec::with_capacity(TOKEN_LOAD_RUNS);
+    for _ in 0..TOKEN_LOAD_RUNS {
+        let timer = Instant::now();
+        let set = TokenSet::parse(&text).map_err(anyhow::Error::msg)?;
+        runs_ms.push(timer.elapsed().as_secs_f64() * 1000.0);
+        anyhow::ensure!(set.len() == count, "{count} tokens written, {} loaded", set.len());
+    }
+    runs_ms.sort_by(f64::total_cmp);
+    drop(text);
+
+    let server = ctx.ours_with(&format!("ours-{count}-tokens-no-kb"), path, None, &[])?;
+    let figure = TokenLoadFigure {
+        count,
+        file_bytes: std::fs::metadata(path)?.len(),
+        runs_ms,
+        rss_kib: status_field(server.pid(), "VmRSS"),
+        peak_rss_kib: server.peak_rss_kib(),
+        start_to_healthy: server.start_to_healthy,
+    };
+    eprintln!(
+        "  {count} tokens ({:.1} MB): load median {:.1} ms (goal ≤ {TOKEN_LOAD_GOAL_MS} ms; runs {:.1}–{:.1}); \
+         serving, no KB: VmRSS {} (goal ≤ {TOKEN_RSS_GOAL_MIB} MiB), peak {}",
+        figure.file_bytes as f64 / 1e6,
+        figure.median_ms(),
+        figure.runs_ms[0],
+        figure.runs_ms[figure.runs_ms.len() - 1],
+        mib(figure.rss_kib),
+        mib(figure.peak_rss_kib),
+    );
+    let subject = format!("{count} tokens");
+    let section = "2. token check";
+    ctx.rows
+        .push(section, &subject, None, "load_median", figure.median_ms(), "ms");
+    if let Some(kib) = figure.rss_kib {
+        ctx.rows
+            .push(section, &subject, None, "serving_rss_no_kb", kib as f64 / 1024.0, "MiB");
+    }
+    ctx.process(
+        results,
+        &server,
+        &format!("ours, {count} tokens, no KB; at first healthy"),
+    );
+    results.token_load = Some(figure);
     Ok(())
 }
 
@@ -977,7 +1069,7 @@ fn postgres_tools(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
     let server = ctx.ours_with(
         "ours-pg",
         &ctx.tokens_file.clone(),
-        &ctx.demo_kb.clone(),
+        Some(&ctx.demo_kb.clone()),
         &[("PGMCP_DATABASE_URL", &url)],
     )?;
     let body = format!(
@@ -1214,8 +1306,8 @@ fn render_markdown(ctx: &Ctx, results: &Results, machine: &Machine, took: Durati
     let _ = writeln!(
         md,
         "Authenticated `ping` at {LOAD_CONNECTIONS} connections with N entries in tokens.yaml (the benchmark's \
-         token in the middle); `verify` is `TokenSet::verify` in process (SHA-256, hash-map lookup, \
-         constant-time compare).\n"
+         token in the middle); `verify` is `TokenSet::verify` in process (SHA-256, lookup among the \
+         sorted digests by their leading bits, constant-time compare).\n"
     );
     if results.tokens.is_empty() {
         md.push_str(&not_measured(results, "2. token check"));
@@ -1253,6 +1345,45 @@ fn render_markdown(ctx: &Ctx, results: &Results, machine: &Machine, took: Durati
                 last.count,
                 format!("{:.0} %", last.load.rps / first.load.rps * 100.0)
             );
+        }
+        if let Some(load) = &results.token_load {
+            let verdict = |met: bool| if met { "met" } else { "**not met**" };
+            let rss_met = load.rss_kib.is_some_and(|k| k as f64 / 1024.0 <= TOKEN_RSS_GOAL_MIB);
+            let _ = writeln!(
+                md,
+                "\n{} tokens ({:.1} MB tokens.yaml as `token create` writes it):\n",
+                load.count,
+                load.file_bytes as f64 / 1e6
+            );
+            let rows = vec![
+                vec![
+                    format!(
+                        "load: `TokenSet::parse` (parse + build), in process, median of {}",
+                        load.runs_ms.len()
+                    ),
+                    format!(
+                        "**{:.1} ms** ({:.1}–{:.1})",
+                        load.median_ms(),
+                        load.runs_ms[0],
+                        load.runs_ms[load.runs_ms.len() - 1]
+                    ),
+                    format!(
+                        "≤ {TOKEN_LOAD_GOAL_MS} ms: {}",
+                        verdict(load.median_ms() <= TOKEN_LOAD_GOAL_MS)
+                    ),
+                ],
+                vec![
+                    "`serve --tokens`, no KB: VmRSS at the first 200 on `/health`".to_string(),
+                    format!(
+                        "**{}** (peak {}, start→healthy {})",
+                        mib(load.rss_kib),
+                        mib(load.peak_rss_kib),
+                        ms(load.start_to_healthy.as_secs_f64() * 1000.0)
+                    ),
+                    format!("≤ {TOKEN_RSS_GOAL_MIB} MiB: {}", verdict(rss_met)),
+                ],
+            ];
+            md.push_str(&table(&["figure", "measured", "goal"], &rows));
         }
     }
 

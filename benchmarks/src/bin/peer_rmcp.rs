@@ -4,11 +4,12 @@
 //!
 //! rmcp 3.11's `StreamableHttpService` (`legacy_session_mode: false`, `json_response: true`: no
 //! session, one JSON answer per POST) served by hyper-util, behind the same bearer check our server
-//! runs (`TokenSet::verify`: one SHA-256 and a hash-map lookup) and with `search_knowledgebase`
-//! answering through the same library call ours makes (`KnowledgeBase::search_async` on a kb.db opened
-//! by `KbLoader`) and formatting its result the same way. Auth and the search being identical, the
-//! difference between this process and ours is the MCP transport alone. `GET /health` is a small JSON
-//! answer outside rmcp, to compare the bare HTTP path.
+//! runs (`TokenSet::verify`: one SHA-256 and a lookup among the sorted digests) and with
+//! `search_knowledgebase` answering through the same library call ours makes
+//! (`KnowledgeBase::search_async` on a kb.db opened by `KbLoader`) and formatting its result the
+//! same way. Auth and the search being identical, the difference between this process and ours is
+//! the MCP transport alone. `GET /health` is a small JSON answer outside rmcp, to compare the bare
+//! HTTP path.
 
 use std::{borrow::Cow, convert::Infallible, net::SocketAddr, path::PathBuf, sync::Arc, time::Instant};
 

@@ -23,6 +23,7 @@ pub mod proxies;
 pub mod scope;
 pub mod session;
 pub mod tokens;
+mod tokens_layout;
 pub mod users;
 
 pub use authenticator::{AuthHealth, Authenticator, IssuedSession, SessionKeyFile, TokensFile, UsersFile};

@@ -9,6 +9,7 @@
 //! parsed: a typo in a scope would otherwise silently lock a client out (or, for a deny-list, let it
 //! in), so it is an error that keeps the last good file, like any other broken entry.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Every tool this server implements, whether or not this instance offers it (the database may not
@@ -52,6 +53,29 @@ impl ToolScope {
     }
 }
 
+/// Hands out one shared [`ToolScope`] per distinct `tools` list while a file is parsed, so 100k
+/// entries with the same list hold one allocation (and a list is checked against the known tools
+/// once).
+#[derive(Debug, Default)]
+pub struct ScopeCache {
+    seen: HashMap<Vec<String>, ToolScope>,
+}
+
+impl ScopeCache {
+    /// [`ToolScope::from_entry`], shared with every earlier equal list.
+    pub fn scope(&mut self, tools: Option<&[String]>) -> Result<ToolScope, UnknownTool> {
+        let Some(list) = tools else {
+            return Ok(ToolScope::All);
+        };
+        if let Some(scope) = self.seen.get(list) {
+            return Ok(scope.clone());
+        }
+        let scope = ToolScope::from_entry(Some(list))?;
+        self.seen.insert(list.to_vec(), scope.clone());
+        Ok(scope)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -66,6 +90,26 @@ mod tests {
             !ToolScope::from_entry(Some(&[]))
                 .unwrap()
                 .permits("search_knowledgebase")
+        );
+    }
+
+    #[test]
+    fn equal_lists_share_one_scope() {
+        let mut cache = ScopeCache::default();
+        let list = ["search_knowledgebase".to_string()];
+        let (ToolScope::Only(a), ToolScope::Only(b)) =
+            (cache.scope(Some(&list)).unwrap(), cache.scope(Some(&list)).unwrap())
+        else {
+            panic!("a list is a restricted scope");
+        };
+        assert!(Arc::ptr_eq(&a, &b));
+        assert_eq!(cache.scope(None).unwrap(), ToolScope::All);
+        assert!(
+            cache
+                .scope(Some(&["nope".to_string()]))
+                .unwrap_err()
+                .to_string()
+                .contains("nope")
         );
     }
 

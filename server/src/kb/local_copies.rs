@@ -12,11 +12,26 @@
 use std::{
     io,
     path::{Path, PathBuf},
+    sync::{Mutex, PoisonError},
 };
 
 /// `$TMPDIR/postgres-mcp-kb/<pid>`, created empty; stale siblings removed.
+///
+/// Only the first call in a process cleans up: a process that starts several servers (the tests
+/// do, concurrently) must not remove the copies its other servers are serving from.
 pub fn private_copy_dir() -> io::Result<PathBuf> {
-    copy_dir_under(&std::env::temp_dir().join("postgres-mcp-kb"), std::process::id())
+    static CLEANED: Mutex<bool> = Mutex::new(false);
+    let root = std::env::temp_dir().join("postgres-mcp-kb");
+    let pid = std::process::id();
+    let mut cleaned = CLEANED.lock().unwrap_or_else(PoisonError::into_inner);
+    if !*cleaned {
+        let dir = copy_dir_under(&root, pid)?;
+        *cleaned = true;
+        return Ok(dir);
+    }
+    let dir = root.join(pid.to_string());
+    std::fs::create_dir_all(&dir)?;
+    Ok(dir)
 }
 
 fn copy_dir_under(root: &Path, pid: u32) -> io::Result<PathBuf> {
