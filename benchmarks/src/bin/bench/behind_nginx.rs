@@ -4,18 +4,14 @@
 use std::{fmt::Write as _, process::Command, time::Duration};
 
 use anyhow::bail;
-use benchmarks::{
-    nginx,
-    procs::{Proc, free_addrs},
-    report::{ms, rps, table},
-    wrk::{self, WrkResult},
-};
+use benchmarks::nginx;
+use benchmarks::procs::{Proc, free_addrs};
+use benchmarks::report::{ms, rps, table};
+use benchmarks::wrk::{self, WrkResult};
 
-use crate::{
-    Results,
-    ctx::{Ctx, LOAD_CONNECTIONS},
-    markdown::{not_measured, ratio},
-};
+use crate::Results;
+use crate::ctx::{Ctx, LOAD_CONNECTIONS};
+use crate::markdown::{ratio, section};
 
 pub struct NginxFigure {
     pub compared: Vec<(&'static str, WrkResult, WrkResult)>,
@@ -123,17 +119,21 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
 
 /// The section's table and the failover figure.
 pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
-    md.push_str("\n## 5. Through nginx, three instances\n\n");
-    match &results.nginx {
-        None => md.push_str(&not_measured(results, "5. nginx")),
-        Some(n) => {
+    let figures = results.nginx.as_ref();
+    section(
+        md,
+        results,
+        "5. Through nginx, three instances",
+        "5. nginx",
+        figures,
+        |md, n| {
             let _ = writeln!(
                 md,
                 "Debian's nginx with a config derived from `nginx/nginx.conf` (plain HTTP on loopback, no \
-                 `limit_req`; upstream, keepalive, failover and logging as shipped) in front of three of \
-                 ours, against one of them directly, {LOAD_CONNECTIONS} connections. On this 2-core machine nginx, \
-                 three instances and wrk share the same cores, so the proxy's cost shows; on real hosts \
-                 the instances add capacity.\n"
+             `limit_req`; upstream, keepalive, failover and logging as shipped) in front of three of \
+             ours, against one of them directly, {LOAD_CONNECTIONS} connections. On this 2-core machine nginx, \
+             three instances and wrk share the same cores, so the proxy's cost shows; on real hosts \
+             the instances add capacity.\n"
             );
             let rows: Vec<Vec<String>> = n
                 .compared
@@ -164,10 +164,10 @@ pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
             let _ = writeln!(
                 md,
                 "\nFailover: `tools/call` through nginx for {} s at {LOAD_CONNECTIONS} connections, {} SIGKILLed at \
-                 {} s: **{} failed of {} requests** ({} non-2xx, {} socket errors), {} req/s overall. \
-                 A POST already sent to the killed instance is not replayed elsewhere (nginx.conf: \
-                 no `non_idempotent`), so the failures are the requests in flight on it; new \
-                 connections to it are refused and retried on the others.",
+             {} s: **{} failed of {} requests** ({} non-2xx, {} socket errors), {} req/s overall. \
+             A POST already sent to the killed instance is not replayed elsewhere (nginx.conf: \
+             no `non_idempotent`), so the failures are the requests in flight on it; new \
+             connections to it are refused and retried on the others.",
                 n.run.as_secs(),
                 n.killed,
                 n.kill_after.as_secs(),
@@ -177,6 +177,6 @@ pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
                 f.socket_errors,
                 rps(f.rps)
             );
-        }
-    }
+        },
+    );
 }

@@ -1,20 +1,16 @@
 //! What every section uses: the run's paths and fixtures ([`Ctx`]), how ours is started and wrk is run
 //! and logged, and the MCP request the sections send for their own probes.
 
-use std::{
-    fmt::Write as _,
-    net::SocketAddr,
-    path::{Path, PathBuf},
-    process::Command,
-};
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use anyhow::bail;
-use benchmarks::{
-    http,
-    procs::{Proc, free_addr},
-    report::{Rows, ms},
-    wrk::{Load, WrkResult},
-};
+use benchmarks::http;
+use benchmarks::procs::{Proc, free_addr};
+use benchmarks::report::{Rows, ms};
+use benchmarks::wrk::{Load, WrkResult};
 
 use crate::{Plan, Results, processes::ProcessFigure};
 

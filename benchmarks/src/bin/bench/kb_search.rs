@@ -1,23 +1,17 @@
 //! §3. Knowledge-base search on a generated corpus, in process and over HTTP.
 
-use std::{
-    fmt::Write as _,
-    time::{Duration, Instant},
-};
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use benchmarks::{
-    fixtures,
-    report::{ms, rps, table},
-    wrk::WrkResult,
-};
+use benchmarks::fixtures;
+use benchmarks::report::{ms, rps, table};
+use benchmarks::wrk::WrkResult;
 use postgres_mcp::{kb::store::KbLoader, watch::Loader};
 
-use crate::{
-    Results,
-    ctx::{Ctx, LOAD_CONNECTIONS},
-    markdown::not_measured,
-};
+use crate::Results;
+use crate::ctx::{Ctx, LOAD_CONNECTIONS};
+use crate::markdown::section;
 
 pub struct KbFigure {
     pub documents: usize,
@@ -126,15 +120,19 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
 
 /// The section's table.
 pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
-    md.push_str("\n## 3. Knowledge-base search, generated corpus\n\n");
-    match &results.kb {
-        None => md.push_str(&not_measured(results, "3. KB search")),
-        Some(kb) => {
+    let figures = results.kb.as_ref();
+    section(
+        md,
+        results,
+        "3. Knowledge-base search, generated corpus",
+        "3. KB search",
+        figures,
+        |md, kb| {
             let _ = writeln!(
                 md,
                 "{} generated Markdown documents ({:.1} MB; seeded, Zipf-like vocabulary of 20k words) → \
-                 {} chunks, kb.db {:.1} MB, built by `kb::build` in {:.1} s. {} searches of 2–3 words \
-                 (256 distinct queries, limit 5; {:.0} % with hits), one at a time in process:\n",
+             {} chunks, kb.db {:.1} MB, built by `kb::build` in {:.1} s. {} searches of 2–3 words \
+             (256 distinct queries, limit 5; {:.0} % with hits), one at a time in process:\n",
                 kb.documents,
                 kb.corpus_bytes as f64 / 1e6,
                 kb.chunks,
@@ -158,6 +156,6 @@ pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
                 ]);
             }
             md.push_str(&table(&["how", "conns", "p50 / p99", "searches/s"], &rows));
-        }
-    }
+        },
+    );
 }

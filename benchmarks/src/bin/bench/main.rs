@@ -36,12 +36,10 @@ mod reload;
 mod throughput;
 mod tokens;
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-    process::{Command, ExitCode, Stdio},
-    time::{Duration, Instant},
-};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitCode, Stdio};
+use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 use benchmarks::{fixtures, report::Rows, scale, wrk::WrkResult};

@@ -2,10 +2,9 @@
 
 use std::{fmt::Write as _, time::Duration};
 
-use crate::{
-    Results, behind_nginx, ctx::Ctx, kb_search, machine::Machine, postgres, processes, production_scale, reload,
-    throughput, tokens,
-};
+use crate::ctx::Ctx;
+use crate::machine::Machine;
+use crate::{Results, behind_nginx, kb_search, postgres, processes, production_scale, reload, throughput, tokens};
 
 pub fn render_markdown(ctx: &Ctx, results: &Results, machine: &Machine, took: Duration, quick: bool) -> String {
     let plan = &ctx.plan;
@@ -64,4 +63,20 @@ pub fn not_measured(results: &Results, section: &str) -> String {
         .map(|(_, e)| e.lines().next().unwrap_or_default().to_string())
         .unwrap_or_else(|| "skipped".into());
     format!("Not measured: {reason}\n")
+}
+
+/// A section's heading, then `body` with its figures, or why there are none.
+pub fn section<T>(
+    md: &mut String,
+    results: &Results,
+    heading: &str,
+    name: &str,
+    figures: Option<&T>,
+    body: impl FnOnce(&mut String, &T),
+) {
+    let _ = writeln!(md, "\n## {heading}\n");
+    match figures {
+        Some(figures) => body(md, figures),
+        None => md.push_str(&not_measured(results, name)),
+    }
 }

@@ -4,17 +4,13 @@
 use std::fmt::Write as _;
 
 use anyhow::bail;
-use benchmarks::{
-    pg,
-    report::{ms, rps, table},
-    wrk::WrkResult,
-};
+use benchmarks::pg;
+use benchmarks::report::{ms, rps, table};
+use benchmarks::wrk::WrkResult;
 
-use crate::{
-    Results,
-    ctx::{Ctx, post},
-    markdown::{not_measured, ratio},
-};
+use crate::Results;
+use crate::ctx::{Ctx, post};
+use crate::markdown::{not_measured, ratio};
 
 pub struct PgFigure {
     pub connections: u32,

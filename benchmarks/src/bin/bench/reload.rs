@@ -1,15 +1,13 @@
 //! §4. Reload propagation: a new tokens.yaml renamed into place to the first request accepted with
 //! the new token, by running `benches/reload_propagation.rs` and reading its table.
 
-use std::{
-    fmt::Write as _,
-    process::{Command, Stdio},
-};
+use std::fmt::Write as _;
+use std::process::{Command, Stdio};
 
 use anyhow::bail;
 use benchmarks::report::table;
 
-use crate::{Results, ctx::Ctx, markdown::not_measured};
+use crate::{Results, ctx::Ctx, markdown::section};
 
 pub struct ReloadFigure {
     pub rounds: usize,
@@ -62,20 +60,24 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
 
 /// The section's table.
 pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
-    md.push_str("\n## 4. Reload propagation\n\n");
-    match &results.reload {
-        None => md.push_str(&not_measured(results, "4. reload propagation")),
-        Some(reload) => {
+    let figures = results.reload.as_ref();
+    section(
+        md,
+        results,
+        "4. Reload propagation",
+        "4. reload propagation",
+        figures,
+        |md, reload| {
             let _ = writeln!(
                 md,
                 "`cargo bench -p benchmarks --bench reload_propagation` (RELOAD_ROUNDS={}): a new tokens.yaml \
-                 renamed into place → first request accepted with the new token, over HTTP. notify = \
-                 inotify + settle; poll = no events, the periodic check at its default 2 s interval \
-                 (writes at random moments, so up to one interval).\n",
+             renamed into place → first request accepted with the new token, over HTTP. notify = \
+             inotify + settle; poll = no events, the periodic check at its default 2 s interval \
+             (writes at random moments, so up to one interval).\n",
                 reload.rounds
             );
             let rows: Vec<Vec<String>> = reload.modes.iter().map(|m| m.to_vec()).collect();
             md.push_str(&table(&["mode", "p50", "p95", "p99", "max"], &rows));
-        }
-    }
+        },
+    );
 }

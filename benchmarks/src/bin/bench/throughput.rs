@@ -5,20 +5,15 @@
 use std::{fmt::Write as _, process::Command, time::Duration};
 
 use anyhow::{Context, bail};
-use benchmarks::{
-    http,
-    procs::{Proc, free_addr},
-    report::{ms, rps, table},
-    svg,
-    wrk::{Load, WrkResult},
-};
+use benchmarks::procs::{Proc, free_addr};
+use benchmarks::report::{ms, rps, table};
+use benchmarks::wrk::{Load, WrkResult};
+use benchmarks::{http, svg};
 
-use crate::{
-    Results,
-    ctx::{Ctx, post},
-    machine::Machine,
-    markdown::{not_measured, ratio},
-};
+use crate::Results;
+use crate::ctx::{Ctx, post};
+use crate::machine::Machine;
+use crate::markdown::{not_measured, ratio};
 
 /// What is measured in section 1, with the wrk script and path of each.
 pub struct Endpoint {
@@ -149,22 +144,11 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
                 results.throughput.insert((e, s, c), result);
             }
             let get = |s: usize| results.throughput[&(e, s, c)].rps;
-            ctx.rows.push(
-                "1. throughput",
-                &format!("ours/baseline {}", endpoint.name),
-                Some(c),
-                "ratio",
-                get(0) / get(1),
-                "x",
-            );
-            ctx.rows.push(
-                "1. throughput",
-                &format!("ours/peer {}", endpoint.name),
-                Some(c),
-                "ratio",
-                get(0) / get(2),
-                "x",
-            );
+            for other in [1, 2] {
+                let subject = format!("ours/{} {}", SERVERS[other], endpoint.name);
+                ctx.rows
+                    .push("1. throughput", &subject, Some(c), "ratio", get(0) / get(other), "x");
+            }
         }
     }
     ctx.process(results, &ours, "ours, demo KB, 1 token; after section 1");

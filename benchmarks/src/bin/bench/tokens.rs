@@ -1,26 +1,20 @@
 //! §2. The token check with 10, 1k and 100k tokens in tokens.yaml, and at 100k tokens the load time
 //! of the file and the memory of a process serving it.
 
-use std::{
-    fmt::Write as _,
-    path::Path,
-    time::{Duration, Instant},
-};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
 
 use anyhow::bail;
-use benchmarks::{
-    fixtures,
-    procs::status_field,
-    report::{ms, rps, table},
-    wrk::WrkResult,
-};
+use benchmarks::fixtures;
+use benchmarks::procs::status_field;
+use benchmarks::report::{ms, rps, table};
+use benchmarks::wrk::WrkResult;
 use postgres_mcp::auth::tokens::TokenSet;
 
-use crate::{
-    Results,
-    ctx::{Ctx, LOAD_CONNECTIONS},
-    markdown::{mib, not_measured},
-};
+use crate::Results;
+use crate::ctx::{Ctx, LOAD_CONNECTIONS};
+use crate::markdown::{mib, not_measured};
 
 pub struct TokenFigure {
     pub count: usize,
