@@ -127,7 +127,18 @@ impl PendingFile {
     /// Reserves a unique temp path beside `target`. The file itself is created by the caller
     /// (directly, or by a library such as SQLite) at [`PendingFile::path`]; `permissions` are
     /// applied to it at commit.
+    ///
+    /// A `target` that is a symbolic link is resolved first: the file it points to is replaced and
+    /// the link stays. Renaming over the link itself would turn it into a regular file and leave
+    /// the real file, the one the servers may read through another path, unchanged.
     pub fn beside(target: &Path, permissions: Permissions) -> io::Result<Self> {
+        let resolved;
+        let target = if fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
+            resolved = fs::canonicalize(target)?;
+            resolved.as_path()
+        } else {
+            target
+        };
         let dir = parent_dir(target);
         fs::create_dir_all(&dir)?;
         let name = target
@@ -414,6 +425,20 @@ mod tests {
         pending.commit().unwrap();
         assert_eq!(mode_of(&target), 0o640);
         assert_eq!(fs::read_to_string(&target).unwrap(), "v2");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn writing_through_a_symlink_replaces_its_target_and_keeps_the_link() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("real")).unwrap();
+        let real = dir.path().join("real/tokens.yaml");
+        fs::write(&real, "old").unwrap();
+        let link = dir.path().join("tokens.yaml");
+        std::os::unix::fs::symlink("real/tokens.yaml", &link).unwrap();
+        write_atomic(&link, b"new", Permissions::new_file(0o644)).unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read_to_string(&real).unwrap(), "new");
     }
 
     #[test]

@@ -87,7 +87,8 @@ pub enum WatchMode {
 #[derive(Clone, Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
-    pub url: Option<String>,
+    /// May hold a password: printed as `postgres://user:***@host/db` (see [`SecretUrl`]).
+    pub url: Option<SecretUrl>,
     pub url_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
     pub pool_size: usize,
@@ -96,6 +97,41 @@ pub struct DatabaseConfig {
     pub max_rows: usize,
     pub max_result_size: ByteSize,
     pub health_interval: HumanDuration,
+}
+
+/// A connection URL that may carry a password. `config check` prints the whole configuration and
+/// CI logs keep it, so its `Debug` form masks the password; [`SecretUrl::expose`] gives the URL.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct SecretUrl(String);
+
+impl SecretUrl {
+    pub fn new(url: impl Into<String>) -> SecretUrl {
+        SecretUrl(url.into())
+    }
+
+    /// The URL itself, password included: for the connection, never for logs.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for SecretUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // `scheme://user:password@host...`: mask between the first ':' after "//" and the last '@'
+        // before the path. Anything unparsable is masked whole.
+        let masked = self.0.split_once("://").and_then(|(scheme, rest)| {
+            let authority_end = rest.find('/').unwrap_or(rest.len());
+            let at = rest[..authority_end].rfind('@')?;
+            let user = rest[..at].split(':').next().unwrap_or_default();
+            Some(format!("{scheme}://{user}:***@{}", &rest[at + 1..]))
+        });
+        match masked {
+            Some(masked) => write!(f, "{masked:?}"),
+            None if self.0.contains('@') || self.0.contains("password") => f.write_str("\"***\""),
+            None => write!(f, "{:?}", self.0),
+        }
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -545,5 +581,28 @@ mod tests {
         );
         let env = vec![("PGMCP_PUBLIC_URL".to_string(), "mcp.example.com".to_string())];
         assert!(error(Config::load(None, env, &with_tokens())).contains("public_url"));
+    }
+}
+
+#[cfg(test)]
+mod secret_url_tests {
+    use super::SecretUrl;
+
+    #[test]
+    fn a_database_password_never_shows_in_debug_output() {
+        for (url, shown) in [
+            (
+                "postgres://app:s3cr3t@db.internal:5432/app?sslmode=require",
+                "postgres://app:***@db.internal:5432/app?sslmode=require",
+            ),
+            ("postgres://app:p@ss@db/app", "postgres://app:***@db/app"),
+            ("postgres://db.internal/app", "postgres://db.internal/app"),
+            ("host=db user=app password=s3cr3t", "***"),
+        ] {
+            let debug = format!("{:?}", SecretUrl::new(url));
+            assert!(!debug.contains("s3cr3t") && !debug.contains("p@ss"), "{debug}");
+            assert_eq!(debug.trim_matches('"'), shown);
+        }
+        assert_eq!(SecretUrl::new("postgres://a:b@c/d").expose(), "postgres://a:b@c/d");
     }
 }

@@ -57,10 +57,14 @@ pub fn check_files(config: &Config) -> Vec<FileCheck> {
     check("kb.path", &config.kb.path, &|path| {
         // The server's loader with the server's settings: with copy_to_local the copy is made (and
         // removed again), so an unwritable temp dir shows here too.
+        // A directory of this check's own, removed when the check ends.
+        let copies = tempfile::Builder::new()
+            .prefix("postgres-mcp-check-")
+            .tempdir()
+            .map_err(|e| format!("cannot create a directory for the local kb.db copy: {e}"))?;
         let loader = KbLoader {
             copy_to_local: config.kb.copy_to_local,
-            copy_dir: crate::kb::local_copies::private_copy_dir()
-                .map_err(|e| format!("cannot create the directory for local kb.db copies: {e}"))?,
+            copy_dir: copies.path().to_path_buf(),
         };
         let kb = loader.load(path)?.value;
         Ok(format!("{} documents, {} chunks", kb.documents, kb.chunks))

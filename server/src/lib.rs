@@ -20,12 +20,14 @@
 //! - `postgres`: the pool, read-only queries and schema introspection;
 //! - [`watch`]: the reload engine every watched file goes through;
 //! - `connections`, `accept_queue`, `shutdown`: the accept loop and a stop that loses no request;
+//!   `allocator`: the one malloc setting a server that reloads large files needs;
 //! - [`config`], `config_check`, [`telemetry`], `instance`: settings, their check, logs, the
 //!   instance's name ([`InstanceId`]);
 //! - `layer`, `http_error`, `net`, `atomic_file`, `file_access`, `units`, [`tls`]: small shared
 //!   helpers with no knowledge of the rest (`layer` is the one shape of our middleware).
 
 mod accept_queue;
+mod allocator;
 mod app;
 mod atomic_file;
 pub mod auth;

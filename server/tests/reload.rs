@@ -259,3 +259,42 @@ fn rusqlite_foreign(path: &Path) {
         .unwrap();
     assert!(status.success());
 }
+
+/// A prefix of a tokens file is often valid YAML: cut before an `expires_at:` line it would serve an
+/// expired token as valid. A file written in place is only read once its writer closed it.
+#[tokio::test]
+async fn a_file_half_written_in_place_is_not_served_until_its_writer_closes_it() {
+    use std::io::Write;
+    let fixture = Fixture::new();
+    let server = fixture.start("mcp-half").await;
+    let (fresh, expired) = (generate_token(), generate_token());
+    let full = TokenEntry::render_file(&[
+        TokenEntry::new("fresh", &fresh, None, None),
+        TokenEntry::new(
+            "expired",
+            &expired,
+            Some(chrono::Utc::now() - chrono::Duration::days(1)),
+            None,
+        ),
+    ]);
+    let cut = full.find("expires_at").expect("the entry has an expiry");
+    let mut writer = std::fs::OpenOptions::new()
+        .write(true)
+        .truncate(true)
+        .open(fixture.path("tokens.yaml"))
+        .unwrap();
+    writer.write_all(&full.as_bytes()[..cut]).unwrap();
+    writer.flush().unwrap();
+    // Longer than the settle time and a poll interval (200 ms here).
+    tokio::time::sleep(std::time::Duration::from_millis(800)).await;
+    assert!(!accepted(&server, &expired).await, "half a file was served");
+    assert!(
+        accepted(&server, &fixture.token).await,
+        "the last good file keeps serving"
+    );
+    writer.write_all(&full.as_bytes()[cut..]).unwrap();
+    drop(writer);
+    assert!(eventually(2, || accepted(&server, &fresh)).await);
+    assert!(!accepted(&server, &expired).await);
+    assert!(!accepted(&server, &fixture.token).await);
+}

@@ -38,6 +38,20 @@ use std::{
 
 use crate::config::RateLimitConfig;
 
+/// The address a client is counted under. An IPv6 client is counted by its /64: a single host or
+/// customer is routinely given a whole /64 (RFC 6177, SLAAC), so per-address counting would let one
+/// attacker rotate through 2^64 addresses, each with a fresh budget, and fill the table. IPv4-mapped
+/// IPv6 addresses count as the IPv4 address they carry.
+fn client_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6((u128::from(v6) & (u128::MAX << 64)).into()),
+        },
+    }
+}
+
 /// How long a client whose budget is held by logins in flight (not by failures) should wait: about
 /// one bcrypt.
 const BUDGET_BUSY_RETRY: Duration = Duration::from_secs(1);
@@ -177,6 +191,7 @@ impl FailedAuthLimiter {
 
     /// The entry for `ip`, brought up to `now`; created if there is room, `None` if there is not.
     fn entry<'t>(&self, table: &'t mut Table, ip: IpAddr, now: Instant) -> Option<&'t mut Entry> {
+        let ip = client_key(ip);
         if !table.entries.contains_key(&ip) && table.entries.len() >= self.max_clients {
             self.sweep(table, now);
             if table.entries.len() >= self.max_clients {
@@ -205,6 +220,7 @@ impl FailedAuthLimiter {
     /// Ends a login: gives back its unit, and counts a failure (`Some(verdict)`) if it failed.
     fn end_login(&self, ip: IpAddr, held: bool, failed: bool, now: Instant) -> Option<Verdict> {
         let mut table = self.table();
+        let ip = client_key(ip);
         if held && let Some(entry) = table.entries.get_mut(&ip) {
             // Entries holding logins in flight are never swept, so the unit is still there.
             entry.logins_in_flight = entry.logins_in_flight.saturating_sub(1);
@@ -277,6 +293,17 @@ impl Drop for LoginAttempt<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ipv6_clients_are_counted_by_their_64_prefix() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::2".parse().unwrap();
+        let other: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(client_key(a), client_key(b));
+        assert_ne!(client_key(a), client_key(other));
+        let mapped: IpAddr = "::ffff:192.0.2.7".parse().unwrap();
+        assert_eq!(client_key(mapped), "192.0.2.7".parse::<IpAddr>().unwrap());
+    }
     use crate::units::HumanDuration;
 
     fn limiter(failures: u32, max_clients: usize) -> FailedAuthLimiter {

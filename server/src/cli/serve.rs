@@ -14,6 +14,7 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> ExitCode {
+    crate::allocator::tune_for_reloads();
     let config = match args.config.load() {
         Ok(config) => config,
         Err(error) => return invalid(error),

@@ -61,7 +61,7 @@ impl Database {
     /// database takes effect at the next reload, without a restart.
     pub fn open(config: &DatabaseConfig) -> Result<Option<Arc<Database>>, OpenError> {
         let pool = match (&config.url, &config.url_file) {
-            (Some(url), _) => PoolSource::Fixed(build_pool(url, config).map_err(OpenError::Settings)?),
+            (Some(url), _) => PoolSource::Fixed(build_pool(url.expose(), config).map_err(OpenError::Settings)?),
             (None, Some(path)) => PoolSource::File(Watched::open(
                 "database_url",
                 path,

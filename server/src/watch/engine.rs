@@ -17,7 +17,7 @@ use notify::{RecursiveMode, Watcher};
 use tokio::sync::Notify;
 
 use super::{
-    events::{Router, Target},
+    events::{Router, Target, Writing},
     watched::Reloadable,
 };
 use crate::config::{WatchConfig, WatchMode};
@@ -77,13 +77,7 @@ pub struct WatchEngine {
 impl WatchEngine {
     /// Starts watching `files` until `shutdown` fires. Must be called within a tokio runtime.
     pub fn start(files: Vec<Arc<dyn Reloadable>>, config: &WatchConfig, shutdown: Shutdown) -> WatchEngine {
-        let targets: Vec<Target> = files
-            .iter()
-            .map(|f| Target {
-                path: f.path().to_path_buf(),
-                wake: Arc::new(Notify::new()),
-            })
-            .collect();
+        let targets: Vec<Target> = files.iter().map(|f| Target::new(f.path().to_path_buf())).collect();
         let router = Router::new(&targets);
         let watcher = if use_notify(config.mode, &files) {
             start_notify(router)
@@ -100,6 +94,7 @@ impl WatchEngine {
             let worker = Worker {
                 file,
                 wake: target.wake,
+                writing: target.writing,
                 poll_interval: config.poll_interval.get(),
                 settle: config.settle.get(),
             };
@@ -130,6 +125,7 @@ fn start_notify(router: Router) -> Option<notify::RecommendedWatcher> {
 struct Worker {
     file: Arc<dyn Reloadable>,
     wake: Arc<Notify>,
+    writing: Arc<Writing>,
     poll_interval: Duration,
     settle: Duration,
 }
@@ -144,6 +140,10 @@ impl Worker {
                 _ = shutdown.recv() => return,
                 _ = ticker.tick() => {}
                 _ = self.wake.notified() => self.settle().await,
+            }
+            if self.writing.in_progress() {
+                // Half a file is not a file: its writer's close wakes this worker again.
+                continue;
             }
             let file = self.file.clone();
             // A panic in a loader is contained to this check; the worker goes on.

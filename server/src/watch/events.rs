@@ -9,11 +9,20 @@
 //! - An event naming a watched file (create, write, close-after-write, rename to or from, delete,
 //!   attribute change) wakes that file only.
 //! - An event naming anything else in the directory wakes the watched files there that are symbolic
-//!   links: their target may have moved (Kubernetes renames a `..data` symlink over the old one when a
-//!   Secret or ConfigMap changes; no event ever names `tokens.yaml` itself).
+//!   links through that name: their target may have moved (Kubernetes renames a `..data_tmp`
+//!   symlink to `..data` when a Secret or ConfigMap changes, and `tokens.yaml -> ..data/tokens.yaml`;
+//!   no event ever names `tokens.yaml` itself).
 //! - A queue overflow or a watch error wakes every file: events may have been lost.
 //!
 //! Waking a file is cheap by construction: its worker compares a `stat` signature before reading.
+//!
+//! A file written in place (`cat > tokens.yaml`, an editor without backup, `cp` over kb.db) is
+//! incomplete until its writer closes it, and a prefix of a YAML file is often valid YAML: cut before
+//! an `expires_at:` or `tools:` line, it would serve a token without its expiry or scope. So a data
+//! write naming a file marks it [`Writing`] until the close-after-write (which the kernel also sends
+//! when a writer crashes); its worker does not read it in between, up to [`Writing::MAX_WAIT`].
+//! Writers on other NFS clients raise no events at all: they must replace files by rename, as our
+//! CLI and `sync` do.
 
 use std::{
     collections::BTreeMap,
@@ -24,7 +33,7 @@ use std::{
 
 use notify::{
     Event, EventKind,
-    event::{AccessKind, AccessMode},
+    event::{AccessKind, AccessMode, ModifyKind},
 };
 use tokio::sync::Notify;
 
@@ -49,11 +58,72 @@ pub fn split(path: &Path) -> (PathBuf, OsString) {
     (dir, name)
 }
 
-/// One watched file as the router knows it: where it lives and how to wake its worker.
+/// Whether a writer has the file open for an in-place write (seen: a data write, not yet the close).
+#[derive(Default)]
+pub struct Writing(std::sync::Mutex<Option<std::time::Instant>>);
+
+impl Writing {
+    /// How long a read waits for a writer that never closes (a writer stuck on a hung volume).
+    pub const MAX_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<std::time::Instant>> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn started(&self) {
+        self.slot().get_or_insert_with(std::time::Instant::now);
+    }
+
+    fn finished(&self) {
+        *self.slot() = None;
+    }
+
+    /// True while a write is in progress and has not been waited for longer than [`Self::MAX_WAIT`].
+    pub fn in_progress(&self) -> bool {
+        self.slot().is_some_and(|since| since.elapsed() < Self::MAX_WAIT)
+    }
+}
+
+/// One watched file as the router knows it: where it lives, how to wake its worker, and whether
+/// it is being written in place.
 #[derive(Clone)]
 pub struct Target {
     pub path: PathBuf,
     pub wake: Arc<Notify>,
+    pub writing: Arc<Writing>,
+}
+
+impl Target {
+    pub fn new(path: PathBuf) -> Target {
+        Target {
+            path,
+            wake: Arc::new(Notify::new()),
+            writing: Arc::default(),
+        }
+    }
+
+    /// Notes what `kind` says about an in-place write, then wakes the worker.
+    fn changed(&self, kind: &EventKind) {
+        match kind {
+            EventKind::Modify(ModifyKind::Data(_)) => self.writing.started(),
+            EventKind::Access(AccessKind::Close(AccessMode::Write))
+            | EventKind::Create(_)
+            | EventKind::Remove(_)
+            | EventKind::Modify(ModifyKind::Name(_)) => self.writing.finished(),
+            _ => {}
+        }
+        self.wake.notify_one();
+    }
+
+    /// Whether an event on `name`, a sibling in the directory, can change what this path resolves
+    /// to: only if this path is a symlink whose target starts with `name` (Kubernetes' `..data`).
+    fn resolves_through(&self, name: &OsString) -> bool {
+        std::fs::read_link(&self.path).is_ok_and(|link| {
+            link.components()
+                .next()
+                .is_some_and(|first| first.as_os_str() == name.as_os_str())
+        })
+    }
 }
 
 /// Maps events to the workers they concern.
@@ -94,10 +164,10 @@ impl Router {
             let (dir, name) = split(path);
             let Some(files) = self.by_dir.get(&dir) else { continue };
             match files.get(&name) {
-                Some(target) => target.wake.notify_one(),
+                Some(target) => target.changed(&event.kind),
                 None => files
                     .values()
-                    .filter(|t| std::fs::symlink_metadata(&t.path).is_ok_and(|m| m.file_type().is_symlink()))
+                    .filter(|t| t.resolves_through(&name))
                     .for_each(|t| t.wake.notify_one()),
             }
         }
@@ -108,7 +178,7 @@ impl Router {
 mod tests {
     use std::time::Duration;
 
-    use notify::event::{CreateKind, DataChange, ModifyKind, RenameMode};
+    use notify::event::{DataChange, ModifyKind, RenameMode};
 
     use super::*;
 
@@ -127,10 +197,7 @@ mod tests {
     }
 
     fn target(path: PathBuf) -> Target {
-        Target {
-            path,
-            wake: Arc::new(Notify::new()),
-        }
+        Target::new(path)
     }
 
     #[tokio::test]
@@ -175,11 +242,42 @@ mod tests {
         );
         let router = Router::new(&[linked.clone(), plain.clone()]);
         router.route(event(
-            EventKind::Create(CreateKind::Any),
-            &[&dir.path().join("..data_tmp")],
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            &[&dir.path().join("server.log")],
+        ));
+        assert!(!woken(&linked).await, "a name the link does not go through");
+        router.route(event(
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            &[&dir.path().join("..data")],
         ));
         assert!(woken(&linked).await);
         assert!(!woken(&plain).await);
+    }
+
+    #[tokio::test]
+    async fn an_in_place_write_is_in_progress_until_its_writer_closes_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = target(dir.path().join("tokens.yaml"));
+        let router = Router::new(&[tokens.clone()]);
+        router.route(event(
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            &[&tokens.path],
+        ));
+        assert!(woken(&tokens).await && tokens.writing.in_progress());
+        router.route(event(
+            EventKind::Access(AccessKind::Close(AccessMode::Write)),
+            &[&tokens.path],
+        ));
+        assert!(woken(&tokens).await && !tokens.writing.in_progress());
+        router.route(event(
+            EventKind::Modify(ModifyKind::Data(DataChange::Any)),
+            &[&tokens.path],
+        ));
+        *tokens.writing.slot() = Some(std::time::Instant::now() - Writing::MAX_WAIT);
+        assert!(
+            !tokens.writing.in_progress(),
+            "a writer that never closes is waited for only so long"
+        );
     }
 
     #[tokio::test]

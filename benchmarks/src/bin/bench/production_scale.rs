@@ -7,8 +7,8 @@ use benchmarks::scale;
 use crate::{Results, ctx::Ctx, markdown::not_measured};
 
 pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
-    // The server keeps its private KB copies in $TMPDIR/postgres-mcp-kb.
-    let copies = ctx.work().join("tmp/postgres-mcp-kb");
+    // The server keeps its private KB copies under $TMPDIR (kb/local_copies.rs).
+    let copies = ctx.work().join("tmp");
     let start = |name: &str, tokens: &Path, kb: &Path| ctx.ours(name, tokens, kb);
     let figures = scale::run(&start, ctx.work(), &copies, &ctx.token, &ctx.plan.scale, &ctx.demo_kb)?;
     let section = "8. production scale";
