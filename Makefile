@@ -18,9 +18,9 @@ demo:
 	scripts/demo.sh
 
 ## Benchmarks: ours vs a bare-hyper ceiling vs rmcp's stateless server, reload, nginx, Postgres tools;
-## writes bench/results/{results.md,results.csv,throughput.svg}. Installs wrk/nginx if missing.
+## writes benchmarks/results/{results.md,results.csv,throughput.svg}. Installs wrk/nginx if missing.
 bench:
-	cargo run --release --locked -p benchmarks --bin bench -- --out bench/results
+	cargo run --release --locked -p benchmarks --bin bench -- --out benchmarks/results
 
 build:
 	cargo build --release -p postgres-mcp

@@ -1,6 +1,6 @@
 //! Driving Debian's `wrk` and reading its answer.
 //!
-//! Every script in `bench/` ends with `report.lua`'s `done`, which prints one `wrk-result {json}`
+//! Every script in `benchmarks/wrk/` ends with `report.lua`'s `done`, which prints one `wrk-result {json}`
 //! line (counts and latency percentiles in µs): the runner parses that instead of wrk's rounded,
 //! unit-suffixed summary, and keeps the full human output in the run log.
 
@@ -92,7 +92,7 @@ impl Load {
             .envs(self.env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
-        command.spawn().context("cannot start wrk (run bench/setup.sh)")
+        command.spawn().context("cannot start wrk (run benchmarks/setup.sh)")
     }
 
     /// Runs wrk to completion.

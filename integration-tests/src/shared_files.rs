@@ -14,7 +14,7 @@ use std::{
 
 use anyhow::Context;
 use postgres_mcp::{
-    admin,
+    auth::admin,
     auth::tokens::{TokenEntry, generate_token},
     kb,
 };

@@ -1,13 +1,11 @@
 //! The listening socket's accept queue, so that stopping does not reset connections already made.
 //!
 //! The kernel completes TCP handshakes on its own and queues the connections until the server
-//! accepts them. Closing a listening socket resets every connection still queued. A proxy that
-//! already wrote a POST onto such a connection sees the reset *after sending*, may not retry it on
-//! another instance (nginx never retries a sent POST), and the client gets a 502: a rolling
-//! restart would lose requests. So the stop waits until the queue is empty, accepting as usual,
-//! and only then closes the socket; what remains is the few microseconds between the last check and
-//! the close. Connections refused after the close are harmless: nothing was sent on them, and a
-//! proxy retries them on the next instance.
+//! accepts them. Closing a listening socket resets every connection still queued, and a proxy may
+//! already have written a POST onto one: a reset after sending is a 502 (see `connections.rs`). So
+//! the stop waits until the queue is empty, accepting as usual, and only then closes the socket;
+//! what remains is the few microseconds between the last check and the close. Connections refused
+//! after the close are harmless: nothing was sent on them, and a proxy retries them elsewhere.
 //!
 //! The check is `poll(2)` with a zero timeout on the socket itself (a listening socket is readable
 //! exactly when its accept queue is non-empty), not tokio's cached readiness, which lags the

@@ -1,46 +1,89 @@
-//! The route table and the middleware order — the whole request path on one screen.
+//! The route table and the middleware order — the whole request path on one screen — and what each
+//! route is handed: its own typed handle, never a shared bag.
 //!
 //! ```text
-//! TCP -> poem -> request_context (request id, span, timeout, X-Instance-Id, metrics)
-//!     -> GET  /health                       no auth, no I/O
-//!     -> GET  /metrics                      Prometheus text (keep it off the public listener: nginx does)
-//!     -> POST /api/login   origin/host  -> login (body limit, limiter admits, bcrypt)
-//!     -> POST /mcp, /mcp/v1 origin/host -> bearer auth (credential first; only failures reach the
-//!                                          limiter) -> mcp::transport (body limit)
+//! TCP -> poem -> RequestContext (request id, span, timeout, X-Instance-Id, metrics)
+//!     -> GET  /health                          Health: no auth, no I/O
+//!     -> GET  /metrics                         Prometheus text (keep it off the public listener: nginx does)
+//!     -> POST /api/login   origin::Policy   -> auth::Login (body limit, limiter admits, bcrypt)
+//!     -> POST /mcp, /mcp/v1 origin::Policy  -> auth::Gate (credential first; only failures reach the
+//!                                              limiter) -> mcp::Endpoint (body limit, tool table)
 //!        GET/DELETE /mcp -> 405 (stateless: no SSE stream, no session to delete)
 //! ```
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
-use poem::{Endpoint, EndpointExt, IntoResponse, Route, get, handler, post};
+use poem::{Endpoint, EndpointExt, Route, get, post};
 
-use crate::{auth, health, login, mcp, origin, request_context, state::AppState};
+use crate::{
+    auth::{self, Authenticator},
+    config::Config,
+    health::Health,
+    instance::InstanceId,
+    kb::KbFile,
+    layer::Layer,
+    mcp::{self, ToolTable, db_tools, kb_tool},
+    metrics, origin,
+    postgres::Database,
+    request_context::RequestContext,
+    shutdown::Draining,
+};
 
-/// `GET /metrics`: this process's Prometheus text (also served by the `sync` sidecar).
-#[handler]
-pub fn metrics_text() -> impl IntoResponse {
-    crate::metrics::handle()
-        .render()
-        .with_content_type("text/plain; version=0.0.4")
+/// The watched files an instance serves, loaded and valid.
+pub struct Files {
+    pub auth: Arc<Authenticator>,
+    pub kb: Option<Arc<KbFile>>,
+    pub database: Option<Arc<Database>>,
 }
 
-pub fn routes(state: Arc<AppState>) -> impl Endpoint {
-    let mcp_endpoint = || {
-        post(poem::endpoint::make(mcp::transport::handle))
+/// The tools this instance offers: each family registered with the handle it uses, or not at all.
+pub fn tools(files: &Files) -> ToolTable {
+    let mut table = ToolTable::default();
+    if let Some(kb) = &files.kb {
+        kb_tool::register(&mut table, kb.clone());
+    }
+    if let Some(database) = &files.database {
+        db_tools::register(&mut table, database.clone());
+    }
+    table
+}
+
+/// The routes, each with what it reads.
+pub fn routes(
+    config: &Config,
+    instance: &InstanceId,
+    draining: &Draining,
+    files: &Files,
+    tools: ToolTable,
+) -> Result<impl Endpoint + use<>, auth::proxies::InvalidNetwork> {
+    let max_body = config.http.max_body.bytes();
+    let origin = origin::Policy::new(config);
+    let gate = auth::Gate::new(files.auth.clone(), &config.auth)?;
+    let mcp = Arc::new(mcp::Endpoint::new(tools, instance.clone(), max_body));
+    let health = Health {
+        instance: instance.clone(),
+        started: Instant::now(),
+        draining: draining.clone(),
+        auth: files.auth.clone(),
+        kb: files.kb.clone(),
+        database: files.database.clone(),
+    };
+    let mcp_route = || {
+        post(mcp.clone())
             .get(mcp::transport::method_not_allowed)
             .delete(mcp::transport::method_not_allowed)
-            .around(auth::middleware::around)
-            .around(origin::around)
+            .with(Layer(gate.clone()))
+            .with(Layer(origin.clone()))
     };
-    Route::new()
-        .at("/health", get(health::health))
-        .at("/metrics", get(metrics_text))
-        .at(
-            "/api/login",
-            post(poem::endpoint::make(login::login)).around(origin::around),
-        )
-        .at("/mcp", mcp_endpoint())
-        .at("/mcp/v1", mcp_endpoint())
-        .around(request_context::around)
-        .data(state)
+    Ok(Route::new()
+        .at("/health", get(health))
+        .at("/metrics", get(metrics::metrics_text))
+        .at("/api/login", post(gate.login(max_body)).with(Layer(origin.clone())))
+        .at("/mcp", mcp_route())
+        .at("/mcp/v1", mcp_route())
+        .with(Layer(RequestContext {
+            instance: instance.clone(),
+            draining: draining.clone(),
+            timeout: config.http.request_timeout.get(),
+        })))
 }

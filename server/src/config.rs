@@ -316,7 +316,7 @@ impl Config {
             ));
         }
         for proxy in &self.auth.trusted_proxies {
-            crate::net::IpNet::parse(proxy).map_err(|message| ConfigError::invalid("auth.trusted_proxies", message))?;
+            crate::net::IpNet::parse(proxy).map_err(|e| ConfigError::invalid("auth.trusted_proxies", e.to_string()))?;
         }
         if self.watch.poll_interval.get().is_zero() {
             return Err(ConfigError::invalid("watch.poll_interval", "must be longer than 0s"));

@@ -71,7 +71,7 @@ pub fn check_files(config: &Config) -> Vec<FileCheck> {
     });
     check("database.url_file", &config.database.url_file, &|_| {
         // Builds the pool from the file without connecting, as start-up does.
-        Database::open(&config.database)?;
+        Database::open(&config.database).map_err(|e| e.to_string())?;
         Ok("PostgreSQL URL (not connected)".into())
     });
     checks
@@ -93,7 +93,7 @@ mod tests {
     /// tokens.yaml and users.yaml as given, and a valid session key beside them.
     fn config_with(tokens: &Path, users: &Path) -> Config {
         let key = tokens.with_file_name("session.key");
-        crate::admin::session_key_create(&key, true).unwrap();
+        crate::auth::admin::session_key_create(&key, true).unwrap();
         let overrides = Overrides {
             tokens_file: Some(tokens.to_path_buf()),
             users_file: Some(users.to_path_buf()),
@@ -108,7 +108,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tokens = dir.path().join("tokens.yaml");
         let users = dir.path().join("users.yaml");
-        crate::admin::token_create(&tokens, "a", None, None).unwrap();
+        crate::auth::admin::token_create(&tokens, "a", None, None).unwrap();
         std::fs::write(&users, "users: [{username: x, password_hash: plaintext}]").unwrap();
         let checks = check_files(&config_with(&tokens, &users));
         assert_eq!(checks.len(), 3);
@@ -124,7 +124,7 @@ mod tests {
     fn a_missing_file_is_a_failure_that_names_the_path() {
         let dir = tempfile::tempdir().unwrap();
         let tokens = dir.path().join("tokens.yaml");
-        crate::admin::token_create(&tokens, "a", None, None).unwrap();
+        crate::auth::admin::token_create(&tokens, "a", None, None).unwrap();
         let users = dir.path().join("absent.yaml");
         let checks = check_files(&config_with(&tokens, &users));
         let error = checks[1].outcome.as_ref().unwrap_err();

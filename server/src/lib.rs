@@ -1,35 +1,58 @@
 //! postgres-mcp: a stateless, highly available MCP server for PostgreSQL and documentation.
 //!
 //! Any instance answers any request: instances share nothing but read-only files (tokens, users,
-//! session key, kb.db), reloaded live by [`watch`]. See `app` for the request path on one screen.
+//! session key, kb.db), reloaded live by [`watch`]. `app` shows the request path on one screen.
+//!
+//! The crate, top to bottom (a module imports only from the lines below it, never back up):
+//!
+//! - `main.rs` / [`cli`]: the `postgres-mcp` command line, one module per command;
+//! - [`server`]: start-up, serving and the drain of one instance, used by `serve` and the tests;
+//! - `app`: the route table and middleware order, each route handed its own typed handle;
+//! - `request_context`, `health`, `origin`, [`metrics`]: the middleware and routes that are not a
+//!   protocol of their own;
+//! - [`mcp`]: MCP over streamable HTTP — protocol revisions, the `/mcp` endpoint, the tool table and
+//!   the tools, which capture the KB and database handles they use when registered;
+//! - [`sync`]: object-storage sync into the shared files (the sidecar's engine), verifying each
+//!   download with the loaders of auth and kb;
+//! - [`auth`]: credentials (tokens, users, sessions, scopes), the failed-auth limiter, trusted proxies,
+//!   the HTTP gate and login, and the file edits behind the admin commands;
+//! - [`kb`]: the knowledge base — building kb.db and serving it read-only;
+//! - `postgres`: the pool, read-only queries and schema introspection;
+//! - [`watch`]: the reload engine every watched file goes through;
+//! - `connections`, `accept_queue`, `shutdown`: the accept loop and a stop that loses no request;
+//!   `allocator`: the one malloc setting a server that reloads large files needs;
+//! - [`config`], `config_check`, [`telemetry`], `instance`: settings, their check, logs, the
+//!   instance's name ([`InstanceId`]);
+//! - `layer`, `http_error`, `net`, `atomic_file`, `file_access`, `units`, [`tls`]: small shared
+//!   helpers with no knowledge of the rest (`layer` is the one shape of our middleware).
 
-pub mod accept_queue;
-pub mod admin;
-pub mod allocator;
-pub mod app;
-pub mod atomic_file;
+mod accept_queue;
+mod allocator;
+mod app;
+mod atomic_file;
 pub mod auth;
+pub mod cli;
 pub mod config;
-pub mod config_check;
-pub mod connections;
-pub mod file_access;
-pub mod health;
-pub mod http_error;
+mod config_check;
+mod connections;
+mod file_access;
+mod health;
+mod http_error;
+mod instance;
 pub mod kb;
-pub mod login;
+mod layer;
 pub mod mcp;
 pub mod metrics;
-pub mod net;
-pub mod origin;
-pub mod permission_flags;
-pub mod postgres;
-pub mod probe;
-pub mod request_context;
+mod net;
+mod origin;
+mod postgres;
+mod request_context;
 pub mod server;
-pub mod shutdown;
-pub mod state;
+mod shutdown;
 pub mod sync;
 pub mod telemetry;
 pub mod tls;
-pub mod units;
+mod units;
 pub mod watch;
+
+pub use instance::InstanceId;

@@ -1,5 +1,6 @@
-//! Prometheus metrics (`GET /metrics`), per instance by nature: a scrape of each instance (a
-//! ServiceMonitor, or a Prometheus job per target) gives the fleet view.
+//! Prometheus metrics (`GET /metrics`, served by the server and by the `sync` sidecar), per instance
+//! by nature: a scrape of each instance (a ServiceMonitor, or a Prometheus job per target) gives the
+//! fleet view.
 //!
 //! Label values are always from small fixed sets (route templates, status codes, failure reasons,
 //! file kinds), never from user input, so a flood of odd requests cannot explode cardinality.
@@ -7,6 +8,7 @@
 use std::{sync::OnceLock, time::Duration};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use poem::{IntoResponse, handler};
 
 use crate::shutdown::Shutdown;
 
@@ -34,6 +36,12 @@ pub fn spawn_upkeep(mut shutdown: Shutdown) {
             }
         }
     });
+}
+
+/// `GET /metrics`: this process's Prometheus text.
+#[handler]
+pub fn metrics_text() -> impl IntoResponse {
+    handle().render().with_content_type("text/plain; version=0.0.4")
 }
 
 /// Installs the process-wide recorder once and returns the handle that renders it. Several servers

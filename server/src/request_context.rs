@@ -4,16 +4,13 @@
 //! every one carries `X-Instance-Id` (operators and the integration suite use it to see the balancing)
 //! and `X-Request-Id` (to find the request's log lines), and is counted once.
 //!
-//! While the instance drains, every response also carries `Connection: close`. A proxy in front
-//! (nginx, an ALB) keeps idle keep-alive connections to each instance and learns of a shutdown only
-//! by failing on one: when the server stops, it closes its idle connections, and a POST the proxy
-//! wrote onto one of them in that instant fails *after being sent*, so the proxy may not retry it
-//! elsewhere (nginx never does for POST) and the client gets a 502. Closing each connection after
-//! its response during `drain_delay` leaves no idle connection to race with: at the stop, only
-//! requests in flight remain, and those finish within `grace`; new connections are refused, which
-//! a proxy retries on the next instance because nothing was sent.
+//! While the instance drains, every response also carries `Connection: close`: a proxy in front
+//! keeps idle keep-alive connections to each instance, and one it writes a POST onto as the server
+//! closes it cannot be retried (the rule is in `connections.rs`). Closing each connection after its
+//! response during `drain_delay` leaves no idle connection to race with: at the stop, only requests
+//! in flight remain, and those finish within `grace`.
 
-use std::{sync::Arc, time::Instant};
+use std::time::{Duration, Instant};
 
 use poem::{
     Endpoint, IntoResponse, Request, Response,
@@ -21,7 +18,7 @@ use poem::{
 };
 use tracing::Instrument;
 
-use crate::{http_error::HttpError, state::AppState};
+use crate::{http_error::HttpError, instance::InstanceId, layer::Around, shutdown::Draining};
 
 /// Route label for metrics: a fixed set, never the raw path.
 fn route_label(path: &str) -> &'static str {
@@ -46,50 +43,57 @@ fn request_id(request: &Request) -> String {
         .unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string())
 }
 
-pub async fn around<E: Endpoint>(next: Arc<E>, request: Request) -> poem::Result<Response> {
-    let state = request
-        .data::<Arc<AppState>>()
-        .cloned()
-        .expect("AppState is attached outside this middleware");
-    let started = Instant::now();
-    let route = route_label(request.uri().path());
-    let id = request_id(&request);
-    let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route);
-    metrics::gauge!("pgmcp_http_requests_in_flight").increment(1.0);
+/// What the outermost middleware stamps on every request and response.
+#[derive(Clone)]
+pub struct RequestContext {
+    pub instance: InstanceId,
+    pub draining: Draining,
+    /// `http.request_timeout`.
+    pub timeout: Duration,
+}
 
-    let timeout = state.config.http.request_timeout.get();
-    let outcome = tokio::time::timeout(timeout, next.get_response(request))
-        .instrument(span.clone())
-        .await;
-    let mut response = match outcome {
-        Ok(response) => response,
-        Err(_) => {
-            span.in_scope(|| tracing::warn!(timeout = ?timeout, "request timed out"));
-            HttpError::new(
-                StatusCode::GATEWAY_TIMEOUT,
-                "timeout",
-                format!("request took longer than {timeout:?} (http.request_timeout)"),
-            )
-            .into_response()
+impl Around for RequestContext {
+    async fn around<E: Endpoint>(&self, next: &E, request: Request) -> Response {
+        let started = Instant::now();
+        let route = route_label(request.uri().path());
+        let id = request_id(&request);
+        let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route);
+        metrics::gauge!("pgmcp_http_requests_in_flight").increment(1.0);
+
+        let timeout = self.timeout;
+        let outcome = tokio::time::timeout(timeout, next.get_response(request))
+            .instrument(span.clone())
+            .await;
+        let mut response = match outcome {
+            Ok(response) => response,
+            Err(_) => {
+                span.in_scope(|| tracing::warn!(timeout = ?timeout, "request timed out"));
+                HttpError::new(
+                    StatusCode::GATEWAY_TIMEOUT,
+                    "timeout",
+                    format!("request took longer than {timeout:?} (http.request_timeout)"),
+                )
+                .into_response()
+            }
+        };
+
+        metrics::gauge!("pgmcp_http_requests_in_flight").decrement(1.0);
+        let status = response.status().as_u16();
+        metrics::counter!("pgmcp_http_requests_total", "route" => route, "status" => status.to_string()).increment(1);
+        metrics::histogram!("pgmcp_http_request_duration_seconds", "route" => route)
+            .record(started.elapsed().as_secs_f64());
+        span.in_scope(|| tracing::debug!(status, elapsed_us = started.elapsed().as_micros() as u64, "served"));
+
+        let headers = response.headers_mut();
+        if let Ok(value) = self.instance.as_str().parse() {
+            headers.insert("x-instance-id", value);
         }
-    };
-
-    metrics::gauge!("pgmcp_http_requests_in_flight").decrement(1.0);
-    let status = response.status().as_u16();
-    metrics::counter!("pgmcp_http_requests_total", "route" => route, "status" => status.to_string()).increment(1);
-    metrics::histogram!("pgmcp_http_request_duration_seconds", "route" => route)
-        .record(started.elapsed().as_secs_f64());
-    span.in_scope(|| tracing::debug!(status, elapsed_us = started.elapsed().as_micros() as u64, "served"));
-
-    let headers = response.headers_mut();
-    if let Ok(value) = state.instance.as_str().parse() {
-        headers.insert("x-instance-id", value);
+        if let Ok(value) = id.parse() {
+            headers.insert("x-request-id", value);
+        }
+        if self.draining.is_draining() {
+            headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        response
     }
-    if let Ok(value) = id.parse() {
-        headers.insert("x-request-id", value);
-    }
-    if state.draining.is_draining() {
-        headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
-    }
-    Ok(response)
 }

@@ -3,37 +3,41 @@
 //! [`start`] is used by the binary and by the tests alike (two instances in one test process share
 //! nothing but files, exactly like two pods), so what the tests prove is what `serve` runs.
 
-use std::{net::SocketAddr, sync::Arc, time::Instant};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use tokio::task::JoinHandle;
 
 use crate::{
-    app,
-    auth::{Authenticator, limiter::FailedAuthLimiter},
+    app::{self, Files},
+    auth::Authenticator,
     config::Config,
     connections,
-    kb::store::KbLoader,
-    mcp::tools::ToolTable,
-    net::TrustedProxies,
+    instance::InstanceId,
+    kb::KbLoader,
     postgres::Database,
     shutdown::{Draining, ShutdownTrigger},
-    state::{AppState, InstanceId},
     watch::{Reloadable, WatchEngine, Watched},
 };
 
 /// A running instance.
 pub struct RunningServer {
     pub addr: SocketAddr,
-    pub state: Arc<AppState>,
+    pub instance: InstanceId,
+    /// Set by [`RunningServer::drain_and_stop`]; tests set it directly to see `/health` turn 503.
+    pub draining: Draining,
+    /// The auth files as this instance serves them (their `/health` section).
+    pub auth: Arc<Authenticator>,
+    drain_delay: Duration,
+    grace: Duration,
     trigger: ShutdownTrigger,
     task: JoinHandle<std::io::Result<()>>,
     _watch: WatchEngine,
 }
 
-/// Builds the shared state: every configured file must load, or start-up fails naming it.
-pub fn build_state(config: Config, instance: InstanceId) -> anyhow::Result<AppState> {
-    let auth = Authenticator::open(&config.auth).map_err(anyhow::Error::msg)?;
+/// Loads every configured file; start-up fails naming the first that cannot be served.
+pub fn open_files(config: &Config) -> anyhow::Result<Files> {
+    let auth = Arc::new(Authenticator::open(&config.auth)?);
     let kb = match &config.kb.path {
         Some(path) => {
             let loader = KbLoader {
@@ -41,55 +45,49 @@ pub fn build_state(config: Config, instance: InstanceId) -> anyhow::Result<AppSt
                 copy_dir: crate::kb::local_copies::private_copy_dir()
                     .context("cannot create the directory for local kb.db copies")?,
             };
-            Some(Watched::open("kb", path, loader).map_err(anyhow::Error::msg)?)
+            Some(Watched::open("kb", path, loader)?)
         }
         None => None,
     };
-    let database = Database::open(&config.database).map_err(anyhow::Error::msg)?;
-    let trusted_proxies = TrustedProxies::parse(&config.auth.trusted_proxies).map_err(anyhow::Error::msg)?;
-    Ok(AppState {
-        instance,
-        started: Instant::now(),
-        draining: Draining::default(),
-        limiter: FailedAuthLimiter::new(&config.auth.rate_limit),
-        trusted_proxies,
-        allowed_hosts: config.effective_allowed_hosts(),
-        tools: ToolTable::standard(kb.is_some(), database.is_some()),
-        kb,
-        database,
-        auth,
-        config,
-    })
+    let database = Database::open(&config.database)?;
+    Ok(Files { auth, kb, database })
 }
 
 /// Loads everything, binds `config.listen` and serves in the background.
 pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<RunningServer> {
-    let listen = config.listen;
-    let grace = config.shutdown.grace.get();
-    let state = Arc::new(build_state(config, instance)?);
+    let files = open_files(&config)?;
+    let draining = Draining::default();
     let (trigger, shutdown) = ShutdownTrigger::new();
 
-    let mut files: Vec<Arc<dyn Reloadable>> = state.auth.watched_files();
-    if let Some(kb) = &state.kb {
-        files.push(kb.clone());
+    let mut watched: Vec<Arc<dyn Reloadable>> = files.auth.watched_files();
+    if let Some(kb) = &files.kb {
+        watched.push(kb.clone());
     }
-    files.extend(state.database.as_ref().and_then(|db| db.watched_file()));
-    let watch = WatchEngine::start(files, &state.config.watch, shutdown.clone());
+    watched.extend(files.database.as_ref().and_then(|db| db.watched_file()));
+    let watch = WatchEngine::start(watched, &config.watch, shutdown.clone());
     crate::metrics::spawn_upkeep(shutdown.clone());
-    if let Some(database) = &state.database {
+    if let Some(database) = &files.database {
         database.spawn_health_checks(shutdown.clone());
     }
 
+    let listen = config.listen;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    let endpoint = app::routes(state.clone());
+    let tools = app::tools(&files);
+    let offered = tools.len();
+    let endpoint = app::routes(&config, &instance, &draining, &files, tools)?;
+    let grace = config.shutdown.grace.get();
     let task = tokio::spawn(connections::serve(listener, endpoint, shutdown, grace));
-    tracing::info!(%addr, instance = %state.instance, tools = state.tools.list().len(), "listening");
+    tracing::info!(%addr, %instance, tools = offered, "listening");
     Ok(RunningServer {
         addr,
-        state,
+        instance,
+        draining,
+        auth: files.auth,
+        drain_delay: config.shutdown.drain_delay.get(),
+        grace,
         trigger,
         task,
         _watch: watch,
@@ -100,10 +98,10 @@ impl RunningServer {
     /// The drain sequence: 503 on /health at once, keep serving for `drain_delay`, then stop
     /// accepting and let in-flight requests finish within `grace`.
     pub async fn drain_and_stop(self) -> anyhow::Result<()> {
-        self.state.draining.start();
+        self.draining.start();
         metrics::gauge!("pgmcp_draining").set(1.0);
-        let delay = self.state.config.shutdown.drain_delay.get();
-        tracing::info!(drain_delay = ?delay, grace = ?self.state.config.shutdown.grace.get(), "draining: /health now answers 503");
+        let delay = self.drain_delay;
+        tracing::info!(drain_delay = ?delay, grace = ?self.grace, "draining: /health now answers 503");
         tokio::time::sleep(delay).await;
         self.stop().await
     }

@@ -49,10 +49,6 @@ impl ShutdownTrigger {
 }
 
 impl Shutdown {
-    pub fn is_shutdown(&self) -> bool {
-        *self.receiver.borrow()
-    }
-
     /// Resolves once shutdown was triggered (at once if it already was, or if the trigger is gone).
     pub async fn recv(&mut self) {
         let _ = self.receiver.wait_for(|stopped| *stopped).await;

@@ -56,7 +56,7 @@ fn cli_as(uid: u32) -> Option<Command> {
 fn token_create_keeps_the_mode_owner_and_group_of_an_existing_tokens_file() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens.yaml");
-    postgres_mcp::admin::token_create(&path, "seed", None, None).unwrap();
+    postgres_mcp::auth::admin::token_create(&path, "seed", None, None).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     let owner = if is_root() {
         std::os::unix::fs::chown(&path, Some(SERVER_UID), Some(SERVER_UID)).unwrap();
@@ -154,7 +154,7 @@ fn an_unprivileged_writer_keeps_the_mode_and_warns_about_the_owner_it_cannot_kee
     let dir = tempfile::tempdir().unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o777)).unwrap();
     let path = dir.path().join("tokens.yaml");
-    postgres_mcp::admin::token_create(&path, "seed", None, None).unwrap();
+    postgres_mcp::auth::admin::token_create(&path, "seed", None, None).unwrap();
     fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
     std::os::unix::fs::chown(&path, Some(SERVER_UID), Some(SERVER_UID)).unwrap();
     // An operator account that is neither the owner nor in the owner's group.
@@ -175,7 +175,7 @@ fn an_unprivileged_writer_keeps_the_mode_and_warns_about_the_owner_it_cannot_kee
 fn config_check_loads_every_configured_file_and_exits_2_on_a_failure() {
     let dir = tempfile::tempdir().unwrap();
     let tokens = dir.path().join("tokens.yaml");
-    postgres_mcp::admin::token_create(&tokens, "a", None, None).unwrap();
+    postgres_mcp::auth::admin::token_create(&tokens, "a", None, None).unwrap();
     let output = run(cli().args(["config", "check", "--tokens"]).arg(&tokens));
     assert!(output.status.success(), "{}", text(&output.stderr));
     assert!(
@@ -203,7 +203,7 @@ fn config_check_as_the_server_user_says_who_owns_an_unreadable_file() {
     let dir = tempfile::tempdir().unwrap();
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let tokens = dir.path().join("tokens.yaml");
-    postgres_mcp::admin::token_create(&tokens, "a", None, None).unwrap();
+    postgres_mcp::auth::admin::token_create(&tokens, "a", None, None).unwrap();
     // What the issue saw: the file rewritten by root as root:root 0640.
     std::os::unix::fs::chown(&tokens, Some(0), Some(0)).unwrap();
     fs::set_permissions(&tokens, fs::Permissions::from_mode(0o640)).unwrap();

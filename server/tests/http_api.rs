@@ -208,7 +208,7 @@ async fn requests_without_valid_credentials_get_401_with_www_authenticate() {
 #[tokio::test]
 async fn a_revoked_token_is_refused_after_the_reload_and_an_expired_one_at_once() {
     let fixture = Fixture::new();
-    let expired = postgres_mcp::admin::token_create(
+    let expired = postgres_mcp::auth::admin::token_create(
         &fixture.path("tokens.yaml"),
         "expired",
         Some(chrono::Utc::now() - chrono::Duration::minutes(1)),
@@ -227,7 +227,7 @@ async fn a_revoked_token_is_refused_after_the_reload_and_an_expired_one_at_once(
         200
     );
 
-    postgres_mcp::admin::token_revoke(&fixture.path("tokens.yaml"), "test-client").unwrap();
+    postgres_mcp::auth::admin::token_revoke(&fixture.path("tokens.yaml"), "test-client").unwrap();
     let refused = eventually(2, || async {
         rpc(&server, Some(&fixture.token), search_call(2, "vacuum"))
             .await
@@ -267,17 +267,13 @@ async fn a_session_from_one_instance_works_on_another_sharing_the_files() {
     assert_eq!(rpc(&second, Some(&tampered), search_call(1, "x")).await.status(), 401);
 
     // Changing alice's password ends her session on every instance.
-    postgres_mcp::admin::user_passwd(&fixture.path("users.yaml"), "alice", "a brand new password", 4).unwrap();
+    postgres_mcp::auth::admin::user_passwd(&fixture.path("users.yaml"), "alice", "a brand new password", 4).unwrap();
     for server in [&first, &second] {
         let refused = eventually(2, || async {
             rpc(server, Some(&token), search_call(2, "x")).await.status() == 401
         })
         .await;
-        assert!(
-            refused,
-            "session survived a password change on {}",
-            server.state.instance
-        );
+        assert!(refused, "session survived a password change on {}", server.instance);
     }
 }
 
@@ -328,7 +324,7 @@ async fn health_reports_instance_files_and_generations() {
     assert!(health["kb"]["last_error"].is_null());
 
     // Draining: 503 at once.
-    server.state.draining.start();
+    server.draining.start();
     let response = common::client().get(url(&server, "/health")).send().await.unwrap();
     assert_eq!(response.status(), 503);
     assert_eq!(response.json::<Value>().await.unwrap()["status"], "draining");
@@ -347,7 +343,7 @@ async fn while_draining_every_response_closes_its_connection() {
         "keep-alive before draining"
     );
 
-    server.state.draining.start();
+    server.draining.start();
     // Still served (the balancer has not noticed yet), but the connection is not kept for reuse.
     let during = call().await;
     assert_eq!(during.status(), 200);

@@ -17,7 +17,7 @@ use std::{
 };
 
 use common::{eventually, process::ServerProcess};
-use postgres_mcp::{admin, kb};
+use postgres_mcp::{auth::admin, kb};
 
 /// Generous: an idle instance uses well under 1 %; the reload loop used 12-99 %.
 const MAX_IDLE_CPU_SHARE: f64 = 0.10;

@@ -21,7 +21,7 @@ async fn json_log_file_lines_carry_instance_and_request_id_and_no_secrets() {
     );
     config.log.format = LogFormat::Json;
     let guard = telemetry::init(&config.log, "mcp-log").unwrap();
-    let server = postgres_mcp::server::start(config, postgres_mcp::state::InstanceId::resolve(Some("mcp-log"), None))
+    let server = postgres_mcp::server::start(config, postgres_mcp::InstanceId::resolve(Some("mcp-log"), None))
         .await
         .unwrap();
 

@@ -420,7 +420,7 @@ async fn without_a_database_the_postgres_tools_are_not_offered() {
 #[tokio::test]
 async fn a_token_scoped_to_the_knowledge_base_cannot_see_or_call_the_database_tools() {
     let setup = setup("").await;
-    let scoped = postgres_mcp::admin::token_create_scoped(
+    let scoped = postgres_mcp::auth::admin::token_create_scoped(
         &setup.fixture.path("tokens.yaml"),
         "docs-only",
         None,

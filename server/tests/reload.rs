@@ -155,7 +155,7 @@ async fn a_broken_tokens_file_keeps_the_last_good_and_reports_it_until_fixed() {
 #[tokio::test]
 async fn reloading_users_keeps_unaffected_sessions_valid() {
     let fixture = Fixture::new();
-    postgres_mcp::admin::user_add(&fixture.path("users.yaml"), "bob", "bob's long password", 4).unwrap();
+    postgres_mcp::auth::admin::user_add(&fixture.path("users.yaml"), "bob", "bob's long password", 4).unwrap();
     let server = fixture.start("mcp-a").await;
     let alice: Value = login(&server, "alice", PASSWORD).await.json().await.unwrap();
     let bob: Value = login(&server, "bob", "bob's long password").await.json().await.unwrap();
@@ -164,7 +164,7 @@ async fn reloading_users_keeps_unaffected_sessions_valid() {
         bob["token"].as_str().unwrap().to_string(),
     );
 
-    postgres_mcp::admin::user_remove(&fixture.path("users.yaml"), "bob").unwrap();
+    postgres_mcp::auth::admin::user_remove(&fixture.path("users.yaml"), "bob").unwrap();
     assert!(
         eventually(2, || async { !accepted(&server, &bob).await }).await,
         "removed user's session still valid"
@@ -173,7 +173,7 @@ async fn reloading_users_keeps_unaffected_sessions_valid() {
         accepted(&server, &alice).await,
         "alice's session must survive bob's removal"
     );
-    postgres_mcp::admin::user_add(&fixture.path("users.yaml"), "carol", "carol's password", 4).unwrap();
+    postgres_mcp::auth::admin::user_add(&fixture.path("users.yaml"), "carol", "carol's password", 4).unwrap();
     assert!(eventually(2, || async { health(&server).await["auth"]["users"] == 2 }).await);
     assert!(accepted(&server, &alice).await);
 }

@@ -9,7 +9,7 @@ mod sync_support;
 use std::{collections::HashMap, path::Path, time::Duration};
 
 use postgres_mcp::{
-    admin,
+    auth::admin,
     sync::{Item, Outcome, RetryPolicy, Syncer, Unchanged},
 };
 use serde_json::json;
@@ -174,11 +174,11 @@ async fn an_update_propagates_and_the_running_server_reloads_it() {
     // A broken upload is refused by sync; the server never sees it and keeps the new token.
     moto.put("tokens.yaml", "tokens: [{name: broken, hash: \"sha256:zz\"}]\n")
         .await;
-    let error = syncer.sync(&item).await.unwrap_err();
+    let error = syncer.sync(&item).await.unwrap_err().to_string();
     assert!(error.contains("refused as tokens"), "{error}");
     assert!(accepted(new_token).await);
     assert!(
-        server.state.auth.health().last_error.is_none(),
+        server.auth.health().last_error.is_none(),
         "the server never saw the bad file"
     );
 }
@@ -215,7 +215,7 @@ async fn failed_and_truncated_downloads_leave_the_destination_intact() {
         etag: None,
     }]);
     let before = http.request_count();
-    let error = syncer.sync(&item).await.unwrap_err();
+    let error = syncer.sync(&item).await.unwrap_err().to_string();
     assert!(error.contains("interrupted") || error.contains("truncated"), "{error}");
     assert!(error.contains("after 3 attempts"), "{error}");
     assert_eq!(http.request_count() - before, 3);
@@ -225,21 +225,21 @@ async fn failed_and_truncated_downloads_leave_the_destination_intact() {
     let half = &v1[..v1.len() / 2];
     http.set_script(vec![Reply::ok(half)]);
     let before = http.request_count();
-    let error = syncer.sync(&item).await.unwrap_err();
+    let error = syncer.sync(&item).await.unwrap_err().to_string();
     assert!(error.contains("refused as kb"), "{error}");
     assert_eq!(http.request_count() - before, 1);
     assert_intact("truncated kb.db");
 
     // Errors that persist: reported with the status after the last attempt.
     http.set_script(vec![Reply::Status(503)]);
-    let error = syncer.sync(&item).await.unwrap_err();
+    let error = syncer.sync(&item).await.unwrap_err().to_string();
     assert!(error.contains("HTTP 503"), "{error}");
     assert_intact("503s");
 
     // Not retried: a 404 is an answer, not a hiccup.
     http.set_script(vec![Reply::Status(404)]);
     let before = http.request_count();
-    assert!(syncer.sync(&item).await.unwrap_err().contains("HTTP 404"));
+    assert!(syncer.sync(&item).await.unwrap_err().to_string().contains("HTTP 404"));
     assert_eq!(http.request_count() - before, 1);
     assert_intact("404");
 }

@@ -1,265 +1,32 @@
-//! Authentication: who is calling ([`Principal`]), why a call was refused ([`AuthFailure`]), and the
-//! [`Authenticator`] that checks bearer credentials against the watched auth files.
+//! Authentication and everything around it, in one place and below the routes: no module here
+//! imports `mcp`, `app` or a route.
 //!
 //! Two kinds of bearer credential reach `/mcp`: API tokens (`pgmcp_…`, listed in tokens.yaml) and
 //! session tokens (`pgmcs_…`, minted by `POST /api/login` for a user in users.yaml). Both are checked
 //! against the *current* snapshot of the files, so a revocation or password change takes effect on
 //! every instance at its next reload, with nothing shared but the files.
+//!
+//! - `principal`: who is calling ([`Principal`]) and why a credential was refused ([`AuthFailure`]);
+//! - `authenticator`: the [`Authenticator`] over the watched files;
+//! - [`tokens`], [`users`], [`session`]: the file formats and their checks; [`scope`]: which tools a
+//!   credential may use;
+//! - [`limiter`]: the per-address failed-auth limiter; [`proxies`]: which address that is;
+//! - [`http`]: the HTTP side — the [`Gate`] in front of `/mcp` and `POST /api/login`;
+//! - [`admin`]: the file edits behind the `token`, `user` and `session-key` commands.
 
+pub mod admin;
+mod authenticator;
+pub mod http;
 pub mod limiter;
-pub mod middleware;
+mod principal;
+pub mod proxies;
 pub mod scope;
 pub mod session;
 pub mod tokens;
 mod tokens_layout;
 pub mod users;
 
-use std::{path::Path, sync::Arc, time::Duration};
-
-use chrono::{DateTime, Utc};
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-
-use crate::config::AuthConfig;
-use crate::watch::{FileStatus, Reloadable, TextLoader, Watched};
+pub use authenticator::{AuthHealth, Authenticator, IssuedSession, SessionKeyFile, TokensFile, UsersFile};
+pub use http::{Gate, Login};
+pub use principal::{AuthFailure, Principal, PrincipalKind};
 pub use scope::ToolScope;
-use session::{SESSION_PREFIX, SessionClaims, SessionKeys};
-use tokens::TokenSet;
-use users::UserSet;
-
-/// Who is calling; handed to every tool.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Principal {
-    pub kind: PrincipalKind,
-    /// The token's name or the user's name: safe to log, never the secret.
-    pub name: Arc<str>,
-    /// The tools this credential may use.
-    pub tools: ToolScope,
-}
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PrincipalKind {
-    ApiToken,
-    User,
-}
-
-impl PrincipalKind {
-    pub fn label(self) -> &'static str {
-        match self {
-            PrincipalKind::ApiToken => "api_token",
-            PrincipalKind::User => "user",
-        }
-    }
-}
-
-/// Why a credential was refused. The label goes to logs and metrics; clients get a generic 401.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-pub enum AuthFailure {
-    #[error("no bearer token")]
-    Missing,
-    #[error("malformed credential")]
-    Malformed,
-    #[error("unknown token")]
-    UnknownToken,
-    #[error("credential expired")]
-    Expired,
-    #[error("bad session signature")]
-    BadSignature,
-    #[error("session revoked")]
-    Revoked,
-    #[error("user disabled")]
-    Disabled,
-    #[error("wrong username or password")]
-    BadCredentials,
-    #[error("this kind of credential is not configured on this server")]
-    NotConfigured,
-}
-
-impl AuthFailure {
-    pub fn label(self) -> &'static str {
-        match self {
-            AuthFailure::Missing => "missing",
-            AuthFailure::Malformed => "malformed",
-            AuthFailure::UnknownToken => "unknown_token",
-            AuthFailure::Expired => "expired",
-            AuthFailure::BadSignature => "bad_signature",
-            AuthFailure::Revoked => "revoked",
-            AuthFailure::Disabled => "disabled",
-            AuthFailure::BadCredentials => "bad_credentials",
-            AuthFailure::NotConfigured => "not_configured",
-        }
-    }
-}
-
-pub type TokensFile = Watched<TextLoader<TokenSet>>;
-pub type UsersFile = Watched<TextLoader<UserSet>>;
-pub type SessionKeyFile = Watched<TextLoader<SessionKeys>>;
-
-/// A freshly issued session.
-#[derive(Debug, Serialize)]
-pub struct IssuedSession {
-    pub token: String,
-    pub expires_at: DateTime<Utc>,
-}
-
-/// Checks credentials against the current content of the auth files.
-pub struct Authenticator {
-    tokens: Option<Arc<TokensFile>>,
-    users: Option<Arc<UsersFile>>,
-    session_keys: Option<Arc<SessionKeyFile>>,
-    session_ttl: Duration,
-}
-
-/// The `auth` section of `/health`.
-#[derive(Debug, Serialize)]
-pub struct AuthHealth {
-    /// One generation for all auth files together: equal on every instance once all converged.
-    pub generation: String,
-    pub tokens: usize,
-    pub users: usize,
-    pub loaded_at: Option<DateTime<Utc>>,
-    pub last_error: Option<String>,
-    pub files: std::collections::BTreeMap<&'static str, FileStatus>,
-}
-
-impl Authenticator {
-    /// Loads every configured auth file; any missing or invalid file fails start-up.
-    pub fn open(config: &AuthConfig) -> Result<Authenticator, String> {
-        fn open_file<T: Send + Sync + 'static>(
-            kind: &'static str,
-            path: &Option<std::path::PathBuf>,
-            parse: fn(&str) -> Result<T, String>,
-        ) -> Result<Option<Arc<Watched<TextLoader<T>>>>, String> {
-            path.as_deref()
-                .map(|p: &Path| Watched::open(kind, p, TextLoader::new(parse)))
-                .transpose()
-        }
-        Ok(Authenticator {
-            tokens: open_file("tokens", &config.tokens_file, TokenSet::parse)?,
-            users: open_file("users", &config.users_file, UserSet::parse)?,
-            session_keys: open_file("session_key", &config.session_secret_file, SessionKeys::parse)?,
-            session_ttl: config.session_ttl.get(),
-        })
-    }
-
-    /// The files the reload engine should watch.
-    pub fn watched_files(&self) -> Vec<Arc<dyn Reloadable>> {
-        let mut files: Vec<Arc<dyn Reloadable>> = Vec::new();
-        if let Some(f) = &self.tokens {
-            files.push(f.clone());
-        }
-        if let Some(f) = &self.users {
-            files.push(f.clone());
-        }
-        if let Some(f) = &self.session_keys {
-            files.push(f.clone());
-        }
-        files
-    }
-
-    pub fn logins_enabled(&self) -> bool {
-        self.users.is_some() && self.session_keys.is_some()
-    }
-
-    /// Checks an `Authorization` header value.
-    pub fn authenticate_header(&self, header: Option<&str>) -> Result<Principal, AuthFailure> {
-        let header = header.ok_or(AuthFailure::Missing)?;
-        let (scheme, credential) = header.trim().split_once(' ').ok_or(AuthFailure::Malformed)?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return Err(AuthFailure::Malformed);
-        }
-        self.authenticate_bearer(credential.trim())
-    }
-
-    pub fn authenticate_bearer(&self, credential: &str) -> Result<Principal, AuthFailure> {
-        if credential.is_empty() {
-            return Err(AuthFailure::Missing);
-        }
-        let now = Utc::now();
-        if credential.starts_with(SESSION_PREFIX) {
-            return self.authenticate_session(credential, now);
-        }
-        let tokens = self.tokens.as_ref().ok_or(AuthFailure::UnknownToken)?.current();
-        let record = tokens.verify(credential, now)?;
-        Ok(Principal {
-            kind: PrincipalKind::ApiToken,
-            name: record.name.clone(),
-            tools: record.tools.clone(),
-        })
-    }
-
-    fn authenticate_session(&self, credential: &str, now: DateTime<Utc>) -> Result<Principal, AuthFailure> {
-        let (Some(keys), Some(users)) = (&self.session_keys, &self.users) else {
-            return Err(AuthFailure::NotConfigured);
-        };
-        let claims = keys.current().verify(credential, now)?;
-        let users = users.current();
-        let user = users.get(&claims.sub).ok_or(AuthFailure::Revoked)?;
-        if user.disabled {
-            return Err(AuthFailure::Disabled);
-        }
-        if user.version != claims.ver {
-            return Err(AuthFailure::Revoked);
-        }
-        Ok(Principal {
-            kind: PrincipalKind::User,
-            name: user.username.clone(),
-            tools: user.tools.clone(),
-        })
-    }
-
-    /// Checks a password (bcrypt, on the blocking pool) and issues a session token.
-    pub async fn login(&self, username: String, password: String) -> Result<IssuedSession, AuthFailure> {
-        let (Some(keys), Some(users)) = (&self.session_keys, &self.users) else {
-            return Err(AuthFailure::NotConfigured);
-        };
-        let users = users.current();
-        let version = tokio::task::spawn_blocking(move || {
-            users
-                .verify_password(&username, &password)
-                .map(|u| (u.username.clone(), u.version.clone()))
-        })
-        .await
-        .map_err(|_| AuthFailure::BadCredentials)??;
-        let now = Utc::now();
-        let expires_at = now + chrono::Duration::from_std(self.session_ttl).unwrap_or(chrono::Duration::hours(12));
-        let claims = SessionClaims {
-            sub: version.0.to_string(),
-            iat: now.timestamp(),
-            exp: expires_at.timestamp(),
-            ver: version.1,
-        };
-        Ok(IssuedSession {
-            token: keys.current().mint(&claims),
-            expires_at,
-        })
-    }
-
-    pub fn health(&self) -> AuthHealth {
-        let mut files = std::collections::BTreeMap::new();
-        if let Some(f) = &self.tokens {
-            files.insert("tokens", f.status());
-        }
-        if let Some(f) = &self.users {
-            files.insert("users", f.status());
-        }
-        if let Some(f) = &self.session_keys {
-            files.insert("session_key", f.status());
-        }
-        let mut hasher = Sha256::new();
-        for status in files.values() {
-            hasher.update(status.generation.to_string().as_bytes());
-        }
-        AuthHealth {
-            generation: hex::encode(&hasher.finalize()[..6]),
-            tokens: self.tokens.as_ref().map_or(0, |f| f.current().len()),
-            users: self.users.as_ref().map_or(0, |f| f.current().len()),
-            loaded_at: files.values().map(|s| s.loaded_at).max(),
-            last_error: files
-                .iter()
-                .find_map(|(kind, s)| s.last_error.as_ref().map(|e| format!("{kind}: {e}"))),
-            files,
-        }
-    }
-}

@@ -5,14 +5,24 @@
 //! checked in one place (the tool table) for `tools/list` and `tools/call` alike, and it changes with
 //! the file at the next reload like everything else about a credential.
 //!
-//! Names are checked against the tools this server implements when the file is parsed: a typo in a
-//! scope would otherwise silently lock a client out (or, for a deny-list, let it in), so it is an
-//! error that keeps the last good file, like any other broken entry.
+//! Names are checked against the tools this server implements ([`KNOWN_TOOLS`]) when the file is
+//! parsed: a typo in a scope would otherwise silently lock a client out (or, for a deny-list, let it
+//! in), so it is an error that keeps the last good file, like any other broken entry.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use crate::mcp::tools::KNOWN_TOOLS;
+/// Every tool this server implements, whether or not this instance offers it (the database may not
+/// be configured): the names a scope may use. The tool table's test keeps it equal to the tools a
+/// fully configured instance registers.
+pub const KNOWN_TOOLS: &[&str] = &["search_knowledgebase", "query_database", "get_schema_info"];
+
+/// A scope naming a tool this server does not implement.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown tool `{name}` in `tools` (known: {})", KNOWN_TOOLS.join(", "))]
+pub struct UnknownTool {
+    pub name: String,
+}
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum ToolScope {
@@ -25,17 +35,12 @@ pub enum ToolScope {
 
 impl ToolScope {
     /// The scope of a file entry's optional `tools` list, refusing names no tool has.
-    pub fn from_entry(tools: Option<&[String]>) -> Result<ToolScope, String> {
+    pub fn from_entry(tools: Option<&[String]>) -> Result<ToolScope, UnknownTool> {
         let Some(tools) = tools else {
             return Ok(ToolScope::All);
         };
-        for name in tools {
-            if !KNOWN_TOOLS.contains(&name.as_str()) {
-                return Err(format!(
-                    "unknown tool `{name}` in `tools` (known: {})",
-                    KNOWN_TOOLS.join(", ")
-                ));
-            }
+        if let Some(name) = tools.iter().find(|name| !KNOWN_TOOLS.contains(&name.as_str())) {
+            return Err(UnknownTool { name: name.clone() });
         }
         Ok(ToolScope::Only(tools.iter().map(|t| t.as_str().into()).collect()))
     }
@@ -58,7 +63,7 @@ pub struct ScopeCache {
 
 impl ScopeCache {
     /// [`ToolScope::from_entry`], shared with every earlier equal list.
-    pub fn scope(&mut self, tools: Option<&[String]>) -> Result<ToolScope, String> {
+    pub fn scope(&mut self, tools: Option<&[String]>) -> Result<ToolScope, UnknownTool> {
         let Some(list) = tools else {
             return Ok(ToolScope::All);
         };
@@ -99,12 +104,20 @@ mod tests {
         };
         assert!(Arc::ptr_eq(&a, &b));
         assert_eq!(cache.scope(None).unwrap(), ToolScope::All);
-        assert!(cache.scope(Some(&["nope".to_string()])).unwrap_err().contains("nope"));
+        assert!(
+            cache
+                .scope(Some(&["nope".to_string()]))
+                .unwrap_err()
+                .to_string()
+                .contains("nope")
+        );
     }
 
     #[test]
     fn an_unknown_tool_name_is_an_error_naming_it() {
-        let error = ToolScope::from_entry(Some(&["serch_knowledgebase".to_string()])).unwrap_err();
+        let error = ToolScope::from_entry(Some(&["serch_knowledgebase".to_string()]))
+            .unwrap_err()
+            .to_string();
         assert!(error.contains("serch_knowledgebase"), "{error}");
     }
 }

@@ -17,7 +17,7 @@ use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
-use super::AuthFailure;
+use super::principal::AuthFailure;
 
 pub const SESSION_PREFIX: &str = "pgmcs_";
 const MIN_KEY_BYTES: usize = 32;

@@ -14,7 +14,7 @@
 //! our CLI writes are read by [`super::tokens_layout`] without the YAML parser; anything else is
 //! parsed as YAML, with the same result for files both can read.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::Arc;
 
@@ -26,8 +26,11 @@ use serde_yaml::Value;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
-use super::scope::ScopeCache;
-use super::{AuthFailure, ToolScope, tokens_layout};
+use super::{
+    principal::AuthFailure,
+    scope::{ScopeCache, ToolScope},
+    tokens_layout::{self, EntryRef},
+};
 
 pub const TOKEN_PREFIX: &str = "pgmcp_";
 
@@ -307,17 +310,6 @@ fn parse_hash(text: &str) -> Result<[u8; 32], String> {
     Ok(digest)
 }
 
-/// One entry as read, borrowing from the file or a [`TokenEntry`]; what the set is built from.
-#[derive(Clone, Copy, Debug)]
-pub(super) struct EntryRef<'a> {
-    pub name: &'a str,
-    pub hash: &'a str,
-    pub created_at: Option<DateTime<Utc>>,
-    pub expires_at: Option<DateTime<Utc>>,
-    pub note: Option<&'a str>,
-    pub tools: Option<&'a [String]>,
-}
-
 impl EntryRef<'_> {
     pub fn to_entry(self) -> TokenEntry {
         TokenEntry {
@@ -460,11 +452,6 @@ pub(super) fn read_yaml(text: &str, mut visit: impl FnMut(usize, TokenEntry)) ->
         );
     }
     Ok(())
-}
-
-/// Names in the file mapped to entries; used by `token list`.
-pub fn entries_by_name(entries: &[TokenEntry]) -> BTreeMap<&str, &TokenEntry> {
-    entries.iter().map(|e| (e.name.as_str(), e)).collect()
 }
 
 #[cfg(test)]

@@ -34,7 +34,16 @@
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveTime, Utc};
 
-use super::tokens::EntryRef;
+/// One entry as read, borrowing from the file or a `TokenEntry`; what the set is built from.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct EntryRef<'a> {
+    pub name: &'a str,
+    pub hash: &'a str,
+    pub created_at: Option<DateTime<Utc>>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub note: Option<&'a str>,
+    pub tools: Option<&'a [String]>,
+}
 
 /// Calls `visit` with each entry and its index, in file order, if the whole file is in the layout;
 /// `None` as soon as anything is not (the entries visited until then must be discarded).

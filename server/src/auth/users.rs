@@ -11,7 +11,7 @@ use std::sync::{Arc, LazyLock};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{AuthFailure, ToolScope};
+use super::{principal::AuthFailure, scope::ToolScope};
 
 /// bcrypt cost used by the CLI.
 pub const DEFAULT_COST: u32 = 12;
@@ -77,8 +77,8 @@ impl UserEntry {
     }
 
     /// Hashes a new password (blocking: ~0.3 s at the default cost).
-    pub fn with_password(username: &str, password: &str, cost: u32) -> Result<UserEntry, String> {
-        let password_hash = bcrypt::hash(password, cost).map_err(|e| format!("cannot hash password: {e}"))?;
+    pub fn with_password(username: &str, password: &str, cost: u32) -> Result<UserEntry, bcrypt::BcryptError> {
+        let password_hash = bcrypt::hash(password, cost)?;
         Ok(UserEntry {
             username: username.to_string(),
             password_hash,

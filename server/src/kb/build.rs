@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 
 use crate::atomic_file::{PendingFile, Permissions, Target};
 
-use super::{SCHEMA_SQL, SCHEMA_VERSION};
+use super::format::{SCHEMA_SQL, SCHEMA_VERSION};
 
 /// Sections longer than this are split at paragraph breaks.
 const MAX_CHUNK_CHARS: usize = 4000;
@@ -62,7 +62,7 @@ pub fn build<'a>(from: &Path, out: impl Into<Target<'a>>) -> anyhow::Result<Buil
         hasher.update([0]);
         hasher.update(text.as_bytes());
         hasher.update([0]);
-        let is_markdown = !file.extension().is_some_and(|e| e == "txt");
+        let is_markdown = file.extension().is_none_or(|e| e != "txt");
         chunks.extend(chunk_document(&source, &text, is_markdown));
     }
     let content_hash = hex::encode(hasher.finalize());
@@ -238,7 +238,7 @@ mod tests {
     #[test]
     fn long_sections_are_split_at_paragraphs() {
         let paragraph = "word ".repeat(300);
-        let body = vec![paragraph.trim(); 10].join("\n\n");
+        let body = [paragraph.trim(); 10].join("\n\n");
         let pieces = split_long(&body);
         assert!(pieces.len() > 1);
         assert!(pieces.iter().all(|p| p.len() <= MAX_CHUNK_CHARS));

@@ -23,9 +23,11 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use crate::watch::{Loaded, Loader, Served};
+use super::format::SCHEMA_VERSION;
+use crate::watch::{Loaded, Loader, Served, Watched};
 
-use super::SCHEMA_VERSION;
+/// A served kb.db: the current [`KnowledgeBase`], swapped by the reload engine when the file changes.
+pub type KbFile = Watched<KbLoader>;
 
 /// Searches running at once per loaded file, and the connections kept for them. Queries are CPU
 /// bound: more of them than cores only adds threads and connections (each new connection parses the

@@ -1,4 +1,5 @@
-//! `query_database` and `get_schema_info`: the Postgres tools, offered only when `database.url` is set.
+//! `query_database` and `get_schema_info`: the Postgres tools, registered only when `database.url`
+//! (or `url_file`) is set, with the database they query.
 //!
 //! Both answer a tool error (`isError: true`) naming what went wrong — the model can fix a query or
 //! tell its user that the database is down — and never fail the JSON-RPC call for a database problem.
@@ -9,7 +10,7 @@ use rmcp::model::{CallToolResult, ContentBlock, ToolAnnotations};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::tools::{ToolContext, ToolTable, tool_error};
+use super::tools::{ToolTable, tool_error};
 use crate::postgres::{Database, DbError};
 
 /// Arguments of `query_database`.
@@ -35,7 +36,8 @@ pub struct SchemaArgs {
     pub table: Option<String>,
 }
 
-pub fn register(table: &mut ToolTable) {
+/// Registers `query_database` and `get_schema_info` over `database`.
+pub fn register(table: &mut ToolTable, database: Arc<Database>) {
     let mut annotations = ToolAnnotations::default();
     annotations.read_only_hint = Some(true);
     annotations.destructive_hint = Some(false);
@@ -47,7 +49,10 @@ pub fn register(table: &mut ToolTable) {
          (columns with names and types, rows as arrays). Writes, DDL and transaction control are refused \
          by the database; long queries are cancelled; large results are truncated and flagged.",
         annotations.clone(),
-        query,
+        {
+            let database = database.clone();
+            move |_, args| query(database.clone(), args)
+        },
     );
     annotations.title = Some("Describe the database schema".into());
     table.register(
@@ -56,23 +61,11 @@ pub fn register(table: &mut ToolTable) {
          default), primary keys, foreign keys, unique constraints, indexes and estimated row counts. \
          Narrow it with `schema` and `table`.",
         annotations,
-        schema_info,
+        move |_, args| schema_info(database.clone(), args),
     );
 }
 
-fn database(context: &ToolContext) -> Result<&Arc<Database>, CallToolResult> {
-    context
-        .state
-        .database
-        .as_ref()
-        .ok_or_else(|| tool_error("no database is configured on this server"))
-}
-
-async fn query(context: ToolContext, args: QueryArgs) -> CallToolResult {
-    let database = match database(&context) {
-        Ok(database) => database,
-        Err(error) => return error,
-    };
+async fn query(database: Arc<Database>, args: QueryArgs) -> CallToolResult {
     if args.limit == Some(0) {
         return tool_error("limit must be at least 1");
     }
@@ -80,11 +73,7 @@ async fn query(context: ToolContext, args: QueryArgs) -> CallToolResult {
     structured(outcome, "query")
 }
 
-async fn schema_info(context: ToolContext, args: SchemaArgs) -> CallToolResult {
-    let database = match database(&context) {
-        Ok(database) => database,
-        Err(error) => return error,
-    };
+async fn schema_info(database: Arc<Database>, args: SchemaArgs) -> CallToolResult {
     let outcome = database
         .schema_info(args.schema.as_deref(), args.table.as_deref())
         .await;

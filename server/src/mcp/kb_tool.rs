@@ -1,12 +1,18 @@
-//! `search_knowledgebase`: full-text search over the served kb.db.
+//! `search_knowledgebase`: full-text search over the served kb.db, registered only when `kb.path` is
+//! set, with the watched file it searches.
+
+use std::sync::Arc;
 
 use rmcp::model::{CallToolResult, ContentBlock, ToolAnnotations};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::tools::{ToolContext, ToolTable, tool_error};
-use crate::kb::store::SearchError;
+use super::tools::{ToolTable, tool_error};
+use crate::kb::{
+    KbFile, KnowledgeBase,
+    store::{SearchError, SearchHit},
+};
 
 const DEFAULT_LIMIT: u32 = 5;
 const MAX_LIMIT: u32 = 50;
@@ -22,7 +28,8 @@ pub struct SearchArgs {
     pub limit: Option<u32>,
 }
 
-pub fn register(table: &mut ToolTable) {
+/// Registers `search_knowledgebase` over `kb`.
+pub fn register(table: &mut ToolTable, kb: Arc<KbFile>) {
     let mut annotations = ToolAnnotations::default();
     annotations.read_only_hint = Some(true);
     annotations.open_world_hint = Some(false);
@@ -32,18 +39,16 @@ pub fn register(table: &mut ToolTable) {
         "Search the documentation knowledge base (full text, ranked by relevance). Returns matching \
          sections with their source file, title, section path and a snippet.",
         annotations,
-        search,
+        // The snapshot is taken when the call starts: the search finishes on it whatever reloads.
+        move |_, args| search(kb.current(), args),
     );
 }
 
-async fn search(context: ToolContext, args: SearchArgs) -> CallToolResult {
+async fn search(kb: Arc<KnowledgeBase>, args: SearchArgs) -> CallToolResult {
     let limit = args.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
         return tool_error(format!("limit must be between 1 and {MAX_LIMIT}, got {limit}"));
     }
-    let Some(kb) = context.state.kb.as_ref().map(|kb| kb.current()) else {
-        return tool_error("no knowledge base is configured on this server");
-    };
     let hits = match kb.search_async(args.query, limit as usize).await {
         Ok(hits) => hits,
         Err(SearchError::EmptyQuery) => {
@@ -59,7 +64,7 @@ async fn search(context: ToolContext, args: SearchArgs) -> CallToolResult {
 }
 
 /// Search hits as the tool's result: numbered text for the model and `structuredContent` for programs.
-pub fn search_result(hits: &[crate::kb::store::SearchHit]) -> CallToolResult {
+pub fn search_result(hits: &[SearchHit]) -> CallToolResult {
     let text = if hits.is_empty() {
         "No matching documents.".to_string()
     } else {

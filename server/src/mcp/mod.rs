@@ -1,8 +1,10 @@
 //! MCP over streamable HTTP, stateless: every POST carries everything needed to answer it.
 //!
 //! - [`protocol`]: version negotiation and the header rules of each protocol revision;
-//! - [`transport`]: the poem handler — HTTP checks, JSON-RPC envelope, method dispatch;
-//! - [`tools`]: the tool table; one file per tool family (`kb_tool`, ...).
+//! - [`transport`]: the [`Endpoint`] behind `POST /mcp` — HTTP checks, JSON-RPC envelope, method
+//!   dispatch;
+//! - [`tools`]: the tool table; one file per tool family ([`kb_tool`], [`db_tools`]), each registered
+//!   with the handle it needs.
 //!
 //! Message and result types come from rmcp's `model`, so field names track the spec; the transport is
 //! ours because rmcp's `StreamableHttpService` builds a service and spawns tasks per request, which
@@ -13,3 +15,6 @@ pub mod kb_tool;
 pub mod protocol;
 pub mod tools;
 pub mod transport;
+
+pub use tools::ToolTable;
+pub use transport::Endpoint;

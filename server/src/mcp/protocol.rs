@@ -10,23 +10,58 @@
 //! Nothing here depends on earlier requests, which is what lets any instance answer any request.
 
 use base64::Engine;
-use poem::http::HeaderMap;
+use poem::http::{HeaderMap, StatusCode};
 use rmcp::model::{ErrorCode, ErrorData, ProtocolVersion};
 use serde_json::{Value, json};
 
+/// The revision one request is answered in: one of the three served, or the one a request without
+/// any version signal is taken to speak.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Revision {
+    /// What a request without any version signal speaks (the spec's compatibility rule); never
+    /// served to a client that names it.
+    V2025_03_26,
+    V2025_06_18,
+    V2025_11_25,
+    /// Per-request metadata and the standard headers; no `initialize`.
+    V2026_07_28,
+}
+
 /// Revisions served, oldest first.
-pub const SUPPORTED: [ProtocolVersion; 3] = [
-    ProtocolVersion::V_2025_06_18,
-    ProtocolVersion::V_2025_11_25,
-    ProtocolVersion::V_2026_07_28,
-];
+pub const SUPPORTED: [Revision; 3] = [Revision::V2025_06_18, Revision::V2025_11_25, Revision::V2026_07_28];
 /// Answer to an `initialize` asking for a revision we do not serve (the handshake exists only
 /// before 2026-07-28).
-pub const LATEST_WITH_INITIALIZE: ProtocolVersion = ProtocolVersion::V_2025_11_25;
-/// First revision with per-request metadata and the standard headers.
-pub const PER_REQUEST: &str = "2026-07-28";
-/// What a request without any version signal is taken to speak.
-const ASSUMED_WITHOUT_HEADER: &str = "2025-03-26";
+pub const LATEST_WITH_INITIALIZE: Revision = Revision::V2025_11_25;
+
+impl Revision {
+    /// A served revision by its name.
+    pub fn served(version: &str) -> Option<Revision> {
+        SUPPORTED.into_iter().find(|revision| revision.as_str() == version)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Revision::V2025_03_26 => "2025-03-26",
+            Revision::V2025_06_18 => "2025-06-18",
+            Revision::V2025_11_25 => "2025-11-25",
+            Revision::V2026_07_28 => "2026-07-28",
+        }
+    }
+
+    pub fn protocol_version(self) -> ProtocolVersion {
+        match self {
+            Revision::V2025_03_26 => ProtocolVersion::V_2025_03_26,
+            Revision::V2025_06_18 => ProtocolVersion::V_2025_06_18,
+            Revision::V2025_11_25 => ProtocolVersion::V_2025_11_25,
+            Revision::V2026_07_28 => ProtocolVersion::V_2026_07_28,
+        }
+    }
+
+    /// Per-request metadata and standard headers instead of an `initialize` handshake.
+    pub fn per_request(self) -> bool {
+        self >= Revision::V2026_07_28
+    }
+}
 
 const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
 const META_CLIENT_CAPABILITIES: &str = "io.modelcontextprotocol/clientCapabilities";
@@ -34,31 +69,17 @@ const HEADER_PROTOCOL_VERSION: &str = "mcp-protocol-version";
 const HEADER_METHOD: &str = "mcp-method";
 const HEADER_NAME: &str = "mcp-name";
 
-/// The revision one request is answered in.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Revision(String);
-
-impl Revision {
-    pub fn per_request(&self) -> bool {
-        self.0.as_str() >= PER_REQUEST
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
 /// A protocol-level refusal: the JSON-RPC error and the HTTP status to send it with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProtocolError {
-    pub status: u16,
+    pub status: StatusCode,
     pub error: ErrorData,
 }
 
 impl ProtocolError {
     fn bad_request(code: ErrorCode, message: impl Into<String>, data: Option<Value>) -> Self {
         ProtocolError {
-            status: 400,
+            status: StatusCode::BAD_REQUEST,
             error: ErrorData::new(code, message.into(), data),
         }
     }
@@ -76,18 +97,13 @@ impl ProtocolError {
     }
 }
 
-pub fn is_supported(version: &str) -> bool {
-    SUPPORTED.iter().any(|v| v.as_str() == version)
-}
-
 /// The version `initialize` answers with: the requested one when served, else the latest revision
 /// that still has a handshake (the client then decides whether it can speak it).
 pub fn negotiate_initialize(requested: &str) -> ProtocolVersion {
-    SUPPORTED
-        .iter()
-        .find(|v| v.as_str() == requested && v.as_str() < PER_REQUEST)
-        .cloned()
+    Revision::served(requested)
+        .filter(|revision| !revision.per_request())
         .unwrap_or(LATEST_WITH_INITIALIZE)
+        .protocol_version()
 }
 
 fn single_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a str>, ProtocolError> {
@@ -135,11 +151,12 @@ pub fn request_revision(headers: &HeaderMap, method: &str, params: Option<&Value
             ));
         }
     }
-    let version = meta_version.or(header).unwrap_or(ASSUMED_WITHOUT_HEADER);
-    let revision = Revision(version.to_string());
-    if header.is_some() && !is_supported(version) {
-        return Err(ProtocolError::unsupported(version));
-    }
+    // A version in `_meta` comes with the same one in the header (checked above), so a request
+    // names a version exactly when it has the header.
+    let revision = match meta_version.or(header) {
+        None => Revision::V2025_03_26,
+        Some(version) => Revision::served(version).ok_or_else(|| ProtocolError::unsupported(version))?,
+    };
     if revision.per_request() || method == "server/discover" {
         let missing: Vec<&str> = [META_PROTOCOL_VERSION, META_CLIENT_CAPABILITIES]
             .into_iter()
@@ -238,7 +255,7 @@ const CACHEABLE: &[&str] = &[
 /// Results of 2026-07-28 carry `resultType` (and, for cacheable methods, `ttlMs`/`cacheScope`);
 /// older revisions must not see those fields. Caching defaults to "immediately stale, private":
 /// the tool list may differ per principal and changes with configuration.
-pub fn shape_result(revision: &Revision, method: &str, mut result: Value) -> Value {
+pub fn shape_result(revision: Revision, method: &str, mut result: Value) -> Value {
     if let Value::Object(map) = &mut result {
         if revision.per_request() {
             map.entry("resultType")
@@ -259,16 +276,16 @@ pub fn shape_result(revision: &Revision, method: &str, mut result: Value) -> Val
 
 /// HTTP status for a JSON-RPC error answered in-band: legacy revisions always use 200; 2026-07-28
 /// maps "method not found" to 404 so proxies can see it.
-pub fn error_status(revision: &Revision, code: ErrorCode) -> u16 {
+pub fn error_status(revision: Revision, code: ErrorCode) -> StatusCode {
     if !revision.per_request() {
-        return 200;
+        return StatusCode::OK;
     }
     match code {
-        ErrorCode::METHOD_NOT_FOUND => 404,
+        ErrorCode::METHOD_NOT_FOUND => StatusCode::NOT_FOUND,
         ErrorCode::HEADER_MISMATCH
         | ErrorCode::UNSUPPORTED_PROTOCOL_VERSION
-        | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY => 400,
-        _ => 200,
+        | ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY => StatusCode::BAD_REQUEST,
+        _ => StatusCode::OK,
     }
 }
 
@@ -312,7 +329,7 @@ mod tests {
             request_revision(&headers(&[("MCP-Protocol-Version", "2024-01-01")]), "tools/list", None).unwrap_err();
         assert_eq!(
             (err.status, err.error.code),
-            (400, ErrorCode::UNSUPPORTED_PROTOCOL_VERSION)
+            (StatusCode::BAD_REQUEST, ErrorCode::UNSUPPORTED_PROTOCOL_VERSION)
         );
     }
 
@@ -335,7 +352,10 @@ mod tests {
             ("Mcp-Name", "other"),
         ]);
         let err = request_revision(&wrong_name, "tools/call", Some(&new_params("search_knowledgebase"))).unwrap_err();
-        assert_eq!((err.status, err.error.code), (400, ErrorCode::HEADER_MISMATCH));
+        assert_eq!(
+            (err.status, err.error.code),
+            (StatusCode::BAD_REQUEST, ErrorCode::HEADER_MISMATCH)
+        );
 
         let wrong_method = headers(&[("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "tools/list")]);
         assert_eq!(
@@ -387,25 +407,28 @@ mod tests {
     fn per_request_revision_needs_its_meta_fields() {
         let h = headers(&[("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "tools/list")]);
         let err = request_revision(&h, "tools/list", Some(&json!({}))).unwrap_err();
-        assert_eq!((err.status, err.error.code), (400, ErrorCode::INVALID_PARAMS));
+        assert_eq!(
+            (err.status, err.error.code),
+            (StatusCode::BAD_REQUEST, ErrorCode::INVALID_PARAMS)
+        );
         assert!(err.error.message.contains("clientCapabilities"));
     }
 
     #[test]
     fn result_type_only_for_the_new_revision() {
-        let new = Revision("2026-07-28".into());
-        let old = Revision("2025-11-25".into());
-        let listed = shape_result(&new, "tools/list", json!({"tools": []}));
+        let new = Revision::V2026_07_28;
+        let old = Revision::V2025_11_25;
+        let listed = shape_result(new, "tools/list", json!({"tools": []}));
         assert_eq!(listed["resultType"], "complete");
         assert_eq!(listed["ttlMs"], 0);
         assert_eq!(listed["cacheScope"], "private");
         assert!(
-            shape_result(&new, "tools/call", json!({"content": []}))
+            shape_result(new, "tools/call", json!({"content": []}))
                 .get("ttlMs")
                 .is_none()
         );
         let old_listed = shape_result(
-            &old,
+            old,
             "tools/list",
             json!({"tools": [], "resultType": "complete", "ttlMs": 0}),
         );

@@ -1,9 +1,12 @@
 //! The tool table: each tool declared once — name, description, argument type (its JSON schema
 //! derived from the Rust type) and an async function — and dispatched by a hash-map lookup.
 //!
-//! Adding a tool is adding one argument type and one function, then one `register` call in
-//! [`ToolTable::standard`]. Argument errors become JSON-RPC "invalid params" naming the field at fault;
-//! failures inside a tool become a result with `isError: true`, as MCP asks, so the model sees them.
+//! A tool owns its dependencies, as in rmcp's tool router: each family registers its tools with the
+//! handle they need (`kb_tool::register(&mut table, kb)`), and a family whose dependency is not
+//! configured is simply not registered — so no tool ever checks whether it is configured. Adding a
+//! tool is adding one argument type and one function, then one `register` call. Argument errors
+//! become JSON-RPC "invalid params" naming the field at fault; failures inside a tool become a result
+//! with `isError: true`, as MCP asks, so the model sees them.
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc};
 
@@ -13,18 +16,6 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
 use crate::auth::{Principal, ToolScope};
-use crate::state::AppState;
-
-/// Every tool this server implements, whether or not this instance offers it (the database may not be
-/// configured). Credential scopes in tokens.yaml/users.yaml are checked against this list.
-pub const KNOWN_TOOLS: &[&str] = &["search_knowledgebase", "query_database", "get_schema_info"];
-
-/// What a tool may use: who is calling and the instance's shared state.
-#[derive(Clone)]
-pub struct ToolContext {
-    pub principal: Principal,
-    pub state: Arc<AppState>,
-}
 
 /// Why a `tools/call` did not reach a tool.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -38,7 +29,7 @@ pub enum DispatchError {
 }
 
 type BoxedCall = Box<
-    dyn Fn(ToolContext, JsonObject) -> Pin<Box<dyn Future<Output = Result<CallToolResult, DispatchError>> + Send>>
+    dyn Fn(Principal, JsonObject) -> Pin<Box<dyn Future<Output = Result<CallToolResult, DispatchError>> + Send>>
         + Send
         + Sync,
 >;
@@ -62,7 +53,8 @@ pub fn tool_error(message: impl Into<String>) -> CallToolResult {
 }
 
 impl ToolTable {
-    /// Registers a tool whose arguments deserialize into `A`.
+    /// Registers a tool whose arguments deserialize into `A`. `function` is called with the caller
+    /// and the arguments; what else it needs, it captured when it was registered.
     pub fn register<A, F, Fut>(
         &mut self,
         name: &'static str,
@@ -71,7 +63,7 @@ impl ToolTable {
         function: F,
     ) where
         A: DeserializeOwned + JsonSchema + Send + 'static,
-        F: Fn(ToolContext, A) -> Fut + Send + Sync + 'static,
+        F: Fn(Principal, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = CallToolResult> + Send + 'static,
     {
         let schema =
@@ -79,7 +71,7 @@ impl ToolTable {
         let mut tool = Tool::new(name, description, schema);
         tool.annotations = Some(annotations);
         let function = Arc::new(function);
-        let call: BoxedCall = Box::new(move |context, arguments| {
+        let call: BoxedCall = Box::new(move |principal, arguments| {
             let function = function.clone();
             Box::pin(async move {
                 let arguments: A =
@@ -95,7 +87,7 @@ impl ToolTable {
                             message,
                         }
                     })?;
-                Ok(function(context, arguments).await)
+                Ok(function(principal, arguments).await)
             })
         });
         assert!(
@@ -105,16 +97,13 @@ impl ToolTable {
         self.order.push(name.to_string());
     }
 
-    /// The tools this instance offers, given what is configured.
-    pub fn standard(with_kb: bool, with_database: bool) -> ToolTable {
-        let mut table = ToolTable::default();
-        if with_kb {
-            super::kb_tool::register(&mut table);
-        }
-        if with_database {
-            super::db_tools::register(&mut table);
-        }
-        table
+    /// How many tools are offered.
+    pub fn len(&self) -> usize {
+        self.order.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.order.is_empty()
     }
 
     /// Every tool offered, whoever asks.
@@ -131,9 +120,10 @@ impl ToolTable {
             .collect()
     }
 
+    /// Calls tool `name` for `principal`, if its scope permits it.
     pub async fn call(
         &self,
-        context: ToolContext,
+        principal: &Principal,
         name: &str,
         arguments: Option<JsonObject>,
     ) -> Result<CallToolResult, DispatchError> {
@@ -141,23 +131,52 @@ impl ToolTable {
             .entries
             .get(name)
             .ok_or_else(|| DispatchError::UnknownTool(name.to_string()))?;
-        if !context.principal.tools.permits(name) {
+        if !principal.tools.permits(name) {
             return Err(DispatchError::NotPermitted {
                 tool: name.to_string(),
-                principal: context.principal.name.to_string(),
+                principal: principal.name.to_string(),
             });
         }
-        (entry.call)(context, arguments.unwrap_or_default()).await
+        (entry.call)(principal.clone(), arguments.unwrap_or_default()).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::{
+        auth::scope::KNOWN_TOOLS,
+        config::{Config, Overrides},
+        kb::{KbFile, KbLoader},
+        postgres::Database,
+    };
 
     #[test]
     fn known_tools_are_exactly_the_tools_a_fully_configured_server_offers() {
-        let table = ToolTable::standard(true, true);
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("doc.md"), "# Replication\n\nStreaming replication.\n").unwrap();
+        let kb_path = dir.path().join("kb.db");
+        crate::kb::build::build(dir.path(), &kb_path).unwrap();
+        let loader = KbLoader {
+            copy_to_local: false,
+            copy_dir: dir.path().to_path_buf(),
+        };
+        let kb: std::sync::Arc<KbFile> = crate::watch::Watched::open("kb", &kb_path, loader).unwrap();
+        let overrides = Overrides {
+            tokens_file: Some(dir.path().join("tokens.yaml")),
+            ..Overrides::default()
+        };
+        let env = [(
+            "PGMCP_DATABASE_URL".to_string(),
+            "postgres://mcp@127.0.0.1:1/db?sslmode=disable".to_string(),
+        )];
+        let config = Config::load(None, env, &overrides).unwrap();
+        // Builds the pool without connecting.
+        let database = Database::open(&config.database).unwrap().unwrap();
+
+        let mut table = ToolTable::default();
+        crate::mcp::kb_tool::register(&mut table, kb);
+        crate::mcp::db_tools::register(&mut table, database);
         let names: Vec<String> = table.list().iter().map(|t| t.name.to_string()).collect();
         assert_eq!(names, KNOWN_TOOLS);
     }

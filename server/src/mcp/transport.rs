@@ -4,8 +4,10 @@
 //! SSE stream (GET and DELETE answer 405), and each request is answered from its own headers, body
 //! and the current snapshots of the shared files — so a load balancer may send each request to a
 //! different instance, and an instance may die between two requests of the same client.
-
-use std::sync::Arc;
+//!
+//! [`Endpoint`] holds what the route needs and nothing else: the tool table (whose tools hold their
+//! own KB and database handles), the instance name for `initialize`, and the body limit. The caller's
+//! [`Principal`] comes from the auth gate in front of it.
 
 use poem::{
     IntoResponse, Request, Response, handler,
@@ -20,12 +22,12 @@ use serde_json::{Value, json};
 
 use super::{
     protocol::{self, ProtocolError},
-    tools::{DispatchError, ToolContext},
+    tools::{DispatchError, ToolTable},
 };
 use crate::{
     auth::Principal,
     http_error::{HttpError, read_body_limited, require_json_content_type},
-    state::AppState,
+    instance::InstanceId,
 };
 
 const INSTRUCTIONS: &str = "Tools for a PostgreSQL deployment and its documentation. Use \
@@ -44,9 +46,9 @@ struct Envelope {
 }
 
 /// A JSON-RPC error response with the HTTP status it travels with.
-fn rpc_error(status: u16, id: Option<&Value>, error: ErrorData) -> Response {
+fn rpc_error(status: StatusCode, id: Option<&Value>, error: ErrorData) -> Response {
     let body = json!({"jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": error});
-    json_response(StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST), &body)
+    json_response(status, &body)
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
@@ -82,111 +84,227 @@ fn accepts_json(headers: &HeaderMap) -> bool {
     })
 }
 
-pub async fn handle(mut request: Request) -> Response {
-    let state = request.data::<Arc<AppState>>().cloned().expect("AppState attached");
-    let principal = request
-        .extensions()
-        .get::<Principal>()
-        .cloned()
-        .expect("auth middleware ran");
-    if !accepts_json(request.headers()) {
-        return HttpError::new(
-            StatusCode::NOT_ACCEPTABLE,
-            "not_acceptable",
-            "Accept must include application/json",
-        )
-        .into_response();
-    }
-    if let Err(error) = require_json_content_type(&request) {
-        return error.into_response();
-    }
-    let body = match read_body_limited(&mut request, state.config.http.max_body.bytes()).await {
-        Ok(body) => body,
-        Err(error) => return error.into_response(),
-    };
-    if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-        return rpc_error(
-            400,
-            None,
-            invalid_request("JSON-RPC batches are not supported: send one message per request"),
-        );
-    }
-    let envelope: Envelope = match serde_json::from_slice(&body) {
-        Ok(envelope) => envelope,
-        Err(error) if error.is_syntax() || error.is_eof() => {
-            return rpc_error(
-                400,
-                None,
-                ErrorData::new(ErrorCode::PARSE_ERROR, format!("body is not valid JSON: {error}"), None),
-            );
-        }
-        Err(error) => {
-            return rpc_error(
-                400,
-                None,
-                invalid_request(format!("not a JSON-RPC 2.0 message: {error}")),
-            );
-        }
-    };
-    if envelope.jsonrpc.as_deref() != Some("2.0") {
-        return rpc_error(400, envelope.id.as_ref(), invalid_request("`jsonrpc` must be \"2.0\""));
-    }
-    let Some(method) = envelope.method else {
-        if envelope.result.is_some() || envelope.error.is_some() {
-            // A response to a server request: this server sends none, so there is nothing to match.
-            return StatusCode::ACCEPTED.into_response();
-        }
-        return rpc_error(
-            400,
-            envelope.id.as_ref(),
-            invalid_request("message has neither `method` nor `result`/`error`"),
-        );
-    };
-    let Some(id) = envelope.id else {
-        // Notifications (notifications/initialized, notifications/cancelled, ...) need no answer.
-        return StatusCode::ACCEPTED.into_response();
-    };
-    if !(id.is_string() || id.is_i64() || id.is_u64()) {
-        return rpc_error(400, None, invalid_request("`id` must be a string or an integer"));
-    }
-    let context = ToolContext { principal, state };
-    dispatch(context, request.headers(), &method, &id, envelope.params).await
+/// `POST /mcp`: what the route needs to answer any MCP request.
+pub struct Endpoint {
+    tools: ToolTable,
+    instance: InstanceId,
+    max_body: u64,
 }
 
-async fn dispatch(
-    context: ToolContext,
-    headers: &HeaderMap,
-    method: &str,
-    id: &Value,
-    params: Option<Value>,
-) -> Response {
-    if method == "initialize" {
-        return initialize(&context.state, headers, id, params);
-    }
-    let revision = match protocol::request_revision(headers, method, params.as_ref()) {
-        Ok(revision) => revision,
-        Err(ProtocolError { status, error }) => return rpc_error(status, Some(id), error),
-    };
-    let outcome = match method {
-        "ping" => Ok(json!({})),
-        "server/discover" => Ok(discover(&context.state)),
-        "tools/list" => Ok(serde_json::to_value(ListToolsResult::with_all_items(
-            context.state.tools.list_for(&context.principal.tools),
-        ))
-        .expect("tools serialize")),
-        "tools/call" => call_tool(context, params).await,
-        other => Err(ErrorData::new(
-            ErrorCode::METHOD_NOT_FOUND,
-            format!("method `{other}` is not supported by this server"),
-            None,
-        )),
-    };
-    match outcome {
-        Ok(result) => {
-            let body = json!({"jsonrpc": "2.0", "id": id, "result": protocol::shape_result(&revision, method, result)});
-            json_response(StatusCode::OK, &body)
+impl Endpoint {
+    pub fn new(tools: ToolTable, instance: InstanceId, max_body: u64) -> Endpoint {
+        Endpoint {
+            tools,
+            instance,
+            max_body,
         }
-        Err(error) => rpc_error(protocol::error_status(&revision, error.code), Some(id), error),
+    }
+}
+
+impl poem::Endpoint for Endpoint {
+    type Output = Response;
+
+    async fn call(&self, request: Request) -> poem::Result<Response> {
+        Ok(self.handle(request).await)
+    }
+}
+
+impl Endpoint {
+    async fn handle(&self, mut request: Request) -> Response {
+        let principal = request
+            .extensions_mut()
+            .remove::<Principal>()
+            .expect("the auth gate runs in front of /mcp");
+        if !accepts_json(request.headers()) {
+            return HttpError::new(
+                StatusCode::NOT_ACCEPTABLE,
+                "not_acceptable",
+                "Accept must include application/json",
+            )
+            .into_response();
+        }
+        if let Err(error) = require_json_content_type(&request) {
+            return error.into_response();
+        }
+        let body = match read_body_limited(&mut request, self.max_body).await {
+            Ok(body) => body,
+            Err(error) => return error.into_response(),
+        };
+        if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                invalid_request("JSON-RPC batches are not supported: send one message per request"),
+            );
+        }
+        let envelope: Envelope = match serde_json::from_slice(&body) {
+            Ok(envelope) => envelope,
+            Err(error) if error.is_syntax() || error.is_eof() => {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    ErrorData::new(ErrorCode::PARSE_ERROR, format!("body is not valid JSON: {error}"), None),
+                );
+            }
+            Err(error) => {
+                return rpc_error(
+                    StatusCode::BAD_REQUEST,
+                    None,
+                    invalid_request(format!("not a JSON-RPC 2.0 message: {error}")),
+                );
+            }
+        };
+        if envelope.jsonrpc.as_deref() != Some("2.0") {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                envelope.id.as_ref(),
+                invalid_request("`jsonrpc` must be \"2.0\""),
+            );
+        }
+        let Some(method) = envelope.method else {
+            if envelope.result.is_some() || envelope.error.is_some() {
+                // A response to a server request: this server sends none, so there is nothing to match.
+                return StatusCode::ACCEPTED.into_response();
+            }
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                envelope.id.as_ref(),
+                invalid_request("message has neither `method` nor `result`/`error`"),
+            );
+        };
+        let Some(id) = envelope.id else {
+            // Notifications (notifications/initialized, notifications/cancelled, ...) need no answer.
+            return StatusCode::ACCEPTED.into_response();
+        };
+        if !(id.is_string() || id.is_i64() || id.is_u64()) {
+            return rpc_error(
+                StatusCode::BAD_REQUEST,
+                None,
+                invalid_request("`id` must be a string or an integer"),
+            );
+        }
+        self.dispatch(&principal, request.headers(), &method, &id, envelope.params)
+            .await
+    }
+
+    async fn dispatch(
+        &self,
+        principal: &Principal,
+        headers: &HeaderMap,
+        method: &str,
+        id: &Value,
+        params: Option<Value>,
+    ) -> Response {
+        if method == "initialize" {
+            return self.initialize(headers, id, params);
+        }
+        let revision = match protocol::request_revision(headers, method, params.as_ref()) {
+            Ok(revision) => revision,
+            Err(ProtocolError { status, error }) => return rpc_error(status, Some(id), error),
+        };
+        let outcome = match method {
+            "ping" => Ok(json!({})),
+            "server/discover" => Ok(discover()),
+            "tools/list" => Ok(serde_json::to_value(ListToolsResult::with_all_items(
+                self.tools.list_for(&principal.tools),
+            ))
+            .expect("tools serialize")),
+            "tools/call" => self.call_tool(principal, params).await,
+            other => Err(ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!("method `{other}` is not supported by this server"),
+                None,
+            )),
+        };
+        match outcome {
+            Ok(result) => {
+                let body =
+                    json!({"jsonrpc": "2.0", "id": id, "result": protocol::shape_result(revision, method, result)});
+                json_response(StatusCode::OK, &body)
+            }
+            Err(error) => rpc_error(protocol::error_status(revision, error.code), Some(id), error),
+        }
+    }
+
+    fn initialize(&self, headers: &HeaderMap, id: &Value, params: Option<Value>) -> Response {
+        let params: InitializeRequestParams = match params.map(serde_json::from_value).transpose() {
+            Ok(Some(params)) => params,
+            Ok(None) => {
+                return rpc_error(
+                    StatusCode::OK,
+                    Some(id),
+                    ErrorData::new(ErrorCode::INVALID_PARAMS, "initialize needs params", None),
+                );
+            }
+            Err(error) => {
+                return rpc_error(
+                    StatusCode::OK,
+                    Some(id),
+                    ErrorData::new(
+                        ErrorCode::INVALID_PARAMS,
+                        format!("invalid initialize params: {error}"),
+                        None,
+                    ),
+                );
+            }
+        };
+        let requested = params.protocol_version.as_str();
+        if let Err(ProtocolError { status, error }) = protocol::check_initialize_header(headers, requested) {
+            return rpc_error(status, Some(id), error);
+        }
+        let version: ProtocolVersion = protocol::negotiate_initialize(requested);
+        tracing::debug!(requested, negotiated = version.as_str(), client = %params.client_info.name, "initialize");
+        let mut result = InitializeResult::new(capabilities());
+        result.protocol_version = version;
+        result.server_info = server_info();
+        result.instructions = Some(format!("{INSTRUCTIONS} Answered by instance {}.", self.instance));
+        let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
+        json_response(StatusCode::OK, &body)
+    }
+
+    async fn call_tool(&self, principal: &Principal, params: Option<Value>) -> Result<Value, ErrorData> {
+        let params: CallToolRequestParams = params
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| {
+                ErrorData::new(
+                    ErrorCode::INVALID_PARAMS,
+                    format!("invalid tools/call params: {e}"),
+                    None,
+                )
+            })?
+            .ok_or_else(|| {
+                ErrorData::new(
+                    ErrorCode::INVALID_PARAMS,
+                    "tools/call needs params with a tool `name`",
+                    None,
+                )
+            })?;
+        let name = params.name.to_string();
+        match self.tools.call(principal, &name, params.arguments).await {
+            Ok(result) => {
+                let outcome = if result.is_error == Some(true) {
+                    "tool_error"
+                } else {
+                    "ok"
+                };
+                metrics::counter!("pgmcp_tool_calls_total", "tool" => name.clone(), "outcome" => outcome).increment(1);
+                tracing::debug!(tool = %name, principal = %principal.name, outcome, "tool call");
+                Ok(serde_json::to_value(result).expect("tool results serialize"))
+            }
+            Err(error @ DispatchError::UnknownTool(_)) => {
+                Err(ErrorData::new(ErrorCode::INVALID_PARAMS, error.to_string(), None))
+            }
+            Err(error @ DispatchError::NotPermitted { .. }) => {
+                metrics::counter!("pgmcp_tool_calls_total", "tool" => name, "outcome" => "not_permitted").increment(1);
+                Err(ErrorData::new(ErrorCode::INVALID_PARAMS, error.to_string(), None))
+            }
+            Err(error @ DispatchError::InvalidArguments { .. }) => {
+                metrics::counter!("pgmcp_tool_calls_total", "tool" => name, "outcome" => "invalid_arguments")
+                    .increment(1);
+                Err(ErrorData::new(ErrorCode::INVALID_PARAMS, error.to_string(), None))
+            }
+        }
     }
 }
 
@@ -198,91 +316,13 @@ fn server_info() -> Implementation {
     Implementation::new("postgres-mcp", env!("CARGO_PKG_VERSION"))
 }
 
-fn initialize(state: &AppState, headers: &HeaderMap, id: &Value, params: Option<Value>) -> Response {
-    let params: InitializeRequestParams = match params.map(serde_json::from_value).transpose() {
-        Ok(Some(params)) => params,
-        Ok(None) => {
-            return rpc_error(
-                200,
-                Some(id),
-                ErrorData::new(ErrorCode::INVALID_PARAMS, "initialize needs params", None),
-            );
-        }
-        Err(error) => {
-            return rpc_error(
-                200,
-                Some(id),
-                ErrorData::new(
-                    ErrorCode::INVALID_PARAMS,
-                    format!("invalid initialize params: {error}"),
-                    None,
-                ),
-            );
-        }
-    };
-    let requested = params.protocol_version.as_str();
-    if let Err(ProtocolError { status, error }) = protocol::check_initialize_header(headers, requested) {
-        return rpc_error(status, Some(id), error);
-    }
-    let version: ProtocolVersion = protocol::negotiate_initialize(requested);
-    tracing::debug!(requested, negotiated = version.as_str(), client = %params.client_info.name, "initialize");
-    let mut result = InitializeResult::new(capabilities());
-    result.protocol_version = version;
-    result.server_info = server_info();
-    result.instructions = Some(format!("{INSTRUCTIONS} Answered by instance {}.", state.instance));
-    let body = json!({"jsonrpc": "2.0", "id": id, "result": result});
-    json_response(StatusCode::OK, &body)
-}
-
-fn discover(_state: &AppState) -> Value {
-    let result = DiscoverResult::new(protocol::SUPPORTED.to_vec(), capabilities()).with_server_info(server_info());
+fn discover() -> Value {
+    let result = DiscoverResult::new(
+        protocol::SUPPORTED.map(protocol::Revision::protocol_version).to_vec(),
+        capabilities(),
+    )
+    .with_server_info(server_info());
     let mut value = serde_json::to_value(result).expect("discover result serializes");
     value["instructions"] = Value::String(INSTRUCTIONS.into());
     value
-}
-
-async fn call_tool(context: ToolContext, params: Option<Value>) -> Result<Value, ErrorData> {
-    let params: CallToolRequestParams = params
-        .map(serde_json::from_value)
-        .transpose()
-        .map_err(|e| {
-            ErrorData::new(
-                ErrorCode::INVALID_PARAMS,
-                format!("invalid tools/call params: {e}"),
-                None,
-            )
-        })?
-        .ok_or_else(|| {
-            ErrorData::new(
-                ErrorCode::INVALID_PARAMS,
-                "tools/call needs params with a tool `name`",
-                None,
-            )
-        })?;
-    let name = params.name.to_string();
-    let principal = context.principal.clone();
-    let tools = &context.state.clone().tools;
-    match tools.call(context, &name, params.arguments).await {
-        Ok(result) => {
-            let outcome = if result.is_error == Some(true) {
-                "tool_error"
-            } else {
-                "ok"
-            };
-            metrics::counter!("pgmcp_tool_calls_total", "tool" => name.clone(), "outcome" => outcome).increment(1);
-            tracing::debug!(tool = %name, principal = %principal.name, outcome, "tool call");
-            Ok(serde_json::to_value(result).expect("tool results serialize"))
-        }
-        Err(error @ DispatchError::UnknownTool(_)) => {
-            Err(ErrorData::new(ErrorCode::INVALID_PARAMS, error.to_string(), None))
-        }
-        Err(error @ DispatchError::NotPermitted { .. }) => {
-            metrics::counter!("pgmcp_tool_calls_total", "tool" => name, "outcome" => "not_permitted").increment(1);
-            Err(ErrorData::new(ErrorCode::INVALID_PARAMS, error.to_string(), None))
-        }
-        Err(error @ DispatchError::InvalidArguments { .. }) => {
-            metrics::counter!("pgmcp_tool_calls_total", "tool" => name, "outcome" => "invalid_arguments").increment(1);
-            Err(ErrorData::new(ErrorCode::INVALID_PARAMS, error.to_string(), None))
-        }
-    }
 }

@@ -21,7 +21,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use serde::Serialize;
 use tokio_postgres::config::SslMode;
 
-use super::DbError;
+use super::error::{DbError, OpenError};
 use crate::config::DatabaseConfig;
 use crate::watch::{FileStatus, Loaded, Loader, Reloadable, Served, TextLoader, Watched};
 
@@ -59,9 +59,9 @@ impl Database {
     /// instance from serving the knowledge base. The URL is never logged (it may hold a password).
     /// With `url_file`, the file is watched like the auth files: a rotated password or a moved
     /// database takes effect at the next reload, without a restart.
-    pub fn open(config: &DatabaseConfig) -> Result<Option<Arc<Database>>, String> {
+    pub fn open(config: &DatabaseConfig) -> Result<Option<Arc<Database>>, OpenError> {
         let pool = match (&config.url, &config.url_file) {
-            (Some(url), _) => PoolSource::Fixed(build_pool(url.expose(), config)?),
+            (Some(url), _) => PoolSource::Fixed(build_pool(url.expose(), config).map_err(OpenError::Settings)?),
             (None, Some(path)) => PoolSource::File(Watched::open(
                 "database_url",
                 path,

@@ -27,7 +27,7 @@ use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use tokio_postgres::{Client, Statement, Transaction};
 
-use super::{Database, DbError, values};
+use super::{error::DbError, pool::Database, values};
 
 /// What a query returned, ready to serialize for the model.
 #[derive(Debug, Serialize, PartialEq)]

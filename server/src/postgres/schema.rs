@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{Database, DbError};
+use super::{error::DbError, pool::Database};
 
 /// Most tables described in one answer.
 pub const MAX_TABLES: usize = 200;

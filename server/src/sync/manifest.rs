@@ -17,12 +17,82 @@
 
 use std::{
     collections::HashSet,
+    fmt,
     path::{Path, PathBuf},
 };
 
 use serde::Deserialize;
 
-use super::source::Source;
+use super::{
+    error::{InvalidItem, ManifestError},
+    s3::S3Location,
+};
+
+/// Where a file comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// Any http(s) URL, pre-signed S3/GCS/Azure SAS URLs included (fetched as plain HTTPS).
+    Http(reqwest::Url),
+    /// An object fetched with SigV4-signed requests.
+    S3(S3Location),
+}
+
+impl Source {
+    pub fn parse(text: &str) -> Result<Source, InvalidItem> {
+        let text = text.trim();
+        if text.starts_with("s3://") {
+            return S3Location::parse(text).map(Source::S3);
+        }
+        let invalid = |problem: String| InvalidItem(format!("source `{}`{problem}", redact_text(text)));
+        let url = reqwest::Url::parse(text).map_err(|e| invalid(format!(": {e}")))?;
+        match url.scheme() {
+            "http" | "https" if url.host_str().is_some() => Ok(Source::Http(url)),
+            "http" | "https" => Err(invalid(" has no host".into())),
+            scheme => Err(invalid(format!(
+                ": unsupported scheme `{scheme}` (use http://, https:// or s3://bucket/key)"
+            ))),
+        }
+    }
+
+    /// The source without user info or query string: safe for logs, errors and the state file.
+    pub fn redacted(&self) -> String {
+        match self {
+            Source::S3(location) => location.to_string(),
+            Source::Http(url) => {
+                let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
+                if let Some(port) = url.port() {
+                    shown.push_str(&format!(":{port}"));
+                }
+                shown.push_str(url.path());
+                if url.query().is_some() {
+                    shown.push_str("?[redacted]");
+                }
+                shown
+            }
+        }
+    }
+}
+
+impl fmt::Display for Source {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted())
+    }
+}
+
+/// A source string that did not even parse, cut before anything that may be secret.
+fn redact_text(text: &str) -> String {
+    let cut = text.find(['?', '#']).unwrap_or(text.len());
+    let mut shown = text[..cut].to_string();
+    if let (Some(at), Some(scheme_end)) = (shown.find('@'), shown.find("://"))
+        && scheme_end < at
+    {
+        shown.replace_range(scheme_end + 3..=at, "[redacted]@");
+    }
+    if cut < text.len() {
+        shown.push_str("?[redacted]");
+    }
+    shown
+}
 
 /// How a downloaded file is validated before it may replace the destination. Each kind is checked
 /// by the same loader the server uses to read it, so a file that passes here is one every instance
@@ -79,8 +149,8 @@ impl Kind {
     /// hashes or published documentation.
     pub fn mode(self) -> u32 {
         match self {
-            Kind::SessionKey => crate::admin::SESSION_KEY_MODE,
-            Kind::Tokens | Kind::Users => crate::admin::HASH_FILE_MODE,
+            Kind::SessionKey => crate::auth::admin::SESSION_KEY_MODE,
+            Kind::Tokens | Kind::Users => crate::auth::admin::HASH_FILE_MODE,
             Kind::Kb => crate::kb::build::KB_FILE_MODE,
             Kind::Raw => 0o644,
         }
@@ -98,10 +168,10 @@ pub struct Item {
 }
 
 impl Item {
-    pub fn new(source: &str, dest: PathBuf, sha256: Option<&str>, kind: Option<Kind>) -> Result<Item, String> {
+    pub fn new(source: &str, dest: PathBuf, sha256: Option<&str>, kind: Option<Kind>) -> Result<Item, InvalidItem> {
         let source = Source::parse(source)?;
         if dest.file_name().is_none() || dest.as_os_str().to_string_lossy().ends_with('/') {
-            return Err(format!("dest {} is not a file path", dest.display()));
+            return Err(InvalidItem(format!("dest {} is not a file path", dest.display())));
         }
         let sha256 = match sha256.map(str::trim).filter(|s| !s.is_empty()) {
             None => None,
@@ -122,12 +192,12 @@ impl Item {
     }
 }
 
-fn parse_sha256(text: &str) -> Result<[u8; 32], String> {
+fn parse_sha256(text: &str) -> Result<[u8; 32], InvalidItem> {
     let hex_part = text.strip_prefix("sha256:").unwrap_or(text);
-    let bytes = hex::decode(hex_part).map_err(|_| format!("sha256 `{text}` is not hexadecimal"))?;
+    let bytes = hex::decode(hex_part).map_err(|_| InvalidItem(format!("sha256 `{text}` is not hexadecimal")))?;
     bytes
         .try_into()
-        .map_err(|_| format!("sha256 `{text}` must be 64 hex digits"))
+        .map_err(|_| InvalidItem(format!("sha256 `{text}` must be 64 hex digits")))
 }
 
 #[derive(Deserialize)]
@@ -148,31 +218,40 @@ struct ItemSpec {
 }
 
 /// Reads and validates a manifest: at least one item, every destination once.
-pub fn load(path: &Path) -> Result<Vec<Item>, String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read manifest {}: {e}", path.display()))?;
-    parse(&text).map_err(|e| format!("manifest {}: {e}", path.display()))
+pub fn load(path: &Path) -> Result<Vec<Item>, ManifestError> {
+    let text = std::fs::read_to_string(path).map_err(|error| ManifestError::Read {
+        path: path.to_path_buf(),
+        error,
+    })?;
+    parse(&text).map_err(|error| ManifestError::Invalid {
+        path: path.to_path_buf(),
+        error,
+    })
 }
 
-pub fn parse(text: &str) -> Result<Vec<Item>, String> {
+pub fn parse(text: &str) -> Result<Vec<Item>, InvalidItem> {
     let deserializer = serde_yaml::Deserializer::from_str(text);
     let file: ManifestFile = serde_path_to_error::deserialize(deserializer).map_err(|e| {
         let at = e.path().to_string();
-        if at == "." {
+        InvalidItem(if at == "." {
             e.inner().to_string()
         } else {
             format!("{at}: {}", e.inner())
-        }
+        })
     })?;
     if file.items.is_empty() {
-        return Err("items is empty: nothing to sync".into());
+        return Err(InvalidItem("items is empty: nothing to sync".into()));
     }
     let mut seen = HashSet::new();
     let mut items = Vec::with_capacity(file.items.len());
     for (index, spec) in file.items.into_iter().enumerate() {
         let item = Item::new(&spec.source, spec.dest, spec.sha256.as_deref(), spec.kind)
-            .map_err(|e| format!("items[{index}]: {e}"))?;
+            .map_err(|e| InvalidItem(format!("items[{index}]: {e}")))?;
         if !seen.insert(item.dest.clone()) {
-            return Err(format!("items[{index}]: dest {} appears twice", item.dest.display()));
+            return Err(InvalidItem(format!(
+                "items[{index}]: dest {} appears twice",
+                item.dest.display()
+            )));
         }
         items.push(item);
     }
@@ -199,15 +278,36 @@ mod tests {
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[0].sha256, None);
         assert_eq!(ok[1].kind, Kind::Tokens);
-        let typo = parse("items:\n  - {source: 's3://b/k', dest: /d/kb.db, sha265: abc}\n").unwrap_err();
+        let typo = parse("items:\n  - {source: 's3://b/k', dest: /d/kb.db, sha265: abc}\n")
+            .unwrap_err()
+            .to_string();
         assert!(typo.contains("sha265"), "{typo}");
         let twice =
             parse("items:\n  - {source: 's3://b/k', dest: /d/kb.db}\n  - {source: 's3://b/j', dest: /d/kb.db}\n")
-                .unwrap_err();
+                .unwrap_err()
+                .to_string();
         assert!(twice.contains("twice"), "{twice}");
-        let short = parse("items:\n  - {source: 's3://b/k', dest: /d/kb.db, sha256: abcd}\n").unwrap_err();
+        let short = parse("items:\n  - {source: 's3://b/k', dest: /d/kb.db, sha256: abcd}\n")
+            .unwrap_err()
+            .to_string();
         assert!(short.contains("64 hex digits"), "{short}");
-        assert!(parse("items: []\n").unwrap_err().contains("empty"));
+        assert!(parse("items: []\n").unwrap_err().to_string().contains("empty"));
         assert!(parse("items:\n  - {source: 'ftp://h/x', dest: /d/x}\n").is_err());
+    }
+
+    #[test]
+    fn redaction_drops_query_strings_and_user_info() {
+        let presigned = Source::parse(
+            "https://bucket.s3.amazonaws.com/kb.db?X-Amz-Credential=AKIA&X-Amz-Security-Token=SECRET&X-Amz-Signature=abc",
+        )
+        .unwrap();
+        assert_eq!(presigned.redacted(), "https://bucket.s3.amazonaws.com/kb.db?[redacted]");
+        let with_user = Source::parse("http://user:pass@example.com:8080/a/kb.db").unwrap();
+        assert_eq!(with_user.redacted(), "http://example.com:8080/a/kb.db");
+        assert_eq!(Source::parse("s3://b/k/kb.db").unwrap().redacted(), "s3://b/k/kb.db");
+        let bad = Source::parse("ftp://user:pw@host/x?sig=SECRET")
+            .unwrap_err()
+            .to_string();
+        assert!(!bad.contains("SECRET") && !bad.contains("pw"), "{bad}");
     }
 }

@@ -7,20 +7,22 @@
 //!
 //! 1. a conditional GET (`If-None-Match` / `If-Modified-Since` from the [`state`] sidecar) — an
 //!    unchanged object costs one 304 and touches nothing;
-//! 2. the body streams into a temp file beside the destination, hashed on the way ([`source`]);
+//! 2. the body streams into a temp file beside the destination, hashed on the way ([`fetch`]);
 //!    network errors, 5xx, 429 and short bodies are retried with exponential backoff and jitter;
 //! 3. size against Content-Length, the pinned SHA-256 if any, then the server's own loader for the
 //!    file's kind ([`verify`]);
-//! 4. fsync, rename over the destination, fsync the directory ([`crate::atomic_file`]), then the
+//! 4. fsync, rename over the destination, fsync the directory (`atomic_file`), then the
 //!    new state is recorded. The servers' reload engine sees the rename and swaps the new version in.
 //!
-//! Any failure before step 4 deletes the temp file and leaves the destination exactly as it was;
-//! identical content (a server without validators) is not renamed, so it causes no reload.
+//! Any failure before step 4 deletes the temp file and leaves the destination exactly as it was
+//! ([`SyncError`] says which step failed); identical content (a server without validators) is not
+//! renamed, so it causes no reload. What to sync comes from the command line or a [`manifest`].
+//! The command line itself, logging and the metrics listener are `cli::sync`.
 
-pub mod cli;
+pub mod error;
+pub mod fetch;
 pub mod manifest;
 pub mod s3;
-pub mod source;
 pub mod state;
 pub mod verify;
 
@@ -28,10 +30,12 @@ use std::{collections::HashMap, path::Path, time::Duration};
 
 use sha2::{Digest, Sha256};
 
-pub use manifest::{Item, Kind};
-pub use source::{RetryPolicy, Source};
+pub use error::{InvalidItem, ManifestError, SyncError};
+pub use fetch::RetryPolicy;
+pub use manifest::{Item, Kind, Source};
 
-use source::{Fetched, Fetcher};
+use error::describe_reqwest_error;
+use fetch::{Fetched, Fetcher};
 use state::SyncState;
 
 /// What a successful sync of one item did.
@@ -81,14 +85,14 @@ pub struct Syncer {
 
 impl Syncer {
     /// `env` holds the AWS variables (the process environment in the CLI).
-    pub fn new(env: &HashMap<String, String>, retry: RetryPolicy) -> Result<Syncer, String> {
+    pub fn new(env: &HashMap<String, String>, retry: RetryPolicy) -> Result<Syncer, SyncError> {
         crate::tls::install_crypto_provider();
         let client = reqwest::Client::builder()
             .user_agent(concat!("postgres-mcp-sync/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(10))
             .read_timeout(Duration::from_secs(60))
             .build()
-            .map_err(|e| format!("cannot create the HTTP client: {}", source::describe_reqwest_error(e)))?;
+            .map_err(|e| SyncError::Client(describe_reqwest_error(e)))?;
         let s3 = s3::S3Access::from_env(env, client.clone());
         Ok(Syncer {
             fetcher: Fetcher::new(client, s3, retry),
@@ -100,7 +104,7 @@ impl Syncer {
     }
 
     /// Syncs one item, logs the outcome and records metrics.
-    pub async fn sync(&self, item: &Item) -> Result<Outcome, String> {
+    pub async fn sync(&self, item: &Item) -> Result<Outcome, SyncError> {
         let started = std::time::Instant::now();
         let result = self.sync_quietly(item).await;
         let elapsed_ms = started.elapsed().as_millis() as u64;
@@ -144,7 +148,7 @@ impl Syncer {
     }
 
     /// Syncs every item in order (all of them, even after a failure).
-    pub async fn sync_all(&self, items: &[Item]) -> Vec<Result<Outcome, String>> {
+    pub async fn sync_all(&self, items: &[Item]) -> Vec<Result<Outcome, SyncError>> {
         let mut results = Vec::with_capacity(items.len());
         for item in items {
             results.push(self.sync(item).await);
@@ -152,7 +156,7 @@ impl Syncer {
         results
     }
 
-    async fn sync_quietly(&self, item: &Item) -> Result<Outcome, String> {
+    async fn sync_quietly(&self, item: &Item) -> Result<Outcome, SyncError> {
         let source = item.source.redacted();
         // A pinned hash that differs from what we recorded means "fetch that version", not "304 ok".
         let state = SyncState::load_current(&item.dest, &source)
@@ -162,20 +166,22 @@ impl Syncer {
             .fetcher
             .fetch(item, validators.as_ref())
             .await
-            .map_err(|e| format!("{source}: {}", e.message))?
-        {
+            .map_err(|error| SyncError::Fetch {
+                from: source.clone(),
+                error,
+            })? {
             Fetched::NotModified => return Ok(Outcome::Unchanged(Unchanged::NotModified)),
             Fetched::Downloaded(download) => download,
         };
         if let Some(pin) = item.sha256
             && pin != download.sha256
         {
-            return Err(format!(
-                "{source}: sha256 mismatch: expected {}, downloaded {} ({} bytes); not installed",
-                hex::encode(pin),
-                hex::encode(download.sha256),
-                download.size
-            ));
+            return Err(SyncError::ChecksumMismatch {
+                from: source,
+                expected: hex::encode(pin),
+                actual: hex::encode(download.sha256),
+                size: download.size,
+            });
         }
         let record = |sha256: &[u8; 32]| {
             SyncState::save(
@@ -185,7 +191,10 @@ impl Syncer {
                 download.etag.clone(),
                 download.last_modified.clone(),
             )
-            .map_err(|e| format!("cannot record sync state beside {}: {e}", item.dest.display()))
+            .map_err(|error| SyncError::State {
+                dest: item.dest.clone(),
+                error,
+            })
         };
         let current_sha256 = match &state {
             Some(state) => Some(state.sha256.clone()),
@@ -205,17 +214,16 @@ impl Syncer {
         let (kind, temp) = (item.kind, download.file.path().to_path_buf());
         let detail = tokio::task::spawn_blocking(move || verify::verify(kind, &temp))
             .await
-            .map_err(|e| format!("verification did not finish: {e}"))?
-            .map_err(|e| {
-                format!(
-                    "{source}: downloaded file refused as {}: {e}; not installed",
-                    kind.label()
-                )
+            .map_err(|e| SyncError::Verification(e.to_string()))?
+            .map_err(|reason| SyncError::Refused {
+                from: source.clone(),
+                kind: kind.label(),
+                reason,
             })?;
-        download
-            .file
-            .commit()
-            .map_err(|e| format!("cannot rename the download over {}: {e}", item.dest.display()))?;
+        download.file.commit().map_err(|error| SyncError::Install {
+            dest: item.dest.clone(),
+            error,
+        })?;
         record(&download.sha256)?;
         Ok(Outcome::Downloaded {
             size: download.size,
@@ -272,7 +280,7 @@ pub fn describe_metrics() {
     describe_gauge!("pgmcp_sync_file_bytes", "Size of the destination's current version");
 }
 
-fn record_metrics(item: &Item, result: &Result<Outcome, String>) {
+fn record_metrics(item: &Item, result: &Result<Outcome, SyncError>) {
     let dest = item.dest_label();
     let now = chrono::Utc::now().timestamp_millis() as f64 / 1000.0;
     let outcome = result.as_ref().map_or("failed", Outcome::label);

@@ -32,6 +32,8 @@ use reqsign_aws_v4::{
 };
 use reqsign_core::{Context, ProvideCredential, ProvideCredentialDyn, Signer, StaticEnv};
 
+use super::error::{InvalidItem, describe_reqwest_error, error_chain};
+
 /// An object in a bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct S3Location {
@@ -41,27 +43,26 @@ pub struct S3Location {
 
 impl S3Location {
     /// Parses `s3://bucket/key` (the key may contain `/`).
-    pub fn parse(url: &str) -> Result<S3Location, String> {
-        let rest = url
-            .strip_prefix("s3://")
-            .ok_or_else(|| format!("{url}: not an s3:// URL"))?;
+    pub fn parse(url: &str) -> Result<S3Location, InvalidItem> {
+        let invalid = |problem: &str| InvalidItem(format!("{url}: {problem}"));
+        let rest = url.strip_prefix("s3://").ok_or_else(|| invalid("not an s3:// URL"))?;
         let (bucket, key) = rest
             .split_once('/')
-            .ok_or_else(|| format!("{url}: expected s3://bucket/key"))?;
+            .ok_or_else(|| invalid("expected s3://bucket/key"))?;
         if bucket.is_empty() || key.is_empty() {
-            return Err(format!("{url}: expected s3://bucket/key"));
+            return Err(invalid("expected s3://bucket/key"));
         }
         if !bucket.bytes().all(|b| b.is_ascii_alphanumeric() || b"-._".contains(&b)) {
-            return Err(format!("{url}: `{bucket}` is not a valid bucket name"));
+            return Err(invalid(&format!("`{bucket}` is not a valid bucket name")));
         }
         // URLs resolve `.` and `..` segments, which would address another key (or bucket).
         if key.split('/').any(|segment| segment == "." || segment == "..") {
-            return Err(format!("{url}: keys with `.` or `..` path segments are not supported"));
+            return Err(invalid("keys with `.` or `..` path segments are not supported"));
         }
         if key.contains('?') || key.contains('#') {
             // Legal in S3, but almost always a pasted presigned URL: use it as https:// instead.
-            return Err(format!(
-                "{url}: `?` or `#` in a key is not supported (for a pre-signed URL use the https:// URL itself)"
+            return Err(invalid(
+                "`?` or `#` in a key is not supported (for a pre-signed URL use the https:// URL itself)",
             ));
         }
         Ok(S3Location {
@@ -202,7 +203,7 @@ impl S3Access {
 /// A signing failure as one line: reqsign's message plus its causes (never credentials: reqsign
 /// redacts them and our providers do not put them in errors).
 pub fn describe_signing_error(error: &reqsign_core::Error) -> String {
-    format!("cannot sign the S3 request: {}", super::source::error_chain(error))
+    format!("cannot sign the S3 request: {}", error_chain(error))
 }
 
 fn aws_domain(region: &str) -> &'static str {
@@ -372,13 +373,10 @@ impl ProvideCredential for WebIdentity {
             .body(body)
             .send()
             .await
-            .map_err(|e| failed(super::source::describe_reqwest_error(e)).set_retryable(true))?;
+            .map_err(|e| failed(describe_reqwest_error(e)).set_retryable(true))?;
         let status = response.status();
         let headers = response.headers().clone();
-        let text = response
-            .text()
-            .await
-            .map_err(|e| failed(super::source::describe_reqwest_error(e)))?;
+        let text = response.text().await.map_err(|e| failed(describe_reqwest_error(e)))?;
         if !status.is_success() {
             return Err(failed(describe_error(status, &headers, text.as_bytes())));
         }
@@ -431,10 +429,12 @@ struct ReqwestSend(reqwest::Client);
 impl reqsign_core::HttpSend for ReqwestSend {
     async fn http_send(&self, request: http::Request<Bytes>) -> reqsign_core::Result<http::Response<Bytes>> {
         let request = reqwest::Request::try_from(request)
-            .map_err(|e| reqsign_core::Error::unexpected(super::source::describe_reqwest_error(e)))?;
-        let response = self.0.execute(request).await.map_err(|e| {
-            reqsign_core::Error::unexpected(super::source::describe_reqwest_error(e)).set_retryable(true)
-        })?;
+            .map_err(|e| reqsign_core::Error::unexpected(describe_reqwest_error(e)))?;
+        let response = self
+            .0
+            .execute(request)
+            .await
+            .map_err(|e| reqsign_core::Error::unexpected(describe_reqwest_error(e)).set_retryable(true))?;
         let mut builder = http::Response::builder().status(response.status());
         for (name, value) in response.headers() {
             builder = builder.header(name, value);
@@ -442,7 +442,7 @@ impl reqsign_core::HttpSend for ReqwestSend {
         let body = response
             .bytes()
             .await
-            .map_err(|e| reqsign_core::Error::unexpected(super::source::describe_reqwest_error(e)))?;
+            .map_err(|e| reqsign_core::Error::unexpected(describe_reqwest_error(e)))?;
         builder
             .body(body)
             .map_err(|e| reqsign_core::Error::unexpected(e.to_string()))

@@ -14,8 +14,14 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use super::source::Validators;
 use crate::atomic_file::{Permissions, write_atomic};
+
+/// Conditional-request validators from the last successful sync.
+#[derive(Clone, Debug, Default)]
+pub struct Validators {
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+}
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
 pub struct SyncState {

@@ -64,7 +64,7 @@ mod tests {
     fn each_kind_uses_the_servers_parser() {
         let dir = tempfile::tempdir().unwrap();
         let tokens = dir.path().join("t.yaml");
-        crate::admin::token_create(&tokens, "a", None, None).unwrap();
+        crate::auth::admin::token_create(&tokens, "a", None, None).unwrap();
         assert_eq!(verify(Kind::Tokens, &tokens).unwrap(), "1 tokens");
         assert!(verify(Kind::Users, &tokens).is_err());
         std::fs::write(&tokens, "").unwrap();

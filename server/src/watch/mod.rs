@@ -28,4 +28,6 @@ mod watched;
 
 pub use engine::{WatchEngine, is_network_filesystem};
 pub use signature::{RACY_WINDOW, Signature};
-pub use watched::{FileStatus, Generation, Loaded, Loader, ReloadOutcome, Reloadable, Served, TextLoader, Watched};
+pub use watched::{
+    FileStatus, Generation, Loaded, Loader, OpenError, ReloadOutcome, Reloadable, Served, TextLoader, Watched,
+};

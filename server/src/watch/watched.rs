@@ -43,7 +43,19 @@ pub struct Loaded<T> {
     pub served: Served,
 }
 
+/// A file that cannot be served at start-up, when there is no last good version to fall back to.
+#[derive(Debug, thiserror::Error)]
+#[error("{kind} ({}): {reason}", path.display())]
+pub struct OpenError {
+    pub kind: &'static str,
+    pub path: PathBuf,
+    pub reason: String,
+}
+
 /// Turns the bytes at a path into a validated value. One implementation per kind of file.
+///
+/// A loader's error is a sentence for the operator — it becomes `last_error` in `/health`, the
+/// reload log line and [`OpenError::reason`] — so it is text, naming the file and what is wrong.
 pub trait Loader: Send + Sync + 'static {
     type Value: Send + Sync + 'static;
 
@@ -218,12 +230,14 @@ fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
 impl<L: Loader> Watched<L> {
     /// Loads the file for the first time; start-up fails if it is missing or invalid, because there
     /// is no last good value to fall back to.
-    pub fn open(kind: &'static str, path: &Path, loader: L) -> Result<Arc<Self>, String> {
+    pub fn open(kind: &'static str, path: &Path, loader: L) -> Result<Arc<Self>, OpenError> {
         let signature = Signature::of(path);
         let read_at = SystemTime::now();
-        let loaded = loader
-            .load(path)
-            .map_err(|e| format!("{kind} ({}): {e}", path.display()))?;
+        let loaded = loader.load(path).map_err(|reason| OpenError {
+            kind,
+            path: path.to_path_buf(),
+            reason,
+        })?;
         let status = FileStatus {
             generation: Generation::of(&loaded.served.digest),
             loaded_at: Utc::now(),
@@ -444,7 +458,8 @@ mod tests {
         std::fs::write(&path, "x").unwrap();
         let error = Watched::open("value", &path, TextLoader::new(parse_number))
             .err()
-            .unwrap();
+            .unwrap()
+            .to_string();
         assert!(error.contains("value") && error.contains("not a number"));
     }
 }

@@ -7,10 +7,10 @@ pub mod process;
 use std::path::{Path, PathBuf};
 
 use postgres_mcp::{
-    admin,
+    InstanceId,
+    auth::admin,
     config::{Config, Overrides},
     server::{self, RunningServer},
-    state::InstanceId,
 };
 use serde_json::{Value, json};
 

@@ -8,8 +8,34 @@
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream, ToSocketAddrs},
+    process::ExitCode,
     time::Duration,
 };
+
+use clap::Args;
+
+#[derive(Args)]
+pub struct HealthcheckArgs {
+    /// host:port of the instance.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    address: String,
+    /// Seconds before giving up.
+    #[arg(long, default_value_t = 3)]
+    timeout: u64,
+}
+
+pub fn run(args: HealthcheckArgs) -> ExitCode {
+    match probe(&args.address, "/health", Duration::from_secs(args.timeout)) {
+        Ok(status) => {
+            println!("healthy: {status}");
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("unhealthy: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 /// Why the probe failed, in one line for `docker inspect`.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Quick single-instance figures on loopback: start->healthy, idle RSS, /health and authenticated
-# tools/call throughput with wrk (Debian's `wrk`), peak RSS. Usage: bench/quick.sh [PORT]
+# tools/call throughput with wrk (Debian's `wrk`), peak RSS. Usage: benchmarks/quick.sh [PORT]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 port=${1:-18080}
@@ -22,10 +22,10 @@ sleep 1
 echo "idle RSS: $(awk '/VmRSS/{print $2, $3}' /proc/$pid/status)"
 for connections in 16 64; do
   echo "tools/call search_knowledgebase, $connections connections:"
-  wrk -t2 -c"$connections" -d8s -s "$root/bench/tools_call.lua" "http://127.0.0.1:$port/mcp" | grep -E "Latency|Requests/sec|Non-2xx|non-2xx"
+  wrk -t2 -c"$connections" -d8s -s "$root/benchmarks/wrk/tools_call.lua" "http://127.0.0.1:$port/mcp" | grep -E "Latency|Requests/sec|Non-2xx|non-2xx"
 done
 echo "ping (auth + JSON-RPC, no tool), 64 connections:"
-wrk -t2 -c64 -d5s -s "$root/bench/ping.lua" "http://127.0.0.1:$port/mcp" | grep -E "Requests/sec|Non-2xx"
+wrk -t2 -c64 -d5s -s "$root/benchmarks/wrk/ping.lua" "http://127.0.0.1:$port/mcp" | grep -E "Requests/sec|Non-2xx"
 echo "/health, 64 connections:"
 wrk -t2 -c64 -d5s "http://127.0.0.1:$port/health" | grep -E "Requests/sec"
 echo "peak RSS: $(awk '/VmHWM/{print $2, $3}' /proc/$pid/status)"

@@ -1,18 +1,19 @@
 //! Reload propagation: from the moment a new tokens.yaml lands (atomic rename, as the CLI writes it)
 //! to the first request accepted with the new token, through real HTTP on loopback.
 //!
-//! `cargo bench -p postgres-mcp --bench reload_propagation` — rounds via RELOAD_ROUNDS (default 60).
+//! `cargo bench -p benchmarks --bench reload_propagation` — rounds via RELOAD_ROUNDS (default 60); the
+//! runner's section 4 runs it.
 //! Measures notify mode (inotify + settle) and poll mode (no events, periodic check at the default
 //! 2 s interval, i.e. a writer on another NFS client). Prints p50/p95/p99/max per mode.
 
 use std::time::{Duration, Instant};
 
 use postgres_mcp::{
-    admin,
+    InstanceId,
+    auth::admin,
     auth::tokens::{TokenEntry, generate_token},
     config::{Config, Overrides},
     server,
-    state::InstanceId,
 };
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {

@@ -3,18 +3,21 @@
 //! Each command reads the whole file, changes one entry, validates the result with the same parser the
 //! server uses, and replaces the file atomically — so other entries are kept, a running server never
 //! reads a half-written file, and the CLI can never write a file the server would reject. The file
-//! keeps its mode, owner and group ([`crate::atomic_file`]); a new one gets the defaults below, or
-//! the operator's `--mode`/`--group` ([`Target`]).
+//! keeps its mode, owner and group (`atomic_file`); a new one gets the defaults below, or
+//! the operator's `--mode`/`--group` (`atomic_file::Target`).
 
 use std::path::Path;
 
 use anyhow::{Context, bail};
 use chrono::{DateTime, Utc};
 
+use super::{
+    scope::ToolScope,
+    session::{SessionKeys, generate_key_file},
+    tokens::{TokenEntry, TokenSet, generate_token},
+    users::{UserEntry, UserSet},
+};
 use crate::atomic_file::{Permissions, Target, write_atomic};
-use crate::auth::session::{SessionKeys, generate_key_file};
-use crate::auth::tokens::{TokenEntry, TokenSet, generate_token};
-use crate::auth::users::{UserEntry, UserSet};
 use crate::file_access::describe_read_error;
 
 /// Mode of a new tokens.yaml or users.yaml: they hold only hashes (SHA-256 of 256-bit tokens,
@@ -71,7 +74,7 @@ pub fn token_create_scoped<'a>(
 ) -> anyhow::Result<String> {
     let target = file.into();
     let path = target.path;
-    crate::auth::ToolScope::from_entry(tools.as_deref()).map_err(anyhow::Error::msg)?;
+    ToolScope::from_entry(tools.as_deref())?;
     if name.trim().is_empty() {
         bail!("--name must not be empty");
     }
@@ -138,7 +141,7 @@ pub fn user_add<'a>(file: impl Into<Target<'a>>, username: &str, password: &str,
             path.display()
         );
     }
-    entries.push(UserEntry::with_password(username, password, cost).map_err(anyhow::Error::msg)?);
+    entries.push(UserEntry::with_password(username, password, cost).context("cannot hash password")?);
     write_users(target, &entries)
 }
 
@@ -153,7 +156,7 @@ pub fn user_passwd<'a>(file: impl Into<Target<'a>>, username: &str, password: &s
         .find(|e| e.username == username)
         .with_context(|| format!("no user `{username}` in {}", path.display()))?;
     entry.password_hash = UserEntry::with_password(username, password, cost)
-        .map_err(anyhow::Error::msg)?
+        .context("cannot hash password")?
         .password_hash;
     write_users(target, &entries)
 }
@@ -197,7 +200,7 @@ pub fn session_key_create<'a>(file: impl Into<Target<'a>>, force: bool) -> anyho
         );
     }
     let text = generate_key_file();
-    SessionKeys::parse(&text).map_err(anyhow::Error::msg)?;
+    SessionKeys::parse(&text).map_err(|e| anyhow::anyhow!("generated an invalid session key: {e}"))?;
     write(target, &text, SESSION_KEY_MODE)
 }
 

@@ -1,6 +1,6 @@
 -- wrk script: authenticated tools/call search_knowledgebase, cycling through many queries so a large
 -- knowledge base is searched broadly rather than one hot query.
--- QUERIES="w1 w2|w3 w4|..." TOKEN=... wrk -t2 -c64 -d10s -s bench/tools_call_varied.lua http://127.0.0.1:8080/mcp
+-- QUERIES="w1 w2|w3 w4|..." TOKEN=... wrk -t2 -c64 -d10s -s benchmarks/wrk/tools_call_varied.lua http://127.0.0.1:8080/mcp
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Accept"] = "application/json, text/event-stream"

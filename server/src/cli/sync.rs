@@ -1,4 +1,5 @@
-//! The `postgres-mcp sync` command line: arguments, logging, exit codes.
+//! `postgres-mcp sync`: arguments, logging, the metrics listener and exit codes around
+//! [`crate::sync::Syncer`].
 //!
 //! Exit codes: 0 when every item is in place and verified (`--once`) or after SIGTERM (interval
 //! mode); 1 when an item failed (`--once`); 2 for invalid arguments or manifest. Interval mode keeps
@@ -8,11 +9,13 @@ use std::{collections::HashMap, net::SocketAddr, path::PathBuf, process::ExitCod
 
 use clap::Args;
 
-use super::{Item, Kind, RetryPolicy, Syncer, manifest};
 use crate::{
     config::{LogConfig, LogFileConfig, LogFormat, LogRotation},
-    shutdown::{ShutdownTrigger, termination_signal},
-    state::InstanceId,
+    connections,
+    instance::InstanceId,
+    metrics,
+    shutdown::{Shutdown, ShutdownTrigger, termination_signal},
+    sync::{Item, Kind, RetryPolicy, Syncer, manifest},
     telemetry,
     units::HumanDuration,
 };
@@ -57,22 +60,19 @@ pub struct SyncArgs {
 }
 
 impl SyncArgs {
-    fn items(&self) -> Result<Vec<Item>, String> {
-        match (&self.manifest, &self.source, &self.dest) {
-            (Some(path), _, _) => manifest::load(path),
-            (None, Some(source), Some(dest)) => Ok(vec![Item::new(
-                source,
-                dest.clone(),
-                self.sha256.as_deref(),
-                self.kind,
-            )?]),
-            _ => Err("give --source and --dest, or --manifest".into()),
-        }
+    fn items(&self) -> anyhow::Result<Vec<Item>> {
+        Ok(match (&self.manifest, &self.source, &self.dest) {
+            (Some(path), _, _) => manifest::load(path)?,
+            (None, Some(source), Some(dest)) => {
+                vec![Item::new(source, dest.clone(), self.sha256.as_deref(), self.kind)?]
+            }
+            _ => anyhow::bail!("give --source and --dest, or --manifest"),
+        })
     }
 }
 
 /// Runs `postgres-mcp sync`.
-pub fn main(args: SyncArgs) -> ExitCode {
+pub fn run(args: SyncArgs) -> ExitCode {
     let items = match args.items() {
         Ok(items) => items,
         Err(error) => {
@@ -132,8 +132,8 @@ pub fn main(args: SyncArgs) -> ExitCode {
         let (stop_metrics, metrics_stopped) = ShutdownTrigger::new();
         if let Some(addr) = args.metrics_listen {
             // Installs the recorder now: the sync metrics recorded before the first scrape count.
-            crate::metrics::handle();
-            super::describe_metrics();
+            metrics::handle();
+            crate::sync::describe_metrics();
             match tokio::net::TcpListener::bind(addr).await {
                 Ok(listener) => {
                     let addr = listener.local_addr().unwrap_or(addr);
@@ -182,11 +182,11 @@ const METRICS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// `GET /metrics` on a plain TCP listener (the sidecar has nothing else to serve), with the same
 /// handler and connection handling as the server, until the sync loop ends.
-async fn serve_metrics(listener: tokio::net::TcpListener, stop: crate::shutdown::Shutdown) {
+async fn serve_metrics(listener: tokio::net::TcpListener, stop: Shutdown) {
     use poem::{Route, get};
 
-    let app = Route::new().at("/metrics", get(crate::app::metrics_text));
-    if let Err(error) = crate::connections::serve(listener, app, stop, METRICS_GRACE).await {
+    let app = Route::new().at("/metrics", get(metrics::metrics_text));
+    if let Err(error) = connections::serve(listener, app, stop, METRICS_GRACE).await {
         tracing::error!(error = %error, "metrics listener stopped");
     }
 }

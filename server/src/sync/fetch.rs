@@ -1,7 +1,7 @@
-//! Fetching one source into a temp file beside its destination: conditional GETs, streaming with a
-//! running SHA-256, size checks, and retries with exponential backoff and jitter.
+//! The fetcher: one source into a temp file beside its destination — conditional GETs, streaming
+//! with a running SHA-256, size checks, and retries with exponential backoff and jitter.
 //!
-//! Nothing here touches the destination. A download lands in a [`PendingFile`] (`.NAME.tmp-…` in
+//! Nothing here touches the destination. A download lands in a `PendingFile` (`.NAME.tmp-…` in
 //! the destination's directory, so the later rename never crosses a filesystem); every failure path
 //! drops it, which deletes it. Whether it may replace the destination is decided by the caller after
 //! verification.
@@ -10,7 +10,7 @@
 //! temporary credentials a session token) in the query string, so no query string, user info or
 //! reqwest error text with a URL in it ever reaches a log line or an error message.
 
-use std::{fmt, time::Duration};
+use std::time::Duration;
 
 use bytes::Bytes;
 use rand::Rng;
@@ -19,97 +19,12 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::{
-    manifest::Item,
-    s3::{S3Access, S3Location, describe_error, describe_signing_error},
+    error::{FetchError, describe_reqwest_error},
+    manifest::{Item, Source},
+    s3::{S3Access, describe_error, describe_signing_error},
+    state::Validators,
 };
 use crate::atomic_file::{PendingFile, Permissions};
-
-/// Where a file comes from.
-#[derive(Clone, Debug)]
-pub enum Source {
-    /// Any http(s) URL, pre-signed S3/GCS/Azure SAS URLs included (fetched as plain HTTPS).
-    Http(reqwest::Url),
-    /// An object fetched with SigV4-signed requests.
-    S3(S3Location),
-}
-
-impl Source {
-    pub fn parse(text: &str) -> Result<Source, String> {
-        let text = text.trim();
-        if text.starts_with("s3://") {
-            return S3Location::parse(text).map(Source::S3);
-        }
-        let url = reqwest::Url::parse(text).map_err(|e| format!("source `{}`: {e}", redact_text(text)))?;
-        match url.scheme() {
-            "http" | "https" if url.host_str().is_some() => Ok(Source::Http(url)),
-            "http" | "https" => Err(format!("source `{}` has no host", redact_text(text))),
-            scheme => Err(format!(
-                "source `{}`: unsupported scheme `{scheme}` (use http://, https:// or s3://bucket/key)",
-                redact_text(text)
-            )),
-        }
-    }
-
-    /// The source without user info or query string: safe for logs, errors and the state file.
-    pub fn redacted(&self) -> String {
-        match self {
-            Source::S3(location) => location.to_string(),
-            Source::Http(url) => {
-                let mut shown = format!("{}://{}", url.scheme(), url.host_str().unwrap_or(""));
-                if let Some(port) = url.port() {
-                    shown.push_str(&format!(":{port}"));
-                }
-                shown.push_str(url.path());
-                if url.query().is_some() {
-                    shown.push_str("?[redacted]");
-                }
-                shown
-            }
-        }
-    }
-}
-
-impl fmt::Display for Source {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.redacted())
-    }
-}
-
-/// A source string that did not even parse, cut before anything that may be secret.
-fn redact_text(text: &str) -> String {
-    let cut = text.find(['?', '#']).unwrap_or(text.len());
-    let mut shown = text[..cut].to_string();
-    if let (Some(at), Some(scheme_end)) = (shown.find('@'), shown.find("://"))
-        && scheme_end < at
-    {
-        shown.replace_range(scheme_end + 3..=at, "[redacted]@");
-    }
-    if cut < text.len() {
-        shown.push_str("?[redacted]");
-    }
-    shown
-}
-
-/// A reqwest error as one line, without its URL (which may be pre-signed).
-pub fn describe_reqwest_error(error: reqwest::Error) -> String {
-    error_chain(&error.without_url())
-}
-
-/// An error and its causes as one line, each cause once (libraries often repeat their source's
-/// message in their own).
-pub fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            text.push_str(": ");
-            text.push_str(&cause_text);
-        }
-        source = cause.source();
-    }
-    text
-}
 
 /// How often and how patiently a fetch is retried.
 #[derive(Clone, Copy, Debug)]
@@ -144,13 +59,6 @@ impl RetryPolicy {
     }
 }
 
-/// Conditional-request validators from the last successful sync.
-#[derive(Clone, Debug, Default)]
-pub struct Validators {
-    pub etag: Option<String>,
-    pub last_modified: Option<String>,
-}
-
 /// What a fetch produced.
 pub enum Fetched {
     /// 304: the destination is current.
@@ -165,29 +73,6 @@ pub struct Download {
     pub sha256: [u8; 32],
     pub etag: Option<String>,
     pub last_modified: Option<String>,
-}
-
-/// Why a fetch failed, and whether trying again may help.
-#[derive(Debug)]
-pub struct FetchError {
-    pub message: String,
-    pub retryable: bool,
-}
-
-impl FetchError {
-    fn retry(message: impl Into<String>) -> Self {
-        FetchError {
-            message: message.into(),
-            retryable: true,
-        }
-    }
-
-    fn fatal(message: impl Into<String>) -> Self {
-        FetchError {
-            message: message.into(),
-            retryable: false,
-        }
-    }
 }
 
 /// Error bodies are read only this far (S3's XML errors are far smaller).
@@ -384,20 +269,6 @@ impl Fetcher {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn redaction_drops_query_strings_and_user_info() {
-        let presigned = Source::parse(
-            "https://bucket.s3.amazonaws.com/kb.db?X-Amz-Credential=AKIA&X-Amz-Security-Token=SECRET&X-Amz-Signature=abc",
-        )
-        .unwrap();
-        assert_eq!(presigned.redacted(), "https://bucket.s3.amazonaws.com/kb.db?[redacted]");
-        let with_user = Source::parse("http://user:pass@example.com:8080/a/kb.db").unwrap();
-        assert_eq!(with_user.redacted(), "http://example.com:8080/a/kb.db");
-        assert_eq!(Source::parse("s3://b/k/kb.db").unwrap().redacted(), "s3://b/k/kb.db");
-        let bad = Source::parse("ftp://user:pw@host/x?sig=SECRET").unwrap_err();
-        assert!(!bad.contains("SECRET") && !bad.contains("pw"), "{bad}");
-    }
 
     #[test]
     fn retry_delays_grow_exponentially_with_jitter_and_a_cap() {

@@ -1,0 +1,210 @@
+//! The HTTP side of auth: the [`Gate`] in front of `/mcp`, the [`Login`] endpoint behind
+//! `POST /api/login`, and how both answer a refused credential.
+//!
+//! Bearer credentials: order matters, and it is the reverse of a classic lockout. The credential is
+//! checked first (a SHA-256 and a map lookup, or one HMAC) and a valid one is served whatever the
+//! limiter holds against its client address — see `limiter.rs` for why refusing it would protect
+//! nothing. Only a failed check reaches the limiter, which turns the answer from 401 into 429 with
+//! `Retry-After` once the client is locked out. A request without any credential is answered 401 and
+//! not counted: it guesses nothing, and clients send one to discover how to authenticate. A refusal
+//! is logged with its reason and the client IP, never with the credential.
+//!
+//! Passwords: the check is bcrypt on the blocking pool. Unlike a bearer token, a password can be
+//! guessed and its check is expensive, so the limiter is asked *before* bcrypt runs: a locked-out
+//! client gets 429 at once, and an admitted login holds a unit of its client's budget until bcrypt
+//! answers. A wrong password counts towards the same per-IP budget as bad bearer tokens; a right one
+//! counts nothing.
+
+use std::{net::IpAddr, sync::Arc, time::Duration};
+
+use poem::{Endpoint, IntoResponse, Request, Response, http::StatusCode, web::Json};
+use serde::Deserialize;
+
+use super::{
+    authenticator::Authenticator,
+    limiter::{FailedAuthLimiter, Verdict},
+    principal::AuthFailure,
+    proxies::{InvalidNetwork, TrustedProxies},
+};
+use crate::{
+    config::AuthConfig,
+    http_error::{HttpError, read_body_limited, require_json_content_type},
+    layer::Around,
+};
+
+/// Who may pass: the credential check, the failed-auth limiter and the proxies whose
+/// `X-Forwarded-For` names the client. One gate per instance, shared by `/mcp`, `/mcp/v1` and
+/// `POST /api/login`, so they count failures against one budget per client.
+#[derive(Clone)]
+pub struct Gate {
+    authenticator: Arc<Authenticator>,
+    limiter: Arc<FailedAuthLimiter>,
+    proxies: Arc<TrustedProxies>,
+}
+
+impl Gate {
+    pub fn new(authenticator: Arc<Authenticator>, config: &AuthConfig) -> Result<Gate, InvalidNetwork> {
+        Ok(Gate {
+            authenticator,
+            limiter: Arc::new(FailedAuthLimiter::new(&config.rate_limit)),
+            proxies: Arc::new(TrustedProxies::parse(&config.trusted_proxies)?),
+        })
+    }
+
+    /// `POST /api/login`, counting against this gate's limiter and reading at most `max_body` bytes.
+    pub fn login(&self, max_body: u64) -> Login {
+        Login {
+            gate: self.clone(),
+            max_body,
+        }
+    }
+
+    /// The client address the limiter keys on (see [`TrustedProxies`]).
+    fn client_ip(&self, request: &Request) -> IpAddr {
+        let peer = request
+            .remote_addr()
+            .as_socket_addr()
+            .map(|a| a.ip())
+            .unwrap_or(IpAddr::from([0, 0, 0, 0]));
+        self.proxies.client_ip(peer, request.header("x-forwarded-for"))
+    }
+
+    /// Counts a refused bearer credential against `ip` and answers it: 401, or 429 while locked out.
+    fn refuse(&self, ip: IpAddr, failure: AuthFailure) -> HttpError {
+        let verdict = match failure {
+            AuthFailure::Missing => Verdict::Unauthorized,
+            _ => self.limiter.record_failure(ip),
+        };
+        answer(ip, failure, verdict)
+    }
+}
+
+/// An endpoint behind the gate is reached only with a valid credential, whose
+/// [`Principal`](super::Principal) it finds in the request's extensions.
+impl Around for Gate {
+    async fn around<E: Endpoint>(&self, next: &E, mut request: Request) -> Response {
+        match self.authenticator.authenticate_header(request.header("authorization")) {
+            Ok(principal) => {
+                request.extensions_mut().insert(principal);
+                next.get_response(request).await
+            }
+            Err(failure) => {
+                let ip = self.client_ip(&request);
+                self.refuse(ip, failure).into_response()
+            }
+        }
+    }
+}
+
+/// `POST /api/login`: username and password in, a session token valid on every instance out.
+pub struct Login {
+    gate: Gate,
+    max_body: u64,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LoginRequest {
+    username: String,
+    password: String,
+}
+
+impl Endpoint for Login {
+    type Output = Response;
+
+    async fn call(&self, mut request: Request) -> poem::Result<Response> {
+        Ok(match self.login(&mut request).await {
+            Ok(response) => response,
+            Err(error) => error.into_response(),
+        })
+    }
+}
+
+impl Login {
+    async fn login(&self, request: &mut Request) -> Result<Response, HttpError> {
+        let authenticator = &self.gate.authenticator;
+        if !authenticator.logins_enabled() {
+            return Err(HttpError::new(
+                StatusCode::NOT_FOUND,
+                "logins_disabled",
+                "logins are not enabled on this server (auth.users_file)",
+            ));
+        }
+        require_json_content_type(request)?;
+        let bytes = read_body_limited(request, self.max_body).await?;
+        let login: LoginRequest = serde_json::from_slice(&bytes).map_err(|e| {
+            HttpError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("body must be {{\"username\": \"…\", \"password\": \"…\"}}: {e}"),
+            )
+        })?;
+        // After the body is read (a malformed one guesses nothing), before bcrypt.
+        let ip = self.gate.client_ip(request);
+        let attempt = self.gate.limiter.begin_login(ip).map_err(too_many_attempts)?;
+        match authenticator.login(login.username.clone(), login.password).await {
+            Ok(session) => {
+                attempt.passed();
+                metrics::counter!("pgmcp_logins_total", "outcome" => "success").increment(1);
+                tracing::info!(user = %login.username, expires_at = %session.expires_at, "login");
+                Ok(Json(session).into_response())
+            }
+            Err(failure @ AuthFailure::NotConfigured) => {
+                attempt.passed();
+                Err(HttpError::new(
+                    StatusCode::NOT_FOUND,
+                    "logins_disabled",
+                    failure.to_string(),
+                ))
+            }
+            Err(failure) => {
+                metrics::counter!("pgmcp_logins_total", "outcome" => "failure").increment(1);
+                Err(answer(ip, failure, attempt.failed()))
+            }
+        }
+    }
+}
+
+/// 429 for a locked-out client's failing attempt (or a login it may not start yet).
+fn too_many_attempts(retry_after: Duration) -> HttpError {
+    metrics::counter!("pgmcp_rate_limited_total").increment(1);
+    // Rounded up: a client that waits exactly this long is not refused again.
+    let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+    let seconds = seconds.max(1);
+    HttpError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_failed_attempts",
+        format!("too many authentication attempts from this address; retry in {seconds} s"),
+    )
+    .with_header("retry-after", seconds.to_string())
+}
+
+/// The answer to a refused credential, once the limiter has given its verdict.
+fn answer(ip: IpAddr, failure: AuthFailure, verdict: Verdict) -> HttpError {
+    metrics::counter!("pgmcp_auth_failures_total", "reason" => failure.label()).increment(1);
+    let locked_out = match verdict {
+        Verdict::TooManyAttempts { retry_after } => return too_many_attempts(retry_after),
+        Verdict::LockoutStarts => true,
+        Verdict::Unauthorized => false,
+    };
+    tracing::warn!(client_ip = %ip, reason = failure.label(), locked_out, "authentication refused");
+    let (code, message) = match failure {
+        AuthFailure::BadCredentials | AuthFailure::Disabled => {
+            ("invalid_grant", "wrong username or password".to_string())
+        }
+        AuthFailure::Missing => (
+            "invalid_request",
+            "an Authorization: Bearer token is required".to_string(),
+        ),
+        other => ("invalid_token", format!("the bearer token was refused: {other}")),
+    };
+    let error = HttpError::new(StatusCode::UNAUTHORIZED, code, message);
+    if failure == AuthFailure::Missing {
+        error.with_header("www-authenticate", r#"Bearer realm="postgres-mcp""#)
+    } else {
+        error.with_header(
+            "www-authenticate",
+            r#"Bearer realm="postgres-mcp", error="invalid_token""#,
+        )
+    }
+}

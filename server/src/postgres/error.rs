@@ -1,0 +1,53 @@
+//! Why a database call failed ([`DbError`]), worded for the model and the operator, and why the
+//! pool could not be built at start-up ([`OpenError`]).
+
+/// Why a database call failed, worded for the model (tool errors) and the operator (logs).
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// No connection could be had: the database is down, unreachable or refusing us.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+    /// PostgreSQL refused the statement (syntax, permissions, read-only violation, timeout ...).
+    #[error("{0}")]
+    Rejected(String),
+    /// The statement is valid SQL but not something this tool runs.
+    #[error("{0}")]
+    NotAllowed(String),
+}
+
+impl DbError {
+    /// A PostgreSQL error with its SQLSTATE and, when the server gave them, detail and hint: what a
+    /// model needs to fix its query.
+    pub(crate) fn from_pg(error: tokio_postgres::Error) -> DbError {
+        match error.as_db_error() {
+            Some(db) => {
+                let mut message = format!("{} (SQLSTATE {})", db.message(), db.code().code());
+                if let Some(detail) = db.detail() {
+                    message.push_str(&format!("; detail: {detail}"));
+                }
+                if let Some(hint) = db.hint() {
+                    message.push_str(&format!("; hint: {hint}"));
+                }
+                DbError::Rejected(message)
+            }
+            // Not an answer from the server: the connection broke or could not be made.
+            None => DbError::Unavailable(error.to_string()),
+        }
+    }
+
+    /// True when the failure says the database (not the query) is at fault.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, DbError::Unavailable(_))
+    }
+}
+
+/// Why start-up could not build the pool (nothing connects at start-up, so never "unavailable").
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// `database.url` or `database.ca_file` is unusable.
+    #[error("{0}")]
+    Settings(String),
+    /// `database.url_file` is missing or invalid.
+    #[error(transparent)]
+    UrlFile(#[from] crate::watch::OpenError),
+}
