@@ -20,10 +20,10 @@ use std::{
     time::{Duration, Instant},
 };
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use postgres_mcp::auth::tokens::{TokenEntry, generate_token};
 
-use crate::{fixtures, http, procs::Proc};
+use crate::{fixtures, http, procs::Proc, report::percentile};
 
 /// Documents per MB of kb.db that [`fixtures::generate_corpus`] yields (10,000 documents make ~53 MB).
 const DOCUMENTS_PER_MB: usize = 190;
@@ -96,24 +96,6 @@ pub fn variant_of(kb: &Path, out: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// User + system CPU time of `pid` so far.
-fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    let after_name = &stat[stat.rfind(')').context("malformed /proc stat")? + 2..];
-    let fields: Vec<&str> = after_name.split(' ').collect();
-    let ticks: u64 = fields[11].parse::<u64>()? + fields[12].parse::<u64>()?;
-    Ok(Duration::from_secs_f64(ticks as f64 / clock_ticks_per_second()))
-}
-
-fn clock_ticks_per_second() -> f64 {
-    std::process::Command::new("getconf")
-        .arg("CLK_TCK")
-        .output()
-        .ok()
-        .and_then(|o| String::from_utf8(o.stdout).ok()?.trim().parse().ok())
-        .unwrap_or(100.0)
-}
-
 /// How many times the instance read a watched file (`pgmcp_reloads_total`, all files and outcomes).
 fn reads(addr: SocketAddr) -> anyhow::Result<u64> {
     let response = http::request(addr, "GET", "/metrics", &[], b"")?;
@@ -128,9 +110,13 @@ fn reads(addr: SocketAddr) -> anyhow::Result<u64> {
 fn idle(server: &Proc, subject: &str, window: Duration) -> anyhow::Result<IdleFigure> {
     // Files written just before start are read once more after the racy-timestamp window.
     std::thread::sleep(postgres_mcp::watch::RACY_WINDOW + Duration::from_secs(3));
-    let (reads_before, cpu_before, started) = (reads(server.addr)?, cpu_time(server.pid())?, Instant::now());
+    let (reads_before, cpu_before, started) = (
+        reads(server.addr)?,
+        crate::procs::cpu_time(server.pid())?,
+        Instant::now(),
+    );
     std::thread::sleep(window);
-    let (reads_after, cpu_after) = (reads(server.addr)?, cpu_time(server.pid())?);
+    let (reads_after, cpu_after) = (reads(server.addr)?, crate::procs::cpu_time(server.pid())?);
     let figure = IdleFigure {
         subject: subject.to_string(),
         window,
@@ -186,10 +172,6 @@ fn until_accepted(addr: SocketAddr, token: &str, since: Instant) -> anyhow::Resu
         std::thread::sleep(Duration::from_micros(500));
     }
     Ok(since.elapsed().as_secs_f64() * 1000.0)
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 fn kb_generation(addr: SocketAddr) -> anyhow::Result<String> {

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use benchmarks::fixtures;
-use benchmarks::report::{ms, rps, table};
+use benchmarks::report::{ms, percentile, rps, table};
 use benchmarks::wrk::WrkResult;
 use postgres_mcp::{kb::store::KbLoader, watch::Loader};
 
@@ -25,10 +25,6 @@ pub struct KbFigure {
     pub mean_us: f64,
     pub with_hits: f64,
     pub http: Vec<(u32, WrkResult)>,
-}
-
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }
 
 pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
