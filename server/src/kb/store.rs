@@ -40,7 +40,7 @@ pub type KbFile = Watched<KbLoader>;
 /// Searches running at once per loaded file, and the connections kept for them. Queries are CPU
 /// bound: more of them than cores only adds threads and connections (each new connection parses the
 /// schema and re-prepares statements). Callers beyond this wait, without a thread, for a permit.
-fn search_concurrency() -> usize {
+pub fn search_concurrency() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
 }
 

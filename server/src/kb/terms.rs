@@ -20,7 +20,7 @@ use std::collections::HashSet;
 pub const MAX_QUERY_BYTES: usize = 4096;
 
 /// Most distinct words (after de-duplication, ignoring case) in one search.
-pub const MAX_TERMS: usize = 64;
+pub const MAX_TERMS: usize = 32;
 
 /// Why a query cannot be searched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
