@@ -546,3 +546,111 @@ async fn a_rewritten_url_file_moves_the_pool_without_a_restart_and_a_broken_one_
         "the URL must not appear in /health"
     );
 }
+
+/// Issue #13 §C.11: every shape of an oversized result — rows too large, one value too large, many
+/// rows of any size — is cut at `max_result_size` while it is fetched, and flagged; a result that
+/// spans several batches of the portal comes back whole.
+#[tokio::test]
+async fn each_kind_of_oversized_result_is_cut_at_the_budget_while_fetching() {
+    let setup = setup("  max_rows: 1000\n  max_result_size: 4KiB\n").await;
+    let by_size = json!({"reason": "result_size", "max_bytes": 4096});
+    // (case, sql, limit, truncation, rows returned)
+    let cases = [
+        (
+            "rows of 1 MB",
+            "SELECT repeat('x', 1000000) AS blob FROM generate_series(1, 200)",
+            None,
+            by_size.clone(),
+            0,
+        ),
+        (
+            "one 64 MB value",
+            "SELECT repeat('x', 64000000) AS blob",
+            None,
+            by_size.clone(),
+            0,
+        ),
+        (
+            "rows under the server's row ceiling, over the budget",
+            "SELECT repeat('x', 6000) FROM generate_series(1, 10000)",
+            None,
+            by_size.clone(),
+            0,
+        ),
+        // Each row is `["x…x"]`: 1000 + 2 quotes + 2 brackets + 1 = 1005 bytes; four fit in 4096.
+        (
+            "rows that fill the budget",
+            "SELECT repeat('x', 1000) FROM generate_series(1, 100000)",
+            None,
+            by_size.clone(),
+            4,
+        ),
+        (
+            "small rows past the first batch, up to the limit",
+            "SELECT g FROM generate_series(1, 100000) g",
+            Some(250),
+            json!({"reason": "row_limit", "limit": 250}),
+            250,
+        ),
+        // Within both caps and over several Executes of the portal: whole, not flagged.
+        (
+            "a result spanning batches",
+            "SELECT g FROM generate_series(1, 300) g",
+            Some(300),
+            Value::Null,
+            300,
+        ),
+        (
+            "a large value after small rows",
+            "SELECT CASE WHEN g < 150 THEN 'a' ELSE repeat('y', 2000000) END FROM generate_series(1, 300) g",
+            None,
+            by_size.clone(),
+            149,
+        ),
+    ];
+    for (case, sql, limit, truncated, rows) in cases {
+        let result = call(&setup, "query_database", json!({"sql": sql, "limit": limit})).await;
+        assert_eq!(result["isError"], false, "{case}: {result}");
+        let out = &result["structuredContent"];
+        assert_eq!(out["truncated"], truncated, "{case}");
+        assert_eq!(out["row_count"], rows, "{case}");
+        assert_eq!(out["rows"].as_array().unwrap().len(), rows, "{case}");
+    }
+}
+
+/// Issue #13 §C.11: `database.pool_size` calls at once, each asking for hundreds of megabytes, keep
+/// the server's peak memory within a design bound (each call holds a few times `max_result_size`;
+/// before, each fetched its rows whole: +281 MiB of peak RSS for one call).
+#[tokio::test]
+async fn pool_size_oversized_queries_at_once_leave_peak_memory_small() {
+    const BOUND_MIB: u64 = 64;
+    let setup = setup("  pool_size: 4\n").await;
+    // Warm the pool and the code paths, then measure the peak of what follows.
+    sql(&setup, "SELECT 1").await;
+    let pid = std::process::id();
+    process::reset_peak_rss(pid);
+    let base = process::status_kib(pid, "VmHWM");
+    let queries = [
+        "SELECT repeat('x', 1000000) AS blob FROM generate_series(1, 200)",
+        "SELECT repeat('x', 300000) AS blob FROM generate_series(1, 200)",
+    ];
+    let (a, b, c, d) = tokio::join!(
+        sql(&setup, queries[0]),
+        sql(&setup, queries[1]),
+        sql(&setup, queries[0]),
+        sql(&setup, queries[1])
+    );
+    for result in [a, b, c, d] {
+        assert_eq!(result["isError"], false, "{result}");
+        assert_eq!(
+            result["structuredContent"]["truncated"]["reason"], "result_size",
+            "{result}"
+        );
+    }
+    let grown_mib = process::status_kib(pid, "VmHWM").saturating_sub(base) / 1024;
+    println!("peak RSS grew by {grown_mib} MiB during 4 oversized calls at once");
+    assert!(
+        grown_mib < BOUND_MIB,
+        "peak RSS grew by {grown_mib} MiB (bound {BOUND_MIB} MiB)"
+    );
+}

@@ -3,11 +3,15 @@
 //! [`build`] turns a folder of documents into a kb.db (offline, by the CLI); [`store`] opens one
 //! read-only, validates it, and searches it. The file format ([`format`]) is the contract between the
 //! two: tables `meta`, `chunks` and the FTS5 index `chunks_fts`, versioned by `meta.schema_version`.
-//! [`local_copies`] is where a server keeps its private copies of the served file.
+//! [`local_copies`] is where a server keeps its private copies of the served file. A search's cost
+//! is bounded twice (issue #13 §B.9): [`terms`] refuses queries past the measured limits before they
+//! run, and [`cancel`] stops SQLite work whose request is gone.
 
 pub mod build;
+pub mod cancel;
 mod format;
 pub mod local_copies;
 pub mod store;
+pub mod terms;
 
 pub use store::{KbFile, KbLoader, KnowledgeBase};

@@ -12,6 +12,12 @@
 //! (`cp`, `rsync --inplace`, an interrupted download) would otherwise corrupt the pages a running query
 //! reads, SQLite's locking is unreliable over NFS, and a private copy cannot change underneath anyone.
 //! `false` opens the file in place, for huge knowledge bases that are only ever replaced by rename.
+//!
+//! Every SQLite query on the request path goes through [`KnowledgeBase::run`] (issue #13 §B.9): at
+//! most [`search_concurrency`] at a time, on the blocking pool, holding its slot until the SQLite
+//! work itself ends (not until its caller leaves), and cancelled inside SQLite when its caller's
+//! future is dropped (see [`super::cancel`]). A query's own cost is bounded before it runs, by
+//! [`super::terms`].
 
 use std::{
     io::Read,
@@ -23,7 +29,9 @@ use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use super::cancel::{CancelOnDrop, is_interrupted};
 use super::format::SCHEMA_VERSION;
+use super::terms::{SearchTerms, TermsError};
 use crate::watch::{Loaded, Loader, Served, Watched};
 
 /// A served kb.db: the current [`KnowledgeBase`], swapped by the reload engine when the file changes.
@@ -32,7 +40,7 @@ pub type KbFile = Watched<KbLoader>;
 /// Searches running at once per loaded file, and the connections kept for them. Queries are CPU
 /// bound: more of them than cores only adds threads and connections (each new connection parses the
 /// schema and re-prepares statements). Callers beyond this wait, without a thread, for a permit.
-fn search_concurrency() -> usize {
+pub fn search_concurrency() -> usize {
     std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
 }
 
@@ -51,7 +59,7 @@ pub struct SearchHit {
 pub struct KnowledgeBase {
     uri: String,
     idle: Mutex<Vec<Connection>>,
-    permits: tokio::sync::Semaphore,
+    permits: Arc<tokio::sync::Semaphore>,
     pub documents: usize,
     pub chunks: usize,
     pub built_at: String,
@@ -71,12 +79,24 @@ impl Drop for KnowledgeBase {
 /// A search that could not run.
 #[derive(Debug, thiserror::Error)]
 pub enum SearchError {
-    #[error("query must contain at least one word")]
-    EmptyQuery,
+    /// The query is refused before it runs (no word, or past a limit); the message names the rule.
+    #[error(transparent)]
+    Terms(#[from] TermsError),
     #[error("knowledge base error: {0}")]
-    Database(#[from] rusqlite::Error),
+    Database(rusqlite::Error),
+    /// Its caller left (request timeout, client gone) or the server is stopping.
     #[error("the search was interrupted")]
     Interrupted,
+}
+
+impl From<rusqlite::Error> for SearchError {
+    fn from(error: rusqlite::Error) -> SearchError {
+        if is_interrupted(&error) {
+            SearchError::Interrupted
+        } else {
+            SearchError::Database(error)
+        }
+    }
 }
 
 fn open_flags() -> OpenFlags {
@@ -148,7 +168,7 @@ impl KnowledgeBase {
         Ok(KnowledgeBase {
             uri,
             idle: Mutex::new(vec![db]),
-            permits: tokio::sync::Semaphore::new(search_concurrency()),
+            permits: Arc::new(tokio::sync::Semaphore::new(search_concurrency())),
             documents,
             chunks,
             built_at,
@@ -170,53 +190,73 @@ impl KnowledgeBase {
         }
     }
 
-    /// [`search`](Self::search) on the blocking pool, at most [`search_concurrency`] at a time.
-    pub async fn search_async(self: Arc<Self>, query: String, limit: usize) -> Result<Vec<SearchHit>, SearchError> {
-        let _permit = self.permits.acquire().await.map_err(|_| SearchError::Interrupted)?;
-        let kb = self.clone();
-        tokio::task::spawn_blocking(move || kb.search(&query, limit))
+    /// Runs `work` on one of this file's connections, on the blocking pool, at most
+    /// [`search_concurrency`] at a time. The slot is held until the SQLite work has ended, and that
+    /// work is interrupted inside SQLite as soon as the returned future is dropped (request timeout,
+    /// client gone): a caller that leaves takes its cost with it. Errors: [`SearchError::Interrupted`]
+    /// when cancelled, [`SearchError::Database`] for any other SQLite failure.
+    pub async fn run<T: Send + 'static>(
+        self: Arc<Self>,
+        work: impl FnOnce(&Connection) -> Result<T, rusqlite::Error> + Send + 'static,
+    ) -> Result<T, SearchError> {
+        let permit = self
+            .permits
+            .clone()
+            .acquire_owned()
             .await
-            .map_err(|_| SearchError::Interrupted)?
+            .map_err(|_| SearchError::Interrupted)?;
+        let (_cancel_on_drop, cancellation) = CancelOnDrop::new();
+        let task = tokio::task::spawn_blocking(move || {
+            let _slot = permit;
+            if cancellation.is_cancelled() {
+                return Err(SearchError::Interrupted);
+            }
+            let db = self.connection()?;
+            let result = cancellation.install(&db, work);
+            self.release(db);
+            Ok(result?)
+        });
+        task.await.map_err(|_| SearchError::Interrupted)?
     }
 
-    /// Full-text search, best first. Blocking: call from `spawn_blocking`.
+    /// Full-text search, best first, through [`run`](Self::run); the query is checked against the
+    /// limits of [`super::terms`] before any slot is taken.
+    pub async fn search_async(self: Arc<Self>, query: String, limit: usize) -> Result<Vec<SearchHit>, SearchError> {
+        let terms = SearchTerms::parse(&query)?;
+        self.run(move |db| search_on(db, &terms, limit)).await
+    }
+
+    /// The same search, blocking and not cancellable: for measurements and tools in process, not for
+    /// the request path.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SearchError> {
-        let fts_query = to_fts_query(query).ok_or(SearchError::EmptyQuery)?;
+        let terms = SearchTerms::parse(query)?;
         let db = self.connection()?;
-        let result = (|| {
-            let mut statement = db.prepare_cached(
-                "SELECT c.source, c.title, c.section, \
-                        snippet(chunks_fts, 2, '**', '**', '…', 32), \
-                        bm25(chunks_fts, 5.0, 3.0, 1.0) \
-                 FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid \
-                 WHERE chunks_fts MATCH ?1 \
-                 ORDER BY bm25(chunks_fts, 5.0, 3.0, 1.0) LIMIT ?2",
-            )?;
-            let rows = statement.query_map(params![fts_query, limit as i64], |row| {
-                Ok(SearchHit {
-                    source: row.get(0)?,
-                    title: row.get(1)?,
-                    section: row.get(2)?,
-                    snippet: row.get(3)?,
-                    score: -row.get::<_, f64>(4)?,
-                })
-            })?;
-            rows.collect::<Result<Vec<_>, _>>()
-        })();
+        let result = search_on(&db, &terms, limit);
         self.release(db);
         Ok(result?)
     }
 }
 
-/// A free-text question as an FTS5 query: every word quoted (so FTS syntax in user input is inert),
-/// joined by OR so that bm25 ranks documents matching more and rarer words first.
-fn to_fts_query(query: &str) -> Option<String> {
-    let words: Vec<String> = query
-        .split(|c: char| !c.is_alphanumeric() && c != '_')
-        .filter(|w| !w.is_empty())
-        .map(|w| format!("\"{w}\""))
-        .collect();
-    (!words.is_empty()).then(|| words.join(" OR "))
+/// The one search statement: bm25 with title and section weighted above the text.
+fn search_on(db: &Connection, terms: &SearchTerms, limit: usize) -> Result<Vec<SearchHit>, rusqlite::Error> {
+    let mut statement = db.prepare_cached(
+        "SELECT c.source, c.title, c.section, \
+                snippet(chunks_fts, 2, '**', '**', '…', 32), \
+                bm25(chunks_fts, 5.0, 3.0, 1.0) \
+         FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid \
+         WHERE chunks_fts MATCH ?1 \
+         ORDER BY bm25(chunks_fts, 5.0, 3.0, 1.0) LIMIT ?2",
+    )?;
+    let rows = statement.query_map(params![terms.fts_expression(), limit as i64], |row| {
+        Ok(SearchHit {
+            source: row.get(0)?,
+            title: row.get(1)?,
+            section: row.get(2)?,
+            snippet: row.get(3)?,
+            score: -row.get::<_, f64>(4)?,
+        })
+    })?;
+    rows.collect()
 }
 
 /// Loads kb.db files for the reload engine.
@@ -339,7 +379,7 @@ mod tests {
         assert_eq!(hits[0].source, "replication.md");
         assert_eq!(hits[0].section, "Replication > Streaming");
         assert!(hits[0].snippet.contains("**WAL**"), "{}", hits[0].snippet);
-        assert!(matches!(kb.search("?!", 5), Err(SearchError::EmptyQuery)));
+        assert!(matches!(kb.search("?!", 5), Err(SearchError::Terms(TermsError::Empty))));
         // FTS syntax in user input is inert.
         assert!(kb.search("NEAR(\"x\" AND *", 5).is_ok());
     }

@@ -51,9 +51,8 @@ async fn search(kb: Arc<KnowledgeBase>, args: SearchArgs) -> CallToolResult {
     }
     let hits = match kb.search_async(args.query, limit as usize).await {
         Ok(hits) => hits,
-        Err(SearchError::EmptyQuery) => {
-            return tool_error("query must contain at least one word");
-        }
+        // No word, or past a limit of `kb::terms`: the message names the rule so the model can fix it.
+        Err(SearchError::Terms(refused)) => return tool_error(refused.to_string()),
         Err(SearchError::Interrupted) => return tool_error("the knowledge base search was interrupted; try again"),
         Err(error) => {
             tracing::error!(%error, "knowledge base search failed");

@@ -18,9 +18,30 @@
 //!
 //! Values are converted to JSON by PostgreSQL itself where it can (`to_json` of the row, which knows
 //! every type, including numerics, arrays, ranges and composites); statements that cannot be a
-//! subquery (`EXPLAIN`, `SHOW`) are decoded by [`super::values`]. Rows are fetched through a portal
-//! `max_rows + 1` at a time, so a huge result is never sent whole.
+//! subquery (`EXPLAIN`, `SHOW`) are decoded by [`super::values`].
+//!
+//! A call's memory is bounded by `database.max_result_size`, not by what the statement returns
+//! (issue #13 §C.11: `SELECT repeat('x', 1000000) FROM generate_series(1, 200)` used to be fetched
+//! whole — 281 MiB of peak RSS — before its bytes were counted):
+//! - rows are read from a portal one at a time as they arrive ([`fetch`]; tokio-postgres applies
+//!   back-pressure, so unread rows wait in the socket, not in memory) and counted against the budget
+//!   as they come; the first row past it ends the call, truncated and flagged;
+//! - the portal is executed in batches: [`FIRST_BATCH`] rows first (most answers fit, so they cost
+//!   the same round trips as one Execute), then batches sized from the mean row so far to what is
+//!   left of the budget. A call that stops early leaves at most one batch that the server generates
+//!   and the client discards, instead of every row of the statement;
+//! - a single row is the one thing a batch cannot split, and PostgreSQL values reach 1 GB. So the
+//!   server measures each row's JSON text and sends a row larger than [`row_ceiling`] (twice the
+//!   budget plus its keys: such a row can never fit) as its length only. One call then holds at most
+//!   a few times `max_result_size` (the row's text, its parsed values, the rows kept, the reply),
+//!   and an instance at most `database.pool_size` such calls. Statements that cannot be wrapped
+//!   (`EXPLAIN`, `SHOW`) return plan and setting text; their rows are not measured server-side.
+//!
+//! Round trips per call (#17 counts them): BEGIN, the two pipelined Parses, Bind, one Execute per
+//! batch, ROLLBACK; a result of up to [`FIRST_BATCH`] rows, or one that fits the budget in its
+//! second batch, costs what it did before the budget was enforced while fetching.
 
+use futures_util::StreamExt;
 use serde::Deserialize;
 use serde::Serialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
@@ -69,8 +90,13 @@ impl Database {
     async fn run(&self, client: &mut Client, sql: &str, limit: usize) -> Result<QueryOutput, DbError> {
         let max_bytes = self.limits.max_result_bytes;
         let transaction = self.begin(client).await?;
-        let wrapped_sql = format!("SELECT to_json(q)::text FROM (\n{sql}\n) AS q");
-        // Pipelined in one round trip: the statement's own Parse/Describe and the JSON-wrapped form.
+        // Pipelined in one round trip: the statement's own Parse/Describe and the JSON-wrapped form,
+        // which sends a row past the ceiling as its length only (the exact count is ours, in `fetch`).
+        let wrapped_sql = format!(
+            "SELECT CASE WHEN octet_length(j) <= {ceiling} THEN j END, octet_length(j) \
+             FROM (SELECT to_json(q)::text AS j FROM (\n{sql}\n) AS q OFFSET 0) AS r",
+            ceiling = row_ceiling(max_bytes),
+        );
         let (statement, wrapped) = tokio::join!(transaction.prepare(sql), transaction.prepare(&wrapped_sql));
         let statement = statement.map_err(DbError::from_pg)?;
         check_shape(&statement)?;
@@ -90,7 +116,7 @@ impl Database {
                 transaction.rollback().await.map_err(DbError::from_pg)?;
                 let transaction = self.begin(client).await?;
                 let statement = transaction.prepare(sql).await.map_err(DbError::from_pg)?;
-                let row_values = |row: &tokio_postgres::Row| Ok(values::row_values(row));
+                let row_values = |row: &tokio_postgres::Row| Ok(Some(values::row_values(row)));
                 fetch(&transaction, &statement, limit, max_bytes, columns, row_values).await
             }
         }
@@ -135,44 +161,77 @@ fn check_shape(statement: &Statement) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Fetches up to `limit` rows through a portal, converting each with `convert`, stopping early at
-/// the byte cap.
+/// Rows asked of the server by the first Execute of a portal. Large enough that most answers come
+/// in one round trip, small enough that a call stopped by its budget leaves few rows generated and
+/// sent for nothing (each at most [`row_ceiling`]).
+pub const FIRST_BATCH: usize = 100;
+
+/// Largest row, in bytes of its JSON object text, that the server sends whole (twice the budget,
+/// plus the longest keys PostgreSQL allows: 1664 columns of 63-byte names, quoted, `:`, `,`).
+/// Anything longer could never fit in `max_bytes`, so only its length is sent.
+pub fn row_ceiling(max_bytes: usize) -> usize {
+    const KEYS: usize = 1664 * (63 + 4);
+    max_bytes.saturating_mul(2).saturating_add(KEYS)
+}
+
+/// Fetches up to `limit` rows through a portal in batches, converting each row as it arrives with
+/// `convert` (`None`: the row is past [`row_ceiling`]) and stopping at the first row past the byte
+/// budget; the rows not read are discarded with the transaction.
 async fn fetch(
     transaction: &Transaction<'_>,
     statement: &Statement,
     limit: usize,
     max_bytes: usize,
     columns: Vec<Column>,
-    convert: impl Fn(&tokio_postgres::Row) -> Result<Vec<Value>, DbError>,
+    convert: impl Fn(&tokio_postgres::Row) -> Result<Option<Vec<Value>>, DbError>,
 ) -> Result<QueryOutput, DbError> {
     let portal = transaction.bind(statement, &[]).await.map_err(DbError::from_pg)?;
-    let max_rows = i32::try_from(limit + 1).unwrap_or(i32::MAX);
-    let fetched = transaction
-        .query_portal(&portal, max_rows)
-        .await
-        .map_err(DbError::from_pg)?;
-    let mut rows = Vec::with_capacity(fetched.len().min(limit));
+    let mut rows = Vec::new();
     let mut bytes = 0usize;
-    let mut truncated = None;
-    for row in fetched.iter() {
-        if rows.len() == limit {
-            truncated = Some(Truncation::RowLimit { limit });
-            break;
+    let mut batch = FIRST_BATCH.min(limit + 1);
+    let truncated = 'portal: loop {
+        let max_rows = i32::try_from(batch).unwrap_or(i32::MAX);
+        let mut stream = std::pin::pin!(
+            transaction
+                .query_portal_raw(&portal, max_rows)
+                .await
+                .map_err(DbError::from_pg)?
+        );
+        while let Some(row) = stream.next().await {
+            let row = row.map_err(DbError::from_pg)?;
+            if rows.len() == limit {
+                break 'portal Some(Truncation::RowLimit { limit });
+            }
+            let Some(values) = convert(&row)? else {
+                break 'portal Some(Truncation::ResultSize { max_bytes });
+            };
+            bytes += values.iter().map(encoded_len).sum::<usize>() + values.len() + 2;
+            if bytes > max_bytes {
+                break 'portal Some(Truncation::ResultSize { max_bytes });
+            }
+            rows.push(values);
         }
-        let values = convert(row)?;
-        bytes += values.iter().map(encoded_len).sum::<usize>() + values.len() + 2;
-        if bytes > max_bytes {
-            truncated = Some(Truncation::ResultSize { max_bytes });
-            break;
+        // The portal ran to completion (CommandComplete), or it is suspended with more rows.
+        if stream.rows_affected().is_some() {
+            break None;
         }
-        rows.push(values);
-    }
+        batch = next_batch(rows.len(), bytes, limit, max_bytes);
+    };
     Ok(QueryOutput {
         columns,
         row_count: rows.len(),
         rows,
         truncated,
     })
+}
+
+/// The next Execute's row count after `rows` rows of `bytes` (all within the budget): what is left
+/// of the budget at the mean row size so far, plus one row to see it overflow; never more than the
+/// rows left to the limit (plus one, to see that it is reached).
+fn next_batch(rows: usize, bytes: usize, limit: usize, max_bytes: usize) -> usize {
+    let mean = bytes.div_ceil(rows.max(1)).max(1);
+    let by_budget = max_bytes.saturating_sub(bytes) / mean + 1;
+    by_budget.clamp(1, (limit + 1).saturating_sub(rows).max(1))
 }
 
 fn encoded_len(value: &Value) -> usize {
@@ -185,13 +244,16 @@ fn encoded_len(value: &Value) -> usize {
     }
 }
 
-/// A row of the wrapped statement: its one text column is the row as a JSON object; the values are
-/// taken in column order, duplicates kept (`SELECT 1 AS a, 2 AS a` has two columns).
-fn json_row(row: &tokio_postgres::Row) -> Result<Vec<Value>, DbError> {
-    let text: &str = row.try_get(0).map_err(DbError::from_pg)?;
+/// A row of the wrapped statement: its first column is the row as a JSON object, or NULL when the
+/// object was past [`row_ceiling`] (`None`); the values are taken in column order, duplicates kept
+/// (`SELECT 1 AS a, 2 AS a` has two columns).
+fn json_row(row: &tokio_postgres::Row) -> Result<Option<Vec<Value>>, DbError> {
+    let Some(text) = row.try_get::<_, Option<&str>>(0).map_err(DbError::from_pg)? else {
+        return Ok(None);
+    };
     let mut deserializer = serde_json::Deserializer::from_str(text);
     OrderedValues::deserialize(&mut deserializer)
-        .map(|values| values.0)
+        .map(|values| Some(values.0))
         .map_err(|e| DbError::Rejected(format!("row is not valid JSON: {e}")))
 }
 
@@ -226,6 +288,26 @@ mod tests {
     fn trailing_semicolons_and_space_are_trimmed_and_empty_is_refused() {
         assert_eq!(normalize("  SELECT 1 ;; \n").unwrap(), "SELECT 1");
         assert!(matches!(normalize(" ; "), Err(DbError::NotAllowed(_))));
+    }
+
+    #[test]
+    fn batches_fill_the_rest_of_the_budget_and_stop_at_the_limit() {
+        // (rows so far, their bytes, limit, budget) → next batch
+        let cases = [
+            ((100, 1_000, 1000, 262_144), 901),   // small rows: the rest of the limit, plus one
+            ((100, 100_000, 1000, 262_144), 163), // 1000-byte rows: the rest of the budget, plus one
+            ((1, 200_000, 1000, 262_144), 1),     // one large row: one more row, to see it overflow
+            ((100, 262_144, 1000, 262_144), 1),   // budget spent exactly: one row to see overflow
+            ((999, 999, 1000, 262_144), 2),       // near the limit: never past limit + 1
+            ((1000, 1000, 1000, 262_144), 1),     // at the limit: one row, to see there are more
+        ];
+        for ((rows, bytes, limit, max_bytes), expected) in cases {
+            assert_eq!(
+                next_batch(rows, bytes, limit, max_bytes),
+                expected,
+                "{rows} rows of {bytes} bytes"
+            );
+        }
     }
 
     #[test]

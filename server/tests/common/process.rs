@@ -93,26 +93,43 @@ impl ServerProcess {
             .unwrap_or_default()
     }
 
-    /// User + system CPU time used so far (`/proc/PID/stat` fields 14 and 15).
+    /// User + system CPU time used so far (see [`cpu_time`]).
     pub fn cpu_time(&self) -> Duration {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap();
-        // The command name (field 2) may contain spaces; fields after it are space-separated.
-        let after_name = &stat[stat.rfind(')').unwrap() + 2..];
-        let fields: Vec<&str> = after_name.split(' ').collect();
-        let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
-        let per_second = rustix::param::clock_ticks_per_second();
-        Duration::from_secs_f64(ticks as f64 / per_second as f64)
+        cpu_time(self.child.id())
     }
 
     /// Resident memory in KiB (`VmRSS`).
     pub fn rss_kib(&self) -> u64 {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.child.id())).unwrap();
-        status
-            .lines()
-            .find_map(|l| l.strip_prefix("VmRSS:"))
-            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-            .unwrap_or(0)
+        status_kib(self.child.id(), "VmRSS")
     }
+}
+
+/// User + system CPU time process `pid` used so far (`/proc/PID/stat` fields 14 and 15); a test
+/// reads its own (an in-process server's) with `std::process::id()`.
+pub fn cpu_time(pid: u32) -> Duration {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // The command name (field 2) may contain spaces; fields after it are space-separated.
+    let after_name = &stat[stat.rfind(')').unwrap() + 2..];
+    let fields: Vec<&str> = after_name.split(' ').collect();
+    let ticks: u64 = fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap();
+    let per_second = rustix::param::clock_ticks_per_second();
+    Duration::from_secs_f64(ticks as f64 / per_second as f64)
+}
+
+/// A memory figure of `/proc/PID/status` in KiB: `VmRSS`, or `VmHWM` (the peak resident size).
+pub fn status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field)?.strip_prefix(':'))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Resets process `pid`'s `VmHWM` to its current resident size (`/proc/PID/clear_refs`, Linux 4.0),
+/// so the next peak measured is the peak of what follows.
+pub fn reset_peak_rss(pid: u32) {
+    std::fs::write(format!("/proc/{pid}/clear_refs"), "5").unwrap();
 }
 
 impl Drop for ServerProcess {

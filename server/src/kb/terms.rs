@@ -1,0 +1,150 @@
+//! A free-text question as a bounded FTS5 query.
+//!
+//! The cost of a bm25 search grows faster than linearly with the number of OR-ed terms (each term
+//! is one more posting list to merge for every candidate row): on the 55 MB benchmark kb.db 1k, 2k,
+//! 4k and 8k distinct terms took 0.9, 4.1, 13.2 and 42.7 s, so a single 1 MB `query` held a search
+//! slot, and a core, for minutes (issue #13 §B.9). Every query is therefore checked before SQLite
+//! sees it: at most [`MAX_QUERY_BYTES`] of text, de-duplicated, and at most [`MAX_TERMS`] distinct
+//! words. Both limits are refusals rather than silent truncation: a model that sent a whole
+//! document learns the limit from the tool error and can send the question instead, and a search
+//! never answers for words it ignored.
+//!
+//! The limits come from measurement over HTTP on the 55 MB benchmark kb.db
+//! (`benchmarks::scale::build_kb(dir, 55, 11)`, release build, 2 cores): a search of N random
+//! distinct words took 1.9, 3.7, 11.5, 25, 60, 92, 224, 539 and 2001 ms for N = 1, 8, 32, 64, 128,
+//! 256, 512, 1024 and 2048; of the N most frequent words (the worst case: every posting list is
+//! long) 40, 53, 125, 132, 245, 439, 642, 1279 and 3534 ms. 64 is the largest count whose random
+//! queries stay under 50 ms, and its worst case costs about three single common words; past it,
+//! both curves double with every doubling.
+
+use std::collections::HashSet;
+
+/// Longest `query` accepted, in bytes of UTF-8. A question, or a paragraph quoted from an error
+/// log, fits; a pasted document does not.
+pub const MAX_QUERY_BYTES: usize = 4096;
+
+/// Most distinct words (after de-duplication, ignoring case) in one search; see the module doc.
+pub const MAX_TERMS: usize = 64;
+
+/// Why a query cannot be searched.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TermsError {
+    #[error("query must contain at least one word")]
+    Empty,
+    #[error("query is {bytes} bytes; the limit is {MAX_QUERY_BYTES} bytes — send the question, not a document")]
+    TooLong { bytes: usize },
+    #[error("query has {terms} distinct words; the limit is {MAX_TERMS} — send fewer, more specific words")]
+    TooManyTerms { terms: usize },
+}
+
+/// The words of a query, de-duplicated (first spelling kept, case ignored) and within the limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SearchTerms(Vec<String>);
+
+impl SearchTerms {
+    /// Splits `query` into words (runs of letters, digits and `_`: everything else, FTS5 syntax
+    /// included, separates words), refusing it past [`MAX_QUERY_BYTES`] or [`MAX_TERMS`].
+    pub fn parse(query: &str) -> Result<SearchTerms, TermsError> {
+        if query.len() > MAX_QUERY_BYTES {
+            return Err(TermsError::TooLong { bytes: query.len() });
+        }
+        let mut seen = HashSet::new();
+        let words: Vec<String> = query
+            .split(|c: char| !c.is_alphanumeric() && c != '_')
+            .filter(|w| !w.is_empty() && seen.insert(w.to_lowercase()))
+            .map(str::to_string)
+            .collect();
+        match words.len() {
+            0 => Err(TermsError::Empty),
+            terms if terms > MAX_TERMS => Err(TermsError::TooManyTerms { terms }),
+            _ => Ok(SearchTerms(words)),
+        }
+    }
+
+    /// The FTS5 `MATCH` expression: every word quoted (so FTS syntax in user input is inert), joined
+    /// by OR so that bm25 ranks documents matching more and rarer words first.
+    pub fn fts_expression(&self) -> String {
+        self.0
+            .iter()
+            .map(|w| format!("\"{w}\""))
+            .collect::<Vec<_>>()
+            .join(" OR ")
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn words_are_quoted_deduplicated_and_fts_syntax_is_inert() {
+        let terms = SearchTerms::parse("WAL wal, Wal? NEAR(\"x\" AND * standby").unwrap();
+        assert_eq!(
+            terms.fts_expression(),
+            r#""WAL" OR "NEAR" OR "x" OR "AND" OR "standby""#
+        );
+    }
+
+    #[test]
+    fn each_kind_of_oversized_query_is_refused_naming_the_limit() {
+        let distinct = |n: usize| (0..n).map(|i| format!("w{i}")).collect::<Vec<_>>().join(" ");
+        let cases: Vec<(&str, String, Result<usize, TermsError>)> = vec![
+            ("no word", "?! ...".into(), Err(TermsError::Empty)),
+            ("empty", String::new(), Err(TermsError::Empty)),
+            ("at the term limit", distinct(MAX_TERMS), Ok(MAX_TERMS)),
+            (
+                "one term past it",
+                distinct(MAX_TERMS + 1),
+                Err(TermsError::TooManyTerms { terms: MAX_TERMS + 1 }),
+            ),
+            // One word repeated is one term, however often: within the byte limit it is accepted.
+            ("one word repeated", "vacuum ".repeat(MAX_QUERY_BYTES / 7), Ok(1)),
+            ("same word, any case", "Vacuum VACUUM vacuum".into(), Ok(1)),
+            ("at the byte limit", "x".repeat(MAX_QUERY_BYTES), Ok(1)),
+            (
+                "one byte past it",
+                "x".repeat(MAX_QUERY_BYTES + 1),
+                Err(TermsError::TooLong {
+                    bytes: MAX_QUERY_BYTES + 1,
+                }),
+            ),
+            (
+                "1 MB of one word",
+                "vacuum ".repeat(150_000),
+                Err(TermsError::TooLong { bytes: 1_050_000 }),
+            ),
+            (
+                "multi-byte text past it",
+                "é".repeat(MAX_QUERY_BYTES / 2 + 1),
+                Err(TermsError::TooLong {
+                    bytes: MAX_QUERY_BYTES + 2,
+                }),
+            ),
+        ];
+        for (case, query, expected) in cases {
+            assert_eq!(SearchTerms::parse(&query).map(|t| t.len()), expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn refusals_name_the_limit() {
+        let message = TermsError::TooLong { bytes: 5000 }.to_string();
+        assert!(
+            message.contains("5000 bytes") && message.contains(&format!("limit is {MAX_QUERY_BYTES} bytes")),
+            "{message}"
+        );
+        let message = TermsError::TooManyTerms { terms: 65 }.to_string();
+        assert!(
+            message.contains("65 distinct words") && message.contains(&format!("limit is {MAX_TERMS}")),
+            "{message}"
+        );
+    }
+}
