@@ -52,7 +52,28 @@ pub struct AuthConfig {
     pub session_secret_file: Option<PathBuf>,
     pub session_ttl: HumanDuration,
     pub rate_limit: RateLimitConfig,
+    pub password_checks: PasswordChecksConfig,
     pub trusted_proxies: Vec<String>,
+}
+
+/// `auth.password_checks`: how many bcrypt checks run at once and how long a login waits for one
+/// (issue #13 §B.10).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChecksConfig {
+    /// null: half the cores, at least one.
+    pub concurrency: Option<usize>,
+    pub wait: HumanDuration,
+}
+
+impl PasswordChecksConfig {
+    /// The number of checks that may run at once.
+    pub fn slots(&self) -> usize {
+        self.concurrency.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / 2).max(1)
+        })
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -325,6 +346,12 @@ impl Config {
             return Err(ConfigError::invalid(
                 "auth.rate_limit.max_clients",
                 "must be at least 1",
+            ));
+        }
+        if self.auth.password_checks.concurrency == Some(0) {
+            return Err(ConfigError::invalid(
+                "auth.password_checks.concurrency",
+                "must be at least 1 (null: half the cores)",
             ));
         }
         for proxy in &self.auth.trusted_proxies {
