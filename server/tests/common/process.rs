@@ -48,7 +48,7 @@ impl ServerProcess {
         // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent's.
         unsafe {
             command.pre_exec(move || {
-                rustix::process::setrlimit(rustix::process::Resource::Nofile, limit.clone()).map_err(Into::into)
+                rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).map_err(Into::into)
             });
         }
         Self::start(command)
@@ -80,10 +80,10 @@ impl ServerProcess {
                 let line = line.unwrap();
                 let value: Value =
                     serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-                if value["message"] == "listening" {
-                    if let (Some(tx), Some(addr)) = (addr_tx.take(), value["addr"].as_str()) {
-                        let _ = tx.send(addr.trim_start_matches("socket://").to_string());
-                    }
+                if value["message"] == "listening"
+                    && let (Some(tx), Some(addr)) = (addr_tx.take(), value["addr"].as_str())
+                {
+                    let _ = tx.send(addr.trim_start_matches("socket://").to_string());
                 }
                 lines.push(value);
             }
