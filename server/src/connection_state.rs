@@ -6,9 +6,9 @@
 //! `http.header_read_timeout`) bound how long any one connection is held, but an attacker who opens
 //! connections as fast as they close keeps the table full. So when `accept` fails for lack of
 //! descriptors, the accept loop asks [`OpenConnections::shed_idle`] to close the connections that
-//! have waited longest without a request in progress: a client that is sending or being answered is
-//! never shed, and the kernel's accept queue, where a new client waits, moves on at once. A
-//! connection that is reading a head is not idle (it is bounded by `http.header_read_timeout`).
+//! have waited longest without a request in progress: a connection whose request is being read or
+//! handled is never shed, and the kernel's accept queue, where a new client waits, moves on at once.
+//! (A connection that is reading a head is bounded by `http.header_read_timeout` instead.)
 //!
 //! The state is three atomics per connection, written by the connection's own task; the registry
 //! is a map locked once when a connection opens and once when it closes, and scanned only when
