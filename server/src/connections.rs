@@ -168,17 +168,7 @@ impl<E: Endpoint + 'static> Acceptor<E> {
                     }
                     // The peer gave up between handshake and accept: nothing to do.
                     Err(error) if is_per_connection(&error) => {}
-                    Err(error) if is_out_of_descriptors(&error) => {
-                        let shed = self.open.shed_idle(SHED_BATCH);
-                        metrics::counter!("pgmcp_connections_shed_total").increment(shed as u64);
-                        if shed == 0 {
-                            tracing::warn!(%error, open = self.open.len(), "accept failed and no connection is idle");
-                            tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                        } else {
-                            tracing::debug!(%error, shed, "out of file descriptors: closed the longest-idle connections");
-                            tokio::time::sleep(SHED_PAUSE).await;
-                        }
-                    }
+                    Err(error) if is_out_of_descriptors(&error) => self.make_room(&error).await,
                     Err(error) => {
                         tracing::warn!(%error, "accept failed");
                         tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
@@ -186,6 +176,22 @@ impl<E: Endpoint + 'static> Acceptor<E> {
                 },
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
+        }
+    }
+}
+
+impl<E> Acceptor<E> {
+    /// Out of descriptors: sheds the longest-idle connections and lets their tasks close them, or,
+    /// with none idle, backs off instead of spinning on the failing `accept`.
+    async fn make_room(&self, error: &std::io::Error) {
+        let shed = self.open.shed_idle(SHED_BATCH);
+        metrics::counter!("pgmcp_connections_shed_total").increment(shed as u64);
+        if shed == 0 {
+            tracing::warn!(%error, open = self.open.len(), "accept failed and no connection is idle");
+            tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+        } else {
+            tracing::debug!(%error, shed, "out of file descriptors: closed the longest-idle connections");
+            tokio::time::sleep(SHED_PAUSE).await;
         }
     }
 }
@@ -214,7 +220,8 @@ fn oversized_head<B>(request: &hyper::Request<B>) -> Option<HttpError> {
             StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             "headers_too_large",
             format!(
-                "request has {} header fields and {bytes} bytes of head; the limits are {MAX_HEADERS} fields and {MAX_HEAD_BYTES} bytes",
+                "request has {} header fields and {bytes} bytes of head; \
+                 the limits are {MAX_HEADERS} fields and {MAX_HEAD_BYTES} bytes",
                 headers.len()
             ),
         )

@@ -130,7 +130,8 @@ async fn each_kind_of_stalled_connection_is_closed_by_its_own_timeout() {
     let half_head = half_head.await.unwrap();
     let idle_after_request = idle_after_request.await.unwrap();
     println!(
-        "closed after: silent {silent:?}, dribbling {dribble:?}, half a head {half_head:?}, idle after a request {idle_after_request:?}"
+        "closed after: silent {silent:?}, dribbling {dribble:?}, half a head {half_head:?}, \
+         idle after a request {idle_after_request:?}"
     );
     // A head that has begun is cut at the head timeout, long before the idle timeout.
     for (kind, closed) in [("dribbling", dribble), ("half a head", half_head)] {
@@ -230,7 +231,8 @@ async fn idle_connections_beyond_the_descriptor_limit_do_not_lock_others_out() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(0.0);
     println!(
-        "400 idle connections, 256 descriptors: served after {waited:?}; {shed} connections shed; CPU {cpu:?} over the next {:?}",
+        "400 idle connections, 256 descriptors: served after {waited:?}; {shed} connections shed; \
+         CPU {cpu:?} over the next {:?}",
         started.elapsed()
     );
     assert!(shed > 0.0, "the descriptor limit was never reached");

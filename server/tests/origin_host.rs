@@ -105,7 +105,12 @@ async fn configured_entries_match_whatever_spelling_the_request_uses() {
     let server = fixture
         .start_with(
             "mcp-a",
-            "public_url: https://Public.example.net:8443/mcp\nhttp:\n  allowed_hosts: [\"mcp.example.com:8443\", \"*.internal.example\"]\n  allowed_origins: [\"HTTPS://App.example.com/\", \"https://*.apps.example.com\"]\n",
+            concat!(
+                "public_url: https://Public.example.net:8443/mcp\n",
+                "http:\n",
+                "  allowed_hosts: [\"mcp.example.com:8443\", \"*.internal.example\"]\n",
+                "  allowed_origins: [\"HTTPS://App.example.com/\", \"https://*.apps.example.com\"]\n",
+            ),
         )
         .await;
     const ORIGIN: Option<&str> = Some("origin_not_allowed");
