@@ -15,7 +15,10 @@ use std::{
 use serde::Deserialize;
 use serde_yaml::{Mapping, Value};
 
-use crate::units::{ByteSize, HumanDuration};
+use crate::{
+    authority::{HostPattern, OriginPattern, WebOrigin},
+    units::{ByteSize, HumanDuration},
+};
 
 /// The embedded defaults; also printed by `postgres-mcp config defaults`.
 pub const DEFAULT_CONFIG_YAML: &str = include_str!("../default-config.yaml");
@@ -49,7 +52,28 @@ pub struct AuthConfig {
     pub session_secret_file: Option<PathBuf>,
     pub session_ttl: HumanDuration,
     pub rate_limit: RateLimitConfig,
+    pub password_checks: PasswordChecksConfig,
     pub trusted_proxies: Vec<String>,
+}
+
+/// `auth.password_checks`: how many bcrypt checks run at once and how long a login waits for one
+/// (issue #13 §B.10).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChecksConfig {
+    /// null: half the cores, at least one.
+    pub concurrency: Option<usize>,
+    pub wait: HumanDuration,
+}
+
+impl PasswordChecksConfig {
+    /// The number of checks that may run at once.
+    pub fn slots(&self) -> usize {
+        self.concurrency.unwrap_or_else(|| {
+            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            (cores / 2).max(1)
+        })
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -177,8 +201,17 @@ pub struct ShutdownConfig {
 pub struct HttpConfig {
     pub max_body: ByteSize,
     pub request_timeout: HumanDuration,
-    pub allowed_origins: Vec<String>,
-    pub allowed_hosts: Vec<String>,
+    /// Read with the parser the request's `Origin` goes through; an entry it cannot read (a path,
+    /// `null`, an unsupported wildcard) is an error naming `http.allowed_origins[i]` (issue #13 §A.4).
+    pub allowed_origins: Vec<OriginPattern>,
+    /// Read with the parser the request's `Host` goes through (ports dropped, case folded,
+    /// brackets removed), so an entry always means what a request can match.
+    pub allowed_hosts: Vec<HostPattern>,
+    /// Longest a connection may stay open without a request in progress: before its first request
+    /// and between keep-alive requests. Must exceed the idle timeout of the proxy in front.
+    pub idle_timeout: HumanDuration,
+    /// Longest from the first byte of a request head to its end (slow-loris bound).
+    pub header_read_timeout: HumanDuration,
 }
 
 /// A configuration problem, always naming the key (or the file) at fault.
@@ -315,6 +348,12 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.auth.password_checks.concurrency == Some(0) {
+            return Err(ConfigError::invalid(
+                "auth.password_checks.concurrency",
+                "must be at least 1 (null: half the cores)",
+            ));
+        }
         for proxy in &self.auth.trusted_proxies {
             crate::net::IpNet::parse(proxy).map_err(|e| ConfigError::invalid("auth.trusted_proxies", e.to_string()))?;
         }
@@ -328,7 +367,21 @@ impl Config {
             return Err(ConfigError::invalid("http.request_timeout", "must be longer than 0s"));
         }
         if let Some(url) = &self.public_url {
-            public_url_host(url).map_err(|message| ConfigError::invalid("public_url", message))?;
+            if !(url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(ConfigError::invalid(
+                    "public_url",
+                    format!("`{url}` must start with http:// or https://"),
+                ));
+            }
+            WebOrigin::of_url(url).map_err(|e| ConfigError::invalid("public_url", e.to_string()))?;
+        }
+        for (key, value) in [
+            ("http.idle_timeout", self.http.idle_timeout),
+            ("http.header_read_timeout", self.http.header_read_timeout),
+        ] {
+            if value.get().is_zero() {
+                return Err(ConfigError::invalid(key, "must be longer than 0s"));
+            }
         }
         if self.database.url.is_some() && self.database.url_file.is_some() {
             return Err(ConfigError::invalid(
@@ -363,32 +416,11 @@ impl Config {
         Ok(())
     }
 
-    /// Host names accepted in the Host header: the configured ones plus loopback and `public_url`'s.
-    pub fn effective_allowed_hosts(&self) -> Vec<String> {
-        let mut hosts: Vec<String> = ["localhost", "127.0.0.1", "::1"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        if let Some(host) = self.public_url.as_deref().and_then(|url| public_url_host(url).ok()) {
-            hosts.push(host);
-        }
-        hosts.extend(self.http.allowed_hosts.iter().map(|h| h.to_ascii_lowercase()));
-        hosts
+    /// The origin of `public_url` (validated at load): its host is an allowed Host, the origin an
+    /// allowed Origin.
+    pub fn public_origin(&self) -> Option<WebOrigin> {
+        WebOrigin::of_url(self.public_url.as_deref()?).ok()
     }
-}
-
-/// The host part of `public_url`, lower-cased, without port or brackets.
-fn public_url_host(url: &str) -> Result<String, String> {
-    let rest = url
-        .strip_prefix("https://")
-        .or_else(|| url.strip_prefix("http://"))
-        .ok_or_else(|| format!("`{url}` must start with http:// or https://"))?;
-    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
-    let host = crate::net::strip_port(authority);
-    if host.is_empty() {
-        return Err(format!("`{url}` has no host"));
-    }
-    Ok(host.to_ascii_lowercase())
 }
 
 fn path_value(path: &Path) -> Value {
@@ -536,7 +568,8 @@ mod tests {
         assert_eq!(config.listen.to_string(), "127.0.0.1:3000");
         assert_eq!(config.http.max_body.bytes(), 2048);
         assert_eq!(config.http.request_timeout.get().as_secs(), 3);
-        assert_eq!(config.http.allowed_hosts, vec!["mcp.example.com", "other.example.com"]);
+        let hosts: Vec<String> = config.http.allowed_hosts.iter().map(|h| h.to_string()).collect();
+        assert_eq!(hosts, vec!["mcp.example.com", "other.example.com"]);
         assert_eq!(config.auth.rate_limit.failures, 3);
     }
 
@@ -568,19 +601,77 @@ mod tests {
     }
 
     #[test]
-    fn public_url_host_joins_the_allowed_hosts() {
+    fn public_url_gives_the_public_origin() {
         let env = vec![(
             "PGMCP_PUBLIC_URL".to_string(),
-            "https://MCP.example.com:8443/mcp".to_string(),
+            "https://MCP.example.com:443/mcp".to_string(),
         )];
         let config = Config::load(None, env, &with_tokens()).unwrap();
+        assert_eq!(config.public_origin().unwrap().to_string(), "https://mcp.example.com");
+        for url in [
+            "mcp.example.com",
+            "ftp://mcp.example.com",
+            "https://",
+            "https://mcp.example.com:x/",
+        ] {
+            let env = vec![("PGMCP_PUBLIC_URL".to_string(), url.to_string())];
+            assert!(
+                error(Config::load(None, env, &with_tokens())).contains("public_url"),
+                "{url}"
+            );
+        }
+    }
+
+    /// Issue #13 §A.4: every entry either means what a request can match or is refused naming its
+    /// key, from the file and from the environment alike.
+    #[test]
+    fn allowed_hosts_and_origins_are_normalised_or_refused_naming_the_key() {
+        let env = |name: &str, value: &str| vec![(name.to_string(), value.to_string())];
+        let config = Config::load(
+            None,
+            env(
+                "PGMCP_HTTP_ALLOWED_HOSTS",
+                "MCP.example.com:8443, [::1]:80, *.Example.org.",
+            ),
+            &with_tokens(),
+        )
+        .unwrap();
+        let hosts: Vec<String> = config.http.allowed_hosts.iter().map(|h| h.to_string()).collect();
+        assert_eq!(hosts, ["mcp.example.com", "[::1]", "*.example.org"]);
+        let config_file =
+            file("http:\n  allowed_origins: [\"HTTPS://App.example.com:443/\", \"http://localhost:3000\"]\n");
+        let config = Config::load(Some(config_file.path()), vec![], &with_tokens()).unwrap();
+        let origins: Vec<String> = config.http.allowed_origins.iter().map(|o| o.to_string()).collect();
+        assert_eq!(origins, ["https://app.example.com", "http://localhost:3000"]);
+
+        for (name, value, key) in [
+            (
+                "PGMCP_HTTP_ALLOWED_HOSTS",
+                "ok.example.com,https://mcp.example.com",
+                "http.allowed_hosts[1]",
+            ),
+            ("PGMCP_HTTP_ALLOWED_HOSTS", "mcp.*.example.com", "http.allowed_hosts[0]"),
+            (
+                "PGMCP_HTTP_ALLOWED_ORIGINS",
+                "https://app.example.com/mcp",
+                "http.allowed_origins[0]",
+            ),
+            (
+                "PGMCP_HTTP_ALLOWED_ORIGINS",
+                "app.example.com",
+                "http.allowed_origins[0]",
+            ),
+            ("PGMCP_HTTP_ALLOWED_ORIGINS", "null", "http.allowed_origins[0]"),
+        ] {
+            let message = error(Config::load(None, env(name, value), &with_tokens()));
+            assert!(message.contains(&format!("`{key}`")), "{value}: {message}");
+        }
+        let config_file = file("http:\n  allowed_hosts: [\"*example.com\"]\n");
+        let message = error(Config::load(Some(config_file.path()), vec![], &with_tokens()));
         assert!(
-            config
-                .effective_allowed_hosts()
-                .contains(&"mcp.example.com".to_string())
+            message.contains("`http.allowed_hosts[0]`") && message.contains("wildcards"),
+            "{message}"
         );
-        let env = vec![("PGMCP_PUBLIC_URL".to_string(), "mcp.example.com".to_string())];
-        assert!(error(Config::load(None, env, &with_tokens())).contains("public_url"));
     }
 }
 

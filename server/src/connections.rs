@@ -18,71 +18,104 @@
 //!    connection with a request in progress serves it and closes; an idle keep-alive one closes;
 //! 3. wait for them up to `grace`, then drop what is left.
 //!
+//! While serving, each connection is bounded in time and sheddable: hyper's head timer closes one
+//! that waits longer than `http.idle_timeout` for a request, `connection_io` one whose head takes
+//! longer than `http.header_read_timeout` once begun, and when `accept` runs out of file
+//! descriptors the longest-idle connections are closed to make room (`connection_state`), so held
+//! connections cannot make the instance unreachable (issue #13 §A.8).
+//!
 //! HTTP/1.1 only: proxies speak it to upstreams, MCP's streamable HTTP needs nothing more, and
 //! there is no TLS here to negotiate HTTP/2 (TLS ends at the proxy or load balancer).
 
-use std::{
-    convert::Infallible,
-    io,
-    pin::Pin,
-    sync::Arc,
-    task::{Context, Poll},
-    time::Duration,
-};
+use std::{convert::Infallible, sync::Arc, time::Duration};
 
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use poem::{
-    Addr, Endpoint, Request,
-    http::uri::Scheme,
+    Addr, Endpoint, IntoResponse, Request,
+    http::{StatusCode, uri::Scheme},
     web::{LocalAddr, RemoteAddr},
 };
 use tokio::{
-    io::{AsyncRead, AsyncWrite, ReadBuf},
     net::{TcpListener, TcpStream},
     sync::{oneshot, watch},
     task::JoinSet,
 };
 
-use crate::{accept_queue::AcceptQueue, shutdown::Shutdown};
+use crate::{
+    accept_queue::AcceptQueue,
+    connection_io::ConnectionIo,
+    connection_state::{ConnectionState, OpenConnections},
+    http_error::HttpError,
+    shutdown::Shutdown,
+};
 
 /// Longest the stop waits for the accept queue to empty; it empties within milliseconds unless
 /// something floods the port.
 const ACCEPT_QUEUE_LIMIT: Duration = Duration::from_secs(1);
 
-/// A request head must arrive within this, counted from the end of the previous response on a
-/// kept-alive connection: it bounds slow-loris clients and closes idle connections. It must be
-/// longer than the idle timeout of the proxy in front (nginx `keepalive_timeout` 60 s in our kit,
-/// an ALB's idle timeout 60 s by default): the proxy, not the server, must be the one to close an
-/// idle connection, or the server's close races the proxy's next request on it (a 502).
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(75);
-
 /// On stop, how long a connection that has not received a byte yet may wait for its request.
 const FIRST_BYTES_WAIT: Duration = Duration::from_millis(500);
 
 /// Back-off after an accept error that is about this process (out of file descriptors, ...), not
-/// about one connection: retrying at once would spin.
+/// about one connection, when nothing could be done about it: retrying at once would spin.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 
+/// Out of descriptors: how many idle connections to close before accepting again, and how long to
+/// let their tasks close them. A batch rather than one: each accept may take another attacker's
+/// connection from the queue, and the batch is what lets the queue move (see `connection_state`).
+const SHED_BATCH: usize = 32;
+const SHED_PAUSE: Duration = Duration::from_millis(5);
+
+/// Request-head limits answered with our own 431 JSON body (issue #13 §A.7). hyper answers heads
+/// past its own limits itself, with an empty 431 it gives no hook for: more than
+/// [`HYPER_MAX_HEADERS`] fields, or a head over its read buffer (~400 KiB). Its other automatic
+/// answers are empty too: 400 for a malformed request line or header, 414 for an over-long URI.
+const MAX_HEADERS: usize = 100;
+const MAX_HEAD_BYTES: usize = 64 * 1024;
+/// hyper's header-count limit, above ours so that ours is the one a client meets first. (Raising
+/// it from hyper's default of 100 costs one small allocation per request.)
+const HYPER_MAX_HEADERS: usize = 256;
+
+/// How long a connection may wait for a request and take over its head (`http.idle_timeout`,
+/// `http.header_read_timeout`).
+#[derive(Clone, Copy, Debug)]
+pub struct Timeouts {
+    /// No request in progress, before the first request and between keep-alive requests.
+    pub idle: Duration,
+    /// From the first byte of a request head to its end.
+    pub head: Duration,
+}
+
 /// Serves `endpoint` on `listener` until `stop` fires, then stops as the module docs describe.
-pub async fn serve<E>(listener: TcpListener, endpoint: E, mut stop: Shutdown, grace: Duration) -> std::io::Result<()>
+pub async fn serve<E>(
+    listener: TcpListener,
+    endpoint: E,
+    mut stop: Shutdown,
+    grace: Duration,
+    timeouts: Timeouts,
+) -> std::io::Result<()>
 where
     E: Endpoint + 'static,
 {
-    let local = LocalAddr(Addr::SocketAddr(listener.local_addr()?));
     let queue = AcceptQueue::of(&listener)?;
-    let endpoint = Arc::new(endpoint);
+    let acceptor = Acceptor {
+        local: LocalAddr(Addr::SocketAddr(listener.local_addr()?)),
+        endpoint: Arc::new(endpoint),
+        open: OpenConnections::new(),
+        timeouts,
+    };
     let (finish, finishing) = watch::channel(false);
     let mut connections = JoinSet::new();
 
     tokio::select! {
         _ = stop.recv() => {}
-        _ = accept_loop(&listener, &mut connections, &local, &endpoint, &finishing) => {}
+        _ = acceptor.accept_loop(&listener, &mut connections, &finishing) => {}
     }
     // Stop requested: accept what the kernel has already queued, then refuse new connections.
     tokio::select! {
         _ = queue.drained(ACCEPT_QUEUE_LIMIT) => {}
-        _ = accept_loop(&listener, &mut connections, &local, &endpoint, &finishing) => {}
+        _ = acceptor.accept_loop(&listener, &mut connections, &finishing) => {}
     }
     drop(listener);
 
@@ -101,36 +134,64 @@ where
     Ok(())
 }
 
-/// Accepts forever (the caller's `select!` ends it), reaping finished connection tasks as it goes
-/// so the set holds only live ones.
-async fn accept_loop<E: Endpoint + 'static>(
-    listener: &TcpListener,
-    connections: &mut JoinSet<()>,
-    local: &LocalAddr,
-    endpoint: &Arc<E>,
-    finishing: &watch::Receiver<bool>,
-) {
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, peer)) => {
-                    let _ = stream.set_nodelay(true);
-                    connections.spawn(serve_connection(
-                        stream,
-                        RemoteAddr(Addr::SocketAddr(peer)),
-                        local.clone(),
-                        endpoint.clone(),
-                        finishing.clone(),
-                    ));
-                }
-                // The peer gave up between handshake and accept: nothing to do.
-                Err(error) if is_per_connection(&error) => {}
-                Err(error) => {
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
-                }
-            },
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+/// What every connection of one listener is served with.
+struct Acceptor<E> {
+    local: LocalAddr,
+    endpoint: Arc<E>,
+    open: Arc<OpenConnections>,
+    timeouts: Timeouts,
+}
+
+impl<E: Endpoint + 'static> Acceptor<E> {
+    /// Accepts forever (the caller's `select!` ends it), reaping finished connection tasks as it
+    /// goes so the set holds only live ones.
+    async fn accept_loop(
+        &self,
+        listener: &TcpListener,
+        connections: &mut JoinSet<()>,
+        finishing: &watch::Receiver<bool>,
+    ) {
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        connections.spawn(serve_connection(
+                            stream,
+                            RemoteAddr(Addr::SocketAddr(peer)),
+                            self.local.clone(),
+                            self.endpoint.clone(),
+                            Arc::new(self.open.register()),
+                            self.timeouts,
+                            finishing.clone(),
+                        ));
+                    }
+                    // The peer gave up between handshake and accept: nothing to do.
+                    Err(error) if is_per_connection(&error) => {}
+                    Err(error) if is_out_of_descriptors(&error) => self.make_room(&error).await,
+                    Err(error) => {
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                    }
+                },
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+    }
+}
+
+impl<E> Acceptor<E> {
+    /// Out of descriptors: sheds the longest-idle connections and lets their tasks close them, or,
+    /// with none idle, backs off instead of spinning on the failing `accept`.
+    async fn make_room(&self, error: &std::io::Error) {
+        let shed = self.open.shed_idle(SHED_BATCH);
+        metrics::counter!("pgmcp_connections_shed_total").increment(shed as u64);
+        if shed == 0 {
+            tracing::warn!(%error, open = self.open.len(), "accept failed and no connection is idle");
+            tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+        } else {
+            tracing::debug!(%error, shed, "out of file descriptors: closed the longest-idle connections");
+            tokio::time::sleep(SHED_PAUSE).await;
         }
     }
 }
@@ -140,27 +201,71 @@ fn is_per_connection(error: &std::io::Error) -> bool {
     matches!(error.kind(), ConnectionAborted | ConnectionReset | ConnectionRefused)
 }
 
-/// One connection: requests in turn (keep-alive) until the client closes it or the server stops.
+/// EMFILE / ENFILE: this process or the system has no descriptor for the next connection.
+fn is_out_of_descriptors(error: &std::io::Error) -> bool {
+    matches!(error.raw_os_error(), Some(libc::EMFILE | libc::ENFILE))
+}
+
+/// Our 431 for a head over [`MAX_HEADERS`] fields or [`MAX_HEAD_BYTES`] (name, value, `: ` and
+/// CRLF of each field, plus the request target), with the JSON body every error has.
+fn oversized_head<B>(request: &hyper::Request<B>) -> Option<HttpError> {
+    let headers = request.headers();
+    let bytes = request.uri().to_string().len()
+        + headers
+            .iter()
+            .map(|(name, value)| name.as_str().len() + value.len() + 4)
+            .sum::<usize>();
+    (headers.len() > MAX_HEADERS || bytes > MAX_HEAD_BYTES).then(|| {
+        HttpError::new(
+            StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            "headers_too_large",
+            format!(
+                "request has {} header fields and {bytes} bytes of head; \
+                 the limits are {MAX_HEADERS} fields and {MAX_HEAD_BYTES} bytes",
+                headers.len()
+            ),
+        )
+    })
+}
+
+/// One connection: requests in turn (keep-alive) until the client closes it, it times out, it is
+/// shed, or the server stops.
 async fn serve_connection<E: Endpoint + 'static>(
     stream: TcpStream,
     remote: RemoteAddr,
     local: LocalAddr,
     endpoint: Arc<E>,
+    state: Arc<ConnectionState>,
+    timeouts: Timeouts,
     mut finishing: watch::Receiver<bool>,
 ) {
-    let (stream, mut first_bytes) = FirstBytes::new(stream);
+    let (stream, mut first_bytes) = ConnectionIo::new(stream, state.clone(), timeouts.head);
+    let serving = state.clone();
     let service = service_fn(move |request: hyper::Request<Incoming>| {
+        serving.serving();
+        let idle_after = IdleAfter(serving.clone());
         let endpoint = endpoint.clone();
+        let oversized = oversized_head(&request);
         let request = Request::from((request, local.clone(), remote.clone(), Scheme::HTTP));
-        async move { Ok::<_, Infallible>(hyper::Response::from(endpoint.get_response(request).await)) }
+        async move {
+            let _idle_after = idle_after;
+            let response = match oversized {
+                Some(error) => error.into_response(),
+                None => endpoint.get_response(request).await,
+            };
+            Ok::<_, Infallible>(hyper::Response::from(response))
+        }
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT)
+        .header_read_timeout(timeouts.idle)
+        .max_headers(HYPER_MAX_HEADERS)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
     tokio::select! {
         _ = connection.as_mut() => return,
+        // Dropping the connection closes its socket: the descriptor is free at once.
+        _ = state.shed() => return,
         _ = finishing.wait_for(|finish| *finish) => {}
     }
     if first_bytes.try_recv() == Err(oneshot::error::TryRecvError::Empty) {
@@ -180,60 +285,11 @@ async fn serve_connection<E: Endpoint + 'static>(
     let _ = connection.await;
 }
 
-/// A TCP stream that reports, once, when its first bytes have been read.
-struct FirstBytes {
-    stream: TcpStream,
-    first: Option<oneshot::Sender<()>>,
-}
+/// Marks the connection idle when the request's handler is done (or its future dropped).
+struct IdleAfter(Arc<ConnectionState>);
 
-impl FirstBytes {
-    fn new(stream: TcpStream) -> (FirstBytes, oneshot::Receiver<()>) {
-        let (first, seen) = oneshot::channel();
-        (
-            FirstBytes {
-                stream,
-                first: Some(first),
-            },
-            seen,
-        )
-    }
-}
-
-impl AsyncRead for FirstBytes {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.stream).poll_read(cx, buf);
-        if buf.filled().len() > before
-            && let Some(first) = self.first.take()
-        {
-            let _ = first.send(());
-        }
-        polled
-    }
-}
-
-impl AsyncWrite for FirstBytes {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.stream).poll_shutdown(cx)
+impl Drop for IdleAfter {
+    fn drop(&mut self) {
+        self.0.idle();
     }
 }

@@ -19,11 +19,12 @@
 //! - [`kb`]: the knowledge base — building kb.db and serving it read-only;
 //! - `postgres`: the pool, read-only queries and schema introspection;
 //! - [`watch`]: the reload engine every watched file goes through;
-//! - `connections`, `accept_queue`, `shutdown`: the accept loop and a stop that loses no request;
+//! - `connections`, `connection_io`, `connection_state`, `accept_queue`, `shutdown`: the accept loop,
+//!   each connection's timeouts and shedding, and a stop that loses no request;
 //!   `allocator`: the one malloc setting a server that reloads large files needs;
 //! - [`config`], `config_check`, [`telemetry`], `instance`: settings, their check, logs, the
 //!   instance's name ([`InstanceId`]);
-//! - `layer`, `http_error`, `net`, `atomic_file`, `file_access`, `units`, [`tls`]: small shared
+//! - `layer`, `http_error`, `net`, `authority`, `atomic_file`, `file_access`, `units`, [`tls`]: small shared
 //!   helpers with no knowledge of the rest (`layer` is the one shape of our middleware).
 
 mod accept_queue;
@@ -31,9 +32,12 @@ mod allocator;
 mod app;
 mod atomic_file;
 pub mod auth;
+mod authority;
 pub mod cli;
 pub mod config;
 mod config_check;
+mod connection_io;
+mod connection_state;
 mod connections;
 mod file_access;
 mod health;

@@ -1,6 +1,5 @@
 //! Small network parsers with no policy in them: IP networks (`auth.trusted_proxies`, validated by
-//! `config` and used by `auth::proxies`) and the host part of a `Host` header or URL authority
-//! (`origin`, `public_url`).
+//! `config` and used by `auth::proxies`). Host names and origins are in `authority`.
 
 use std::net::IpAddr;
 
@@ -63,18 +62,6 @@ pub fn canonical(ip: IpAddr) -> IpAddr {
     }
 }
 
-/// The host part of a `Host` header value or URL authority: no port, no IPv6 brackets.
-pub fn strip_port(authority: &str) -> &str {
-    let authority = authority.rsplit('@').next().unwrap_or(authority);
-    if let Some(rest) = authority.strip_prefix('[') {
-        return rest.split(']').next().unwrap_or(rest);
-    }
-    match authority.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') && port.chars().all(|c| c.is_ascii_digit()) => host,
-        _ => authority,
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -93,13 +80,5 @@ mod tests {
         assert!(IpNet::parse("fd00::/8").unwrap().contains(ip("fd12::1")));
         assert!(IpNet::parse("10.0.0.0/33").is_err());
         assert!(IpNet::parse("nginx").is_err());
-    }
-
-    #[test]
-    fn host_without_port() {
-        assert_eq!(strip_port("mcp.example.com:8443"), "mcp.example.com");
-        assert_eq!(strip_port("mcp.example.com"), "mcp.example.com");
-        assert_eq!(strip_port("[::1]:8080"), "::1");
-        assert_eq!(strip_port("::1"), "::1");
     }
 }

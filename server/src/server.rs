@@ -79,7 +79,11 @@ pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<Runni
     let offered = tools.len();
     let endpoint = app::routes(&config, &instance, &draining, &files, tools)?;
     let grace = config.shutdown.grace.get();
-    let task = tokio::spawn(connections::serve(listener, endpoint, shutdown, grace));
+    let timeouts = connections::Timeouts {
+        idle: config.http.idle_timeout.get(),
+        head: config.http.header_read_timeout.get(),
+    };
+    let task = tokio::spawn(connections::serve(listener, endpoint, shutdown, grace, timeouts));
     tracing::info!(%addr, %instance, tools = offered, "listening");
     Ok(RunningServer {
         addr,

@@ -8,6 +8,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use super::{
+    password_checks::PasswordChecks,
     principal::{AuthFailure, Principal, PrincipalKind},
     session::{SESSION_PREFIX, SessionClaims, SessionKeys},
     tokens::TokenSet,
@@ -133,19 +134,24 @@ impl Authenticator {
         })
     }
 
-    /// Checks a password (bcrypt, on the blocking pool) and issues a session token.
-    pub async fn login(&self, username: String, password: String) -> Result<IssuedSession, AuthFailure> {
+    /// Checks a password (bcrypt, in one of `checks`' slots) and issues a session token.
+    pub async fn login(
+        &self,
+        checks: &PasswordChecks,
+        username: String,
+        password: String,
+    ) -> Result<IssuedSession, AuthFailure> {
         let (Some(keys), Some(users)) = (&self.session_keys, &self.users) else {
             return Err(AuthFailure::NotConfigured);
         };
         let users = users.current();
-        let version = tokio::task::spawn_blocking(move || {
-            users
-                .verify_password(&username, &password)
-                .map(|u| (u.username.clone(), u.version.clone()))
-        })
-        .await
-        .map_err(|_| AuthFailure::BadCredentials)??;
+        let version = checks
+            .run(move || {
+                users
+                    .verify_password(&username, &password)
+                    .map(|u| (u.username.clone(), u.version.clone()))
+            })
+            .await?;
         let now = Utc::now();
         let expires_at = now + chrono::Duration::from_std(self.session_ttl).unwrap_or(chrono::Duration::hours(12));
         let claims = SessionClaims {

@@ -13,7 +13,9 @@
 //! guessed and its check is expensive, so the limiter is asked *before* bcrypt runs: a locked-out
 //! client gets 429 at once, and an admitted login holds a unit of its client's budget until bcrypt
 //! answers. A wrong password counts towards the same per-IP budget as bad bearer tokens; a right one
-//! counts nothing.
+//! counts nothing. The check itself waits for a slot in [`PasswordChecks`] (a bound on concurrent
+//! bcrypt runs, issue #13 §B.10); a login that gets none in time is answered 503 with `Retry-After`
+//! and counts neither way.
 
 use std::{net::IpAddr, sync::Arc, time::Duration};
 
@@ -23,6 +25,7 @@ use serde::Deserialize;
 use super::{
     authenticator::Authenticator,
     limiter::{FailedAuthLimiter, Verdict},
+    password_checks::PasswordChecks,
     principal::AuthFailure,
     proxies::{InvalidNetwork, TrustedProxies},
 };
@@ -40,6 +43,7 @@ pub struct Gate {
     authenticator: Arc<Authenticator>,
     limiter: Arc<FailedAuthLimiter>,
     proxies: Arc<TrustedProxies>,
+    checks: PasswordChecks,
 }
 
 impl Gate {
@@ -48,7 +52,13 @@ impl Gate {
             authenticator,
             limiter: Arc::new(FailedAuthLimiter::new(&config.rate_limit)),
             proxies: Arc::new(TrustedProxies::parse(&config.trusted_proxies)?),
+            checks: PasswordChecks::new(&config.password_checks),
         })
+    }
+
+    /// The instance's password-check slots, for every route that checks a password.
+    pub fn password_checks(&self) -> &PasswordChecks {
+        &self.checks
     }
 
     /// `POST /api/login`, counting against this gate's limiter and reading at most `max_body` bytes.
@@ -142,12 +152,28 @@ impl Login {
         // After the body is read (a malformed one guesses nothing), before bcrypt.
         let ip = self.gate.client_ip(request);
         let attempt = self.gate.limiter.begin_login(ip).map_err(too_many_attempts)?;
-        match authenticator.login(login.username.clone(), login.password).await {
+        match authenticator
+            .login(&self.gate.checks, login.username.clone(), login.password)
+            .await
+        {
             Ok(session) => {
                 attempt.passed();
                 metrics::counter!("pgmcp_logins_total", "outcome" => "success").increment(1);
                 tracing::info!(user = %login.username, expires_at = %session.expires_at, "login");
                 Ok(Json(session).into_response())
+            }
+            Err(AuthFailure::Busy) => {
+                // Nothing was checked: the attempt counts neither way.
+                attempt.passed();
+                metrics::counter!("pgmcp_logins_total", "outcome" => "busy").increment(1);
+                Err(HttpError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "login_busy",
+                    format!(
+                        "too many password logins in progress on this instance; retry in {BUSY_RETRY_AFTER_SECS} s"
+                    ),
+                )
+                .with_header("retry-after", BUSY_RETRY_AFTER_SECS.to_string()))
             }
             Err(failure @ AuthFailure::NotConfigured) => {
                 attempt.passed();
@@ -164,6 +190,10 @@ impl Login {
         }
     }
 }
+
+/// `Retry-After` of a login refused for want of a password-check slot: about the time a few checks
+/// take to finish.
+const BUSY_RETRY_AFTER_SECS: u64 = 1;
 
 /// 429 for a locked-out client's failing attempt (or a login it may not start yet).
 fn too_many_attempts(retry_after: Duration) -> HttpError {

@@ -11,6 +11,7 @@
 //! - [`tokens`], [`users`], [`session`]: the file formats and their checks; [`scope`]: which tools a
 //!   credential may use;
 //! - [`limiter`]: the per-address failed-auth limiter; [`proxies`]: which address that is;
+//!   `password_checks`: the bound on concurrent bcrypt checks ([`PasswordChecks`]);
 //! - [`http`]: the HTTP side — the [`Gate`] in front of `/mcp` and `POST /api/login`;
 //! - [`admin`]: the file edits behind the `token`, `user` and `session-key` commands.
 
@@ -18,6 +19,7 @@ pub mod admin;
 mod authenticator;
 pub mod http;
 pub mod limiter;
+mod password_checks;
 mod principal;
 pub mod proxies;
 pub mod scope;
@@ -28,5 +30,6 @@ pub mod users;
 
 pub use authenticator::{AuthHealth, Authenticator, IssuedSession, SessionKeyFile, TokensFile, UsersFile};
 pub use http::{Gate, Login};
+pub use password_checks::PasswordChecks;
 pub use principal::{AuthFailure, Principal, PrincipalKind};
 pub use scope::ToolScope;

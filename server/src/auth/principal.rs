@@ -54,6 +54,9 @@ pub enum AuthFailure {
     BadCredentials,
     #[error("this kind of credential is not configured on this server")]
     NotConfigured,
+    /// Not the credential's fault: every password-check slot stayed busy (`password_checks`).
+    #[error("too many password checks in progress")]
+    Busy,
 }
 
 impl AuthFailure {
@@ -68,6 +71,7 @@ impl AuthFailure {
             AuthFailure::Disabled => "disabled",
             AuthFailure::BadCredentials => "bad_credentials",
             AuthFailure::NotConfigured => "not_configured",
+            AuthFailure::Busy => "busy",
         }
     }
 }

@@ -180,13 +180,20 @@ async fn once(syncer: &Syncer, items: &[Item]) -> ExitCode {
 /// A scrape in flight when the sync loop ends may finish within this.
 const METRICS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
+/// The metrics listener's connection timeouts: a scraper keeps its connection between scrapes
+/// (Prometheus: every 15-60 s), and a scrape's head is one short line.
+const METRICS_TIMEOUTS: connections::Timeouts = connections::Timeouts {
+    idle: std::time::Duration::from_secs(75),
+    head: std::time::Duration::from_secs(10),
+};
+
 /// `GET /metrics` on a plain TCP listener (the sidecar has nothing else to serve), with the same
 /// handler and connection handling as the server, until the sync loop ends.
 async fn serve_metrics(listener: tokio::net::TcpListener, stop: Shutdown) {
     use poem::{Route, get};
 
     let app = Route::new().at("/metrics", get(metrics::metrics_text));
-    if let Err(error) = connections::serve(listener, app, stop, METRICS_GRACE).await {
+    if let Err(error) = connections::serve(listener, app, stop, METRICS_GRACE, METRICS_TIMEOUTS).await {
         tracing::error!(error = %error, "metrics listener stopped");
     }
 }

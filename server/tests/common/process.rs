@@ -29,14 +29,48 @@ impl ServerProcess {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_postgres-mcp"))
+        Self::start(Self::command(args))
+    }
+
+    /// As [`ServerProcess::spawn`], with at most `files` open file descriptors (`RLIMIT_NOFILE`,
+    /// as `ulimit -n` sets it).
+    pub fn spawn_with_fd_limit<I, S>(files: u64, args: I) -> ServerProcess
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        use std::os::unix::process::CommandExt;
+        let mut command = Self::command(args);
+        let limit = rustix::process::Rlimit {
+            current: Some(files),
+            maximum: Some(files),
+        };
+        // SAFETY: setrlimit is async-signal-safe and touches nothing of the parent's.
+        unsafe {
+            command.pre_exec(move || {
+                rustix::process::setrlimit(rustix::process::Resource::Nofile, limit).map_err(Into::into)
+            });
+        }
+        Self::start(command)
+    }
+
+    fn command<I, S>(args: I) -> Command
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_postgres-mcp"));
+        command
             .env_clear()
             .args(["serve", "--listen", "127.0.0.1:0", "--log-format", "json"])
             .args(args)
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        command
+    }
+
+    fn start(mut command: Command) -> ServerProcess {
+        let mut child = command.spawn().unwrap();
         let (addr_tx, addr_rx) = mpsc::channel();
         let stdout = child.stdout.take().unwrap();
         let reader = std::thread::spawn(move || {
@@ -46,10 +80,10 @@ impl ServerProcess {
                 let line = line.unwrap();
                 let value: Value =
                     serde_json::from_str(&line).unwrap_or_else(|e| panic!("stdout line is not JSON ({e}): {line}"));
-                if value["message"] == "listening" {
-                    if let (Some(tx), Some(addr)) = (addr_tx.take(), value["addr"].as_str()) {
-                        let _ = tx.send(addr.trim_start_matches("socket://").to_string());
-                    }
+                if value["message"] == "listening"
+                    && let (Some(tx), Some(addr)) = (addr_tx.take(), value["addr"].as_str())
+                {
+                    let _ = tx.send(addr.trim_start_matches("socket://").to_string());
                 }
                 lines.push(value);
             }
