@@ -1,0 +1,317 @@
+//! The check `query_database` runs on a statement before it goes to the database (issue #13 §C.12):
+//! one statement, of a kind that is a query, calling none of the functions of [`super::sql_policy`].
+//!
+//! The statement is parsed by PostgreSQL's own grammar (libpg_query, through the `pg_query` crate),
+//! never scanned as text: `pg_catalog.pg_terminate_backend`, `"pg_terminate_backend"`,
+//! `PG_CATALOG."pg_cancel_backend"` and a call in a string literal (not a call at all) are told
+//! apart exactly as the server tells them apart. The walk does not list node types: it visits every
+//! field of every node of the tree (through the tree's serde form), so a call in a subquery, a CTE,
+//! `FROM`, `LATERAL`, `CASE`, `ORDER BY`, a `FILTER`, a window, an `EXPLAIN ANALYZE` or a node kind
+//! a later grammar adds is seen all the same.
+//!
+//! What the check cannot see — which is why the role audit ([`super::role_audit`]) and a role that
+//! may not execute these functions (README, `deploy/sql/reader-role.sql`) are the real boundary:
+//! - calls made *inside* something the statement calls or reads: a user-defined function, a view, a
+//!   rule or trigger, a foreign table, a function-backed operator or cast;
+//! - a function given by attribute notation (`t.f` for `f(t)`), which PostgreSQL allows only for
+//!   functions of one row-typed argument (none of the refused ones).
+//!
+//! A text the library cannot parse is refused (fail closed) with PostgreSQL's syntax error: the
+//! server's grammar is the same one, so it would not have run either.
+
+use pg_query::protobuf::node::Node;
+use serde_json::Value;
+
+use super::sql_policy::{self, DeniedFunction};
+
+/// Why a statement was refused before it ran; worded for the model.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Refusal {
+    /// PostgreSQL's grammar rejects the text.
+    #[error("{0} (SQLSTATE 42601)")]
+    Syntax(String),
+    /// Not exactly one statement.
+    #[error("exactly one statement is run per call, this text holds {0} (multiple commands are refused)")]
+    StatementCount(usize),
+    /// A statement that is not a query (`DO`, `COPY`, `SET`, `LISTEN`, `NOTIFY`, `CALL`, DDL …).
+    #[error(
+        "{kind} statements are not run: query_database runs queries only (SELECT, WITH … SELECT, VALUES, \
+         TABLE, EXPLAIN, SHOW)"
+    )]
+    Statement { kind: String },
+    /// A call of a refused function.
+    #[error(
+        "{called}() is refused before it runs: it {why} ({docs}); query_database runs only statements whose \
+         effects stay inside the call"
+    )]
+    Function {
+        /// The name as written (schema-qualified when it was).
+        called: String,
+        why: &'static str,
+        docs: &'static str,
+    },
+    /// The library parsed the text but its tree could not be read (nesting past its limits).
+    #[error("the statement cannot be checked: {0}")]
+    Unreadable(String),
+}
+
+/// Checks `sql`: `Ok` when it may go to the database.
+pub fn check(sql: &str) -> Result<(), Refusal> {
+    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).map_err(|error| match error {
+        pg_query::Error::Parse(message) => Refusal::Syntax(message),
+        other => Refusal::Unreadable(other.to_string()),
+    })?;
+    let statements = &parsed.protobuf.stmts;
+    let [statement] = statements.as_slice() else {
+        return Err(Refusal::StatementCount(statements.len()));
+    };
+    let node = statement
+        .stmt
+        .as_ref()
+        .and_then(|stmt| stmt.node.as_ref())
+        .ok_or(Refusal::StatementCount(0))?;
+    let tree = serde_json::to_value(node).map_err(|e| Refusal::Unreadable(e.to_string()))?;
+    if !is_query(node) {
+        return Err(Refusal::Statement { kind: kind(&tree) });
+    }
+    match first_denied_call(&tree) {
+        Some((called, function)) => Err(Refusal::Function {
+            called,
+            why: function.effect.describe(),
+            docs: function.docs,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// The statements that produce rows. Writes with `RETURNING` are let through on purpose: the
+/// read-only transaction refuses them with PostgreSQL's own message ("cannot execute … in a
+/// read-only transaction"), the authority on what writes.
+fn is_query(node: &Node) -> bool {
+    matches!(
+        node,
+        Node::SelectStmt(_)
+            | Node::ExplainStmt(_)
+            | Node::VariableShowStmt(_)
+            | Node::InsertStmt(_)
+            | Node::UpdateStmt(_)
+            | Node::DeleteStmt(_)
+            | Node::MergeStmt(_)
+    )
+}
+
+/// The parse node's name for a statement (`DoStmt` → `Do`), from its serde form `{"DoStmt": {…}}`.
+fn kind(tree: &Value) -> String {
+    let name = tree
+        .as_object()
+        .and_then(|object| object.keys().next())
+        .map(String::as_str)
+        .unwrap_or("this");
+    name.strip_suffix("Stmt").unwrap_or(name).to_string()
+}
+
+/// The first refused call anywhere in `tree`, with its name as written. Every `FuncCall` node is
+/// serialized as `{"FuncCall": {"funcname": [{"node": {"String": {"sval": …}}}, …], …}}`.
+fn first_denied_call(tree: &Value) -> Option<(String, &'static DeniedFunction)> {
+    match tree {
+        Value::Object(object) => {
+            if let Some(call) = object.get("FuncCall") {
+                let parts = name_parts(call);
+                if let Some(function) = parts.last().and_then(|name| sql_policy::denied(name)) {
+                    return Some((parts.join("."), function));
+                }
+            }
+            object.values().find_map(first_denied_call)
+        }
+        Value::Array(items) => items.iter().find_map(first_denied_call),
+        _ => None,
+    }
+}
+
+/// `funcname` of a `FuncCall`: its schema (when qualified) and name, as PostgreSQL resolved the
+/// spelling (unquoted folded to lower case, quoted kept as written).
+fn name_parts(call: &Value) -> Vec<&str> {
+    call["funcname"]
+        .as_array()
+        .map(|parts| {
+            parts
+                .iter()
+                .filter_map(|part| part["node"]["String"]["sval"].as_str())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused_function(sql: &str) -> String {
+        match check(sql) {
+            Err(Refusal::Function { called, .. }) => called,
+            other => panic!("{sql}: expected a refused function, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn every_spelling_and_position_of_a_refused_call_is_seen() {
+        let cases = [
+            ("SELECT pg_terminate_backend(1)", "pg_terminate_backend"),
+            ("SELECT PG_TERMINATE_BACKEND(1)", "pg_terminate_backend"),
+            ("SELECT Pg_Cancel_Backend(1)", "pg_cancel_backend"),
+            ("SELECT \"pg_terminate_backend\"(1)", "pg_terminate_backend"),
+            (
+                "SELECT pg_catalog.pg_terminate_backend(1)",
+                "pg_catalog.pg_terminate_backend",
+            ),
+            (
+                "SELECT PG_CATALOG.\"pg_cancel_backend\"(1)",
+                "pg_catalog.pg_cancel_backend",
+            ),
+            (
+                "SELECT \"pg_catalog\".\"pg_reload_conf\"()",
+                "pg_catalog.pg_reload_conf",
+            ),
+            (
+                "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+                 WHERE usename = current_user AND pid <> pg_backend_pid()",
+                "pg_terminate_backend",
+            ),
+            ("SELECT * FROM (SELECT pg_cancel_backend(1)) s", "pg_cancel_backend"),
+            ("SELECT (SELECT pg_cancel_backend(1))", "pg_cancel_backend"),
+            (
+                "WITH k AS (SELECT pg_terminate_backend(1)) SELECT * FROM k",
+                "pg_terminate_backend",
+            ),
+            (
+                "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE pg_reload_conf()) SELECT 1",
+                "pg_reload_conf",
+            ),
+            ("SELECT * FROM pg_terminate_backend(1)", "pg_terminate_backend"),
+            (
+                "SELECT * FROM ROWS FROM (generate_series(1,2), pg_cancel_backend(1))",
+                "pg_cancel_backend",
+            ),
+            (
+                "SELECT * FROM pg_stat_activity a, LATERAL (SELECT pg_cancel_backend(a.pid)) x",
+                "pg_cancel_backend",
+            ),
+            (
+                "SELECT CASE WHEN true THEN pg_terminate_backend(1) END",
+                "pg_terminate_backend",
+            ),
+            ("SELECT 1 ORDER BY pg_cancel_backend(1)", "pg_cancel_backend"),
+            ("SELECT 1 GROUP BY 1 HAVING pg_cancel_backend(1)", "pg_cancel_backend"),
+            ("SELECT pg_cancel_backend(1)::text", "pg_cancel_backend"),
+            (
+                "SELECT row_number() OVER (ORDER BY pg_cancel_backend(1))",
+                "pg_cancel_backend",
+            ),
+            ("SELECT 1 LIMIT (SELECT pg_cancel_backend(1))::int", "pg_cancel_backend"),
+            ("VALUES (pg_cancel_backend(1))", "pg_cancel_backend"),
+            ("SELECT 1 UNION SELECT pg_cancel_backend(1)::int", "pg_cancel_backend"),
+            ("SELECT coalesce(null, pg_cancel_backend(1))", "pg_cancel_backend"),
+            ("SELECT ARRAY[pg_cancel_backend(1)]", "pg_cancel_backend"),
+            (
+                "SELECT 1 WHERE EXISTS (SELECT pg_cancel_backend(1))",
+                "pg_cancel_backend",
+            ),
+            ("EXPLAIN ANALYZE SELECT pg_terminate_backend(1)", "pg_terminate_backend"),
+            (
+                "SELECT * FROM generate_series(1, 2) g JOIN pg_stat_activity ON pg_cancel_backend(pid)",
+                "pg_cancel_backend",
+            ),
+            ("SELECT pg_read_file('/etc/passwd')", "pg_read_file"),
+            ("SELECT lo_import('/etc/passwd')", "lo_import"),
+            ("SELECT pg_notify('c', 'x')", "pg_notify"),
+            ("SELECT public.dblink('host=x', 'select 1')", "public.dblink"),
+            (
+                "SELECT query_to_xml('select pg_terminate_backend(1)', true, true, '')",
+                "query_to_xml",
+            ),
+            ("SELECT pg_switch_wal()", "pg_switch_wal"),
+            (
+                "SELECT pg_create_logical_replication_slot('s', 'test_decoding')",
+                "pg_create_logical_replication_slot",
+            ),
+            ("UPDATE t SET x = 1 RETURNING pg_cancel_backend(1)", "pg_cancel_backend"),
+        ];
+        for (sql, called) in cases {
+            assert_eq!(refused_function(sql), called, "{sql}");
+        }
+    }
+
+    #[test]
+    fn look_alikes_are_not_refused() {
+        let allowed = [
+            "SELECT pg_terminate_backend FROM (SELECT 1 AS pg_terminate_backend) t",
+            "SELECT 'pg_terminate_backend(1)' AS text",
+            "SELECT $$pg_cancel_backend(1)$$",
+            "SELECT 1 -- pg_terminate_backend(1)",
+            "SELECT /* pg_cancel_backend(1) */ 1",
+            "SELECT pg_terminate_backend_audit(1)",
+            "SELECT my_pg_cancel_backend(1)",
+            "SELECT \"PG_TERMINATE_BACKEND\"(1)",
+            "SELECT pg_backend_pid(), pg_sleep(0.1), pg_advisory_lock(1), pg_stat_get_activity(NULL)",
+            "SELECT count(*) FROM pg_stat_activity",
+            "EXPLAIN SELECT 1",
+            "SHOW statement_timeout",
+            "TABLE pg_class",
+            "INSERT INTO t VALUES (1) RETURNING *",
+        ];
+        for sql in allowed {
+            assert_eq!(check(sql), Ok(()), "{sql}");
+        }
+    }
+
+    #[test]
+    fn statements_that_are_not_queries_are_refused_by_kind() {
+        let cases = [
+            ("DO $$ BEGIN PERFORM pg_terminate_backend(1); END $$", "Do"),
+            ("COPY (SELECT 1) TO PROGRAM 'true'", "Copy"),
+            ("SET ROLE postgres", "VariableSet"),
+            ("RESET ALL", "VariableSet"),
+            ("LISTEN channel", "Listen"),
+            ("NOTIFY channel", "Notify"),
+            ("CALL p()", "Call"),
+            ("COMMIT", "Transaction"),
+            ("PREPARE p AS SELECT 1", "Prepare"),
+            (
+                "CREATE FUNCTION f() RETURNS int AS 'select 1' LANGUAGE sql",
+                "CreateFunction",
+            ),
+            ("LOAD 'plpgsql'", "Load"),
+            ("DISCARD ALL", "Discard"),
+        ];
+        for (sql, kind) in cases {
+            assert_eq!(check(sql), Err(Refusal::Statement { kind: kind.into() }), "{sql}");
+        }
+    }
+
+    #[test]
+    fn several_statements_a_syntax_error_and_an_empty_text_are_refused() {
+        assert_eq!(check("SELECT 1; SELECT 2"), Err(Refusal::StatementCount(2)));
+        assert_eq!(
+            check("SELECT 1; COMMIT; DELETE FROM t"),
+            Err(Refusal::StatementCount(3))
+        );
+        assert_eq!(check("-- nothing"), Err(Refusal::StatementCount(0)));
+        let Err(Refusal::Syntax(message)) = check("SELEC 1") else {
+            panic!("expected a syntax error");
+        };
+        assert!(message.contains("syntax error"), "{message}");
+    }
+
+    #[test]
+    fn the_refusal_names_the_function_the_effect_and_the_manual_section() {
+        let message = check("SELECT pg_catalog.pg_terminate_backend(1)")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            message,
+            "pg_catalog.pg_terminate_backend() is refused before it runs: it signals other server processes \
+             (§9.27.2 Server Signaling Functions); query_database runs only statements whose effects stay \
+             inside the call"
+        );
+    }
+}
