@@ -26,6 +26,8 @@ pub enum Effect {
     Server,
     /// Reads or writes the server's file system.
     Files,
+    /// Maintains an index outside the transaction (PostgreSQL lets only the index's owner).
+    IndexMaintenance,
     /// Creates, drops or consumes replication slots and origins: state that outlives the call.
     Replication,
     /// Large objects: server-side file import/export and objects that outlive the call.
@@ -45,6 +47,7 @@ impl Effect {
             Effect::Signal => "signals other server processes",
             Effect::Server => "changes server-wide state",
             Effect::Files => "accesses the server's file system",
+            Effect::IndexMaintenance => "maintains an index outside the transaction",
             Effect::Replication => "creates or consumes replication state that outlives the call",
             Effect::LargeObject => "works on large objects, which outlive the call or touch server files",
             Effect::Notify => "notifies other sessions",
@@ -55,8 +58,8 @@ impl Effect {
 
     /// True for the effects PostgreSQL itself restricts by privilege: the role audit reports a role
     /// that may `EXECUTE` such a `pg_catalog` function (the others are open to `PUBLIC` by default
-    /// and harmless inside a read-only transaction that rolls back, or check attributes the audit
-    /// reads directly, such as `REPLICATION`).
+    /// and harmless inside a read-only transaction that rolls back, or check what the audit reads
+    /// directly, such as `REPLICATION`, or ownership of the object they act on).
     pub fn audited(self) -> bool {
         matches!(self, Effect::Signal | Effect::Server | Effect::Files)
     }
@@ -110,7 +113,7 @@ pub const DENIED: &[DeniedFunction] = denied![
         "pg_replication_origin_create", "pg_replication_origin_drop", "pg_replication_origin_advance",
         "pg_replication_origin_session_setup", "pg_replication_origin_session_reset",
         "pg_replication_origin_xact_setup", "pg_replication_origin_xact_reset"],
-    Server INDEX ["brin_summarize_new_values", "brin_summarize_range", "brin_desummarize_range",
+    IndexMaintenance INDEX ["brin_summarize_new_values", "brin_summarize_range", "brin_desummarize_range",
         "gin_clean_pending_list"],
     Files FILES ["pg_ls_dir", "pg_ls_logdir", "pg_ls_waldir", "pg_ls_logicalmapdir", "pg_ls_logicalsnapdir",
         "pg_ls_replslotdir", "pg_ls_archive_statusdir", "pg_ls_tmpdir", "pg_read_file", "pg_read_binary_file",
