@@ -588,21 +588,23 @@ async fn one_caller_cannot_terminate_another_callers_query() {
     );
     let killer = async {
         tokio::time::sleep(std::time::Duration::from_millis(500)).await;
-        refused(
+        let sql = "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+                   WHERE usename = current_user AND pid <> pg_backend_pid()";
+        tool_call(
             &setup.server,
             &setup.fixture.token,
-            "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
-             WHERE usename = current_user AND pid <> pg_backend_pid()",
+            "query_database",
+            json!({ "sql": sql }),
         )
         .await
     };
-    let (slept, message) = tokio::join!(sleeper, killer);
+    let (slept, killed) = tokio::join!(sleeper, killer);
+    assert_eq!(slept["isError"], false, "B's call was hurt: {slept}");
     assert_eq!(
-        message,
+        error_text(&killed),
         "pg_terminate_backend() is refused before it runs: it signals other server processes (§9.27.2 Server \
          Signaling Functions); query_database runs only statements whose effects stay inside the call"
     );
-    assert_eq!(slept["isError"], false, "B's call was hurt: {slept}");
 }
 
 #[tokio::test]
