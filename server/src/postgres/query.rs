@@ -64,7 +64,7 @@ impl Database {
     /// Runs one read-only statement with at most `limit` rows (capped by `database.max_rows`).
     pub async fn query(&self, sql: &str, limit: Option<usize>) -> Result<QueryOutput, DbError> {
         let sql = normalize(sql)?;
-        super::sql_check::check(sql)?;
+        super::sql_check::check_off_workers(sql).await?;
         let limit = limit.unwrap_or(self.limits.max_rows).clamp(1, self.limits.max_rows);
         self.on_connection(async |client| self.run(client, sql, limit).await)
             .await
