@@ -56,10 +56,11 @@ pub enum Refusal {
 }
 
 /// Texts up to this size are checked on the calling task; longer ones on tokio's blocking pool. The
-/// check costs about as much CPU as PostgreSQL's own parse (parse, then a serde walk: ~30 µs for
-/// the 135-byte example, ~0.2 ms for 500 bytes, ~50 ms for an 80 KB `IN` list, release
-/// build), so a long text must not hold an async worker that other requests are waiting for.
-const INLINE_CHECK_BYTES: usize = 4 * 1024;
+/// check's CPU grows with the tree (release build, `cargo run --release -p benchmarks --bin
+/// sql-check-cost`: ~25 µs for a primary-key lookup, ~45 µs for the example, ~0.25 ms for
+/// 450 bytes of CTE and joins, ~2 ms for 4 KB, ~65 ms for 80 KB), so a long text must not hold an
+/// async worker that other requests are waiting for.
+const INLINE_CHECK_BYTES: usize = 1024;
 
 /// [`check`] without blocking the async workers on a long text.
 pub async fn check_off_workers(sql: &str) -> Result<(), Refusal> {
