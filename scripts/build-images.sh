@@ -19,6 +19,8 @@ flock 9
 
 command -v docker >/dev/null || { echo "docker is required to build the images" >&2; exit 1; }
 command -v nginx >/dev/null || { echo "nginx is required on the host (apt-get install nginx-light)" >&2; exit 1; }
+[ -n "${LIBCLANG_PATH:-}" ] || compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null ||
+  { echo "libclang is required on the host to build the server (scripts/setup.sh installs it)" >&2; exit 1; }
 
 # Copies a binary to DEST inside ROOTFS with every shared library it loads (ldd), at their paths.
 copy_with_libraries() {

@@ -10,6 +10,9 @@ missing=()
 command -v nginx >/dev/null || missing+=(nginx-light)
 # PostgreSQL server binaries: the Postgres tool tests start throwaway clusters (no system service).
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
+# libclang for bindgen: the server's pg_query crate compiles PostgreSQL's parser (libpg_query) and
+# generates its bindings at build time (query_database's statement check, #13 C.12).
+compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null || missing+=(libclang-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

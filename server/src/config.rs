@@ -121,6 +121,8 @@ pub struct DatabaseConfig {
     pub max_rows: usize,
     pub max_result_size: ByteSize,
     pub health_interval: HumanDuration,
+    /// Refuse the database tools while the role audit finds the role unsafe (issue #13 §C.12).
+    pub require_safe_role: bool,
 }
 
 /// A connection URL that may carry a password. `config check` prints the whole configuration and

@@ -99,4 +99,12 @@ fn describe() {
     describe_gauge!("pgmcp_kb_chunks", "Searchable chunks in the served knowledge base");
     describe_counter!("pgmcp_tool_calls_total", "MCP tools/call by tool and outcome");
     describe_gauge!("pgmcp_draining", "1 once SIGTERM was received");
+    describe_gauge!(
+        "pgmcp_database_role_finding",
+        "1 while the database role's latest audit has this finding (superuser, signal_backend, ...)"
+    );
+    describe_gauge!(
+        "pgmcp_database_role_safe",
+        "1 when the database role's latest audit found nothing beyond a single call"
+    );
 }

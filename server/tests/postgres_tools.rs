@@ -654,3 +654,272 @@ async fn pool_size_oversized_queries_at_once_leave_peak_memory_small() {
         "peak RSS grew by {grown_mib} MiB (bound {BOUND_MIB} MiB)"
     );
 }
+
+/// `query_database` refused before it ran: HTTP 200, no JSON-RPC error (a tool result), `isError`
+/// true; the message.
+async fn refused(server: &RunningServer, token: &str, sql: &str) -> String {
+    let response = rpc(
+        server,
+        Some(token),
+        json!({"jsonrpc": "2.0", "id": 9, "method": "tools/call", "params": {"name": "query_database", "arguments": {"sql": sql}}}),
+    )
+    .await;
+    assert_eq!(response.status(), 200, "{sql}");
+    let body: Value = response.json().await.unwrap();
+    assert!(
+        body.get("error").is_none(),
+        "{sql}: a tool error, not a JSON-RPC error: {body}"
+    );
+    error_text(&body["result"])
+}
+
+#[tokio::test]
+async fn one_caller_cannot_terminate_another_callers_query() {
+    let setup = setup("").await;
+    let token_b =
+        postgres_mcp::auth::admin::token_create(&setup.fixture.path("tokens.yaml"), "caller-b", None, None).unwrap();
+    assert!(
+        eventually(5, || async {
+            let ping = json!({"jsonrpc": "2.0", "id": 1, "method": "ping"});
+            rpc(&setup.server, Some(&token_b), ping).await.status() == 200
+        })
+        .await,
+        "the second token was not picked up"
+    );
+    // B sleeps on one pooled backend; A, with another token but the same database role, tries to
+    // terminate every other backend of that role (#13 C.12: B died with 57P01 before).
+    let sleeper = tool_call(
+        &setup.server,
+        &token_b,
+        "query_database",
+        json!({"sql": "SELECT pg_sleep(3)"}),
+    );
+    let killer = async {
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        let sql = "SELECT count(*) FILTER (WHERE pg_terminate_backend(pid)) FROM pg_stat_activity \
+                   WHERE usename = current_user AND pid <> pg_backend_pid()";
+        tool_call(
+            &setup.server,
+            &setup.fixture.token,
+            "query_database",
+            json!({ "sql": sql }),
+        )
+        .await
+    };
+    let (slept, killed) = tokio::join!(sleeper, killer);
+    assert_eq!(slept["isError"], false, "B's call was hurt: {slept}");
+    assert_eq!(
+        error_text(&killed),
+        "pg_terminate_backend() is refused before it runs: it signals other server processes (§9.27.2 Server \
+         Signaling Functions); query_database runs only statements whose effects stay inside the call"
+    );
+}
+
+#[tokio::test]
+async fn every_spelling_of_a_refused_call_is_refused_and_look_alikes_run() {
+    let setup = setup("").await;
+    let db = setup.cluster.client().await;
+    db.batch_execute(
+        "CREATE TABLE lookalike (pg_terminate_backend int);
+         INSERT INTO lookalike VALUES (7);
+         CREATE FUNCTION pg_terminate_backend_audit(int) RETURNS int LANGUAGE sql AS 'SELECT $1 + 1';",
+    )
+    .await
+    .unwrap();
+    let (server, token) = (&setup.server, setup.fixture.token.as_str());
+    let refusals = [
+        ("SELECT pg_terminate_backend(0)", "pg_terminate_backend()"),
+        ("SELECT PG_TERMINATE_BACKEND(0)", "pg_terminate_backend()"),
+        ("SELECT \"pg_terminate_backend\"(0)", "pg_terminate_backend()"),
+        (
+            "SELECT pg_catalog.pg_terminate_backend(0)",
+            "pg_catalog.pg_terminate_backend()",
+        ),
+        (
+            "SELECT PG_CATALOG.\"pg_cancel_backend\"(0)",
+            "pg_catalog.pg_cancel_backend()",
+        ),
+        ("SELECT * FROM (SELECT pg_cancel_backend(0)) s", "pg_cancel_backend()"),
+        (
+            "WITH k AS (SELECT pg_cancel_backend(0)) SELECT * FROM k",
+            "pg_cancel_backend()",
+        ),
+        ("SELECT * FROM pg_cancel_backend(0)", "pg_cancel_backend()"),
+        (
+            "SELECT CASE WHEN true THEN pg_cancel_backend(0) END",
+            "pg_cancel_backend()",
+        ),
+        ("SELECT 1 ORDER BY pg_cancel_backend(0)", "pg_cancel_backend()"),
+        (
+            "SELECT * FROM customers c, LATERAL (SELECT pg_cancel_backend(c.id)) x",
+            "pg_cancel_backend()",
+        ),
+        (
+            "EXPLAIN ANALYZE SELECT pg_terminate_backend(0)",
+            "pg_terminate_backend()",
+        ),
+        ("SELECT pg_reload_conf()", "pg_reload_conf()"),
+        ("SELECT pg_read_file('/etc/passwd')", "pg_read_file()"),
+        ("SELECT pg_notify('c', 'x')", "pg_notify()"),
+        ("SELECT lo_import('/etc/passwd')", "lo_import()"),
+        (
+            "SELECT query_to_xml('SELECT pg_terminate_backend(0)', true, true, '')",
+            "query_to_xml()",
+        ),
+    ];
+    let statements = [
+        ("DO $$ BEGIN PERFORM 1; END $$", "Do statements are not run"),
+        ("LISTEN c", "Listen statements are not run"),
+        ("NOTIFY c", "Notify statements are not run"),
+        ("SET statement_timeout = 0", "VariableSet statements are not run"),
+        ("COPY customers TO STDOUT", "Copy statements are not run"),
+        (
+            "SELECT 1; SELECT 2",
+            "exactly one statement is run per call, this text holds 2",
+        ),
+    ];
+    let functions = refusals.map(|(sql, called)| (sql, format!("{called} is refused before it runs: it ")));
+    let statements = statements.map(|(sql, start)| (sql, start.to_string()));
+    for (sql, start) in functions.into_iter().chain(statements) {
+        let message = refused(server, token, sql).await;
+        assert!(message.starts_with(&start), "{sql}: {message}");
+    }
+    let look_alikes = [
+        ("SELECT pg_terminate_backend FROM lookalike", json!([[7]])),
+        (
+            "SELECT 'pg_terminate_backend(1)' AS text",
+            json!([["pg_terminate_backend(1)"]]),
+        ),
+        ("SELECT pg_terminate_backend_audit(1)", json!([[2]])),
+        ("SELECT 1 AS n -- pg_cancel_backend(1)", json!([[1]])),
+    ];
+    for (sql, rows) in look_alikes {
+        let result = call(&setup, "query_database", json!({ "sql": sql })).await;
+        assert_eq!(result["isError"], false, "{sql}: {result}");
+        assert_eq!(result["structuredContent"]["rows"], rows, "{sql}");
+    }
+}
+
+/// `/health`'s `database.role` once the role audit has said `safe` (within 5 s).
+async fn audited_role(server: &RunningServer, safe: bool) -> Value {
+    let role = || async { health(server).await.1["database"]["role"].clone() };
+    assert!(
+        eventually(5, || async { role().await["safe"] == safe }).await,
+        "{}",
+        role().await
+    );
+    role().await
+}
+
+#[tokio::test]
+async fn a_superuser_role_is_reported_unsafe_and_require_safe_role_refuses_the_tools() {
+    let setup = setup("  require_safe_role: true\n").await;
+    let role = audited_role(&setup.server, false).await;
+    assert_eq!(role["role"], "postgres");
+    assert_eq!(role["tools_refused"], true);
+    let kinds: Vec<&str> = role["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["kind"].as_str().unwrap())
+        .collect();
+    for kind in [
+        "superuser",
+        "replication",
+        "signal_backend",
+        "read_server_files",
+        "execute_admin_function",
+    ] {
+        assert!(kinds.contains(&kind), "{kind} missing from {role}");
+    }
+    let metrics = get_text(&url(&setup.server, "/metrics")).await;
+    assert!(
+        metrics.contains("pgmcp_database_role_finding{finding=\"superuser\"} 1"),
+        "{metrics}"
+    );
+    assert!(metrics.contains("pgmcp_database_role_safe 0"), "{metrics}");
+    let message = refused(&setup.server, &setup.fixture.token, "SELECT 1").await;
+    assert!(
+        message.starts_with("the database role `postgres` is unsafe (superuser, replication, signal_backend"),
+        "{message}"
+    );
+    assert!(message.contains("database.require_safe_role is set"), "{message}");
+    let schema = call(&setup, "get_schema_info", json!({})).await;
+    assert!(error_text(&schema).contains("is unsafe"), "{schema}");
+}
+
+#[tokio::test]
+async fn without_require_safe_role_an_unsafe_role_is_reported_and_still_served() {
+    let setup = setup("").await;
+    assert!(
+        eventually(5, || async {
+            health(&setup.server).await.1["database"]["role"]["safe"] == false
+        })
+        .await
+    );
+    assert_eq!(
+        health(&setup.server).await.1["database"]["role"]["tools_refused"],
+        false
+    );
+    let ok = sql(&setup, "SELECT 42 AS answer").await;
+    assert_eq!(ok["structuredContent"]["rows"], json!([[42]]));
+}
+
+#[tokio::test]
+async fn the_reader_role_script_makes_a_safe_role_that_cannot_signal() {
+    let cluster = PgCluster::start();
+    let admin = cluster.client().await;
+    admin.batch_execute(SEED).await.unwrap();
+    // What the statement check cannot see: a call inside a view.
+    admin
+        .batch_execute("CREATE VIEW backend_killer AS SELECT pg_terminate_backend(pg_backend_pid()) AS done")
+        .await
+        .unwrap();
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../deploy/sql/reader-role.sql");
+    cluster.psql_file(&script, &[("password", "s3cret")]);
+    // Idempotent: a second run changes nothing and fails nothing.
+    cluster.psql_file(&script, &[("password", "s3cret")]);
+    // Created after the script: readable through the default privileges.
+    admin
+        .batch_execute("CREATE TABLE later (x int); INSERT INTO later VALUES (1)")
+        .await
+        .unwrap();
+
+    let fixture = Fixture::new();
+    let config = format!(
+        "database:\n  url: \"{}\"\n  health_interval: 200ms\n  connect_timeout: 1s\n  require_safe_role: true\n",
+        cluster.url_as("mcp_reader")
+    );
+    let server = fixture.start_with("mcp-reader", &config).await;
+    let role = audited_role(&server, true).await;
+    assert_eq!(role["role"], "mcp_reader");
+    assert_eq!(role["findings"], json!([]));
+    assert_eq!(role["tools_refused"], false);
+
+    let query = |sql: &'static str| tool_call(&server, &fixture.token, "query_database", json!({ "sql": sql }));
+    let counted = query("SELECT (SELECT count(*) FROM customers) + (SELECT count(*) FROM later) AS n").await;
+    assert_eq!(counted["structuredContent"]["rows"], json!([[4]]), "{counted}");
+    // The view's hidden call passes the statement check; the role stops it.
+    let hidden = query("SELECT * FROM backend_killer").await;
+    let message = error_text(&hidden);
+    assert!(
+        message.contains("permission denied for function pg_terminate_backend"),
+        "{message}"
+    );
+    assert!(message.contains("42501"), "{message}");
+
+    let (reader, connection) = tokio_postgres::connect(&cluster.url_as("mcp_reader"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(connection);
+    for sql in [
+        "SELECT pg_terminate_backend(pg_backend_pid())",
+        "SELECT pg_cancel_backend(pg_backend_pid())",
+        "SELECT pg_read_file('PG_VERSION')",
+        "SELECT pg_reload_conf()",
+    ] {
+        let error = reader.simple_query(sql).await.unwrap_err();
+        let code = error.as_db_error().map(|e| e.code().code().to_string());
+        assert_eq!(code.as_deref(), Some("42501"), "{sql}: {error}");
+    }
+}

@@ -47,7 +47,9 @@ pub fn register(table: &mut ToolTable, database: Arc<Database>) {
         "query_database",
         "Run one read-only SQL statement against the PostgreSQL database and return the rows as JSON \
          (columns with names and types, rows as arrays). Writes, DDL and transaction control are refused \
-         by the database; long queries are cancelled; large results are truncated and flagged.",
+         by the database; functions that act beyond the call (signalling other sessions, server files, \
+         remote connections) are refused before it runs; long queries are cancelled; large results are \
+         truncated and flagged.",
         annotations.clone(),
         {
             let database = database.clone();

@@ -13,6 +13,9 @@ pub enum DbError {
     /// The statement is valid SQL but not something this tool runs.
     #[error("{0}")]
     NotAllowed(String),
+    /// `database.require_safe_role` is set and the pool's role is unsafe (or not audited yet).
+    #[error("{0}")]
+    UnsafeRole(String),
 }
 
 impl DbError {
@@ -38,6 +41,13 @@ impl DbError {
     /// True when the failure says the database (not the query) is at fault.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, DbError::Unavailable(_))
+    }
+}
+
+/// A statement refused before it ran is a tool error like any refused statement.
+impl From<super::sql_check::Refusal> for DbError {
+    fn from(refusal: super::sql_check::Refusal) -> DbError {
+        DbError::NotAllowed(refusal.to_string())
     }
 }
 

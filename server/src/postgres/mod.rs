@@ -10,13 +10,19 @@
 //! - [`pool`]: URL (or a watched `url_file`, for credential rotation without restarts), TLS per
 //!   `sslmode`, timeouts, pool size; the [`Database`] handle and its status;
 //! - [`query`]: one statement in a `READ ONLY` transaction with timeouts and caps;
+//! - [`sql_check`], [`sql_policy`]: statements and functions refused before they run, because their
+//!   effects would reach beyond the call (PostgreSQL's parser walks the statement);
+//! - [`role_audit`]: what the pool's role could do beyond a call, reported in `/health` and metrics;
 //! - [`values`]: PostgreSQL values as JSON where the server cannot do it for us;
 //! - [`schema`]: tables, columns, keys and indexes, compact enough for a model's context.
 
 mod error;
 pub mod pool;
 pub mod query;
+pub mod role_audit;
 pub mod schema;
+pub mod sql_check;
+pub mod sql_policy;
 pub mod values;
 
 pub use error::DbError;

@@ -22,6 +22,7 @@ use serde::Serialize;
 use tokio_postgres::config::SslMode;
 
 use super::error::{DbError, OpenError};
+use super::role_audit::{RoleStatus, RoleWatch};
 use crate::config::DatabaseConfig;
 use crate::watch::{FileStatus, Loaded, Loader, Reloadable, Served, TextLoader, Watched};
 
@@ -31,6 +32,8 @@ pub struct Database {
     pub limits: QueryLimits,
     status: Mutex<DatabaseStatus>,
     health_interval: Duration,
+    /// The audit of the pool's role, refreshed by every new connection.
+    role: Arc<RoleWatch>,
 }
 
 /// Per-call limits from `database.*`.
@@ -52,6 +55,9 @@ pub struct DatabaseStatus {
     /// Generation and last error of `database.url_file`, when the URL comes from one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub url_file: Option<FileStatus>,
+    /// The latest audit of the pool's role (see `role_audit`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub role: Option<RoleStatus>,
 }
 
 impl Database {
@@ -60,14 +66,16 @@ impl Database {
     /// With `url_file`, the file is watched like the auth files: a rotated password or a moved
     /// database takes effect at the next reload, without a restart.
     pub fn open(config: &DatabaseConfig) -> Result<Option<Arc<Database>>, OpenError> {
+        let role = Arc::new(RoleWatch::new(config.require_safe_role));
         let pool = match (&config.url, &config.url_file) {
-            (Some(url), _) => PoolSource::Fixed(build_pool(url.expose(), config).map_err(OpenError::Settings)?),
+            (Some(url), _) => PoolSource::Fixed(build_pool(url.expose(), config, &role).map_err(OpenError::Settings)?),
             (None, Some(path)) => PoolSource::File(Watched::open(
                 "database_url",
                 path,
                 PoolLoader {
                     text: TextLoader::new(|text| Ok(text.trim().to_string())),
                     config: config.clone(),
+                    role: role.clone(),
                 },
             )?),
             (None, None) => return Ok(None),
@@ -86,8 +94,10 @@ impl Database {
                 last_error: None,
                 checked_at: None,
                 url_file: None,
+                role: None,
             }),
             health_interval: config.health_interval.get(),
+            role,
         })))
     }
 
@@ -131,6 +141,10 @@ impl Database {
         work: impl AsyncFnOnce(&mut tokio_postgres::Client) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
         let mut client = self.connection().await?;
+        // After the checkout: a new connection has been audited by then.
+        if let Some(refusal) = self.role.refusal() {
+            return Err(refusal);
+        }
         let deadline = self.limits.statement_timeout + self.limits.acquire_timeout;
         let outcome = match tokio::time::timeout(deadline, work(&mut client)).await {
             Ok(outcome) => outcome,
@@ -163,12 +177,14 @@ impl Database {
                 last_error: Some(error.to_string()),
                 checked_at: Some(Utc::now()),
                 url_file: None,
+                role: None,
             },
             _ => DatabaseStatus {
                 status: "ok",
                 last_error: None,
                 checked_at: Some(Utc::now()),
                 url_file: None,
+                role: None,
             },
         };
         let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
@@ -188,6 +204,7 @@ impl Database {
         if let PoolSource::File(file) = &self.pool {
             status.url_file = Some(file.status());
         }
+        status.role = Some(self.role.status());
         status
     }
 
@@ -221,8 +238,9 @@ impl Database {
     }
 }
 
-/// A pool for `url` (nothing connects until the first call).
-fn build_pool(url: &str, config: &DatabaseConfig) -> Result<Pool, String> {
+/// A pool for `url` (nothing connects until the first call). Each new connection audits the role
+/// into `role` before it is handed out.
+fn build_pool(url: &str, config: &DatabaseConfig, role: &Arc<RoleWatch>) -> Result<Pool, String> {
     let mut pg = tokio_postgres::Config::from_str(url.trim())
         .map_err(|e| format!("database.url is not a valid PostgreSQL URL: {e}"))?;
     let connect_timeout = config.connect_timeout.get();
@@ -258,7 +276,15 @@ fn build_pool(url: &str, config: &DatabaseConfig) -> Result<Pool, String> {
             Manager::from_config(pg, tls, manager_config)
         }
     };
+    let role = role.clone();
     Pool::builder(manager)
+        .post_create(deadpool_postgres::Hook::async_fn(move |client, _| {
+            let role = role.clone();
+            Box::pin(async move {
+                role.audit_connection(client).await;
+                Ok(())
+            })
+        }))
         .max_size(config.pool_size)
         .runtime(Runtime::Tokio1)
         .wait_timeout(Some(connect_timeout))
@@ -279,6 +305,7 @@ enum PoolSource {
 struct PoolLoader {
     text: TextLoader<String>,
     config: DatabaseConfig,
+    role: Arc<RoleWatch>,
 }
 
 impl Loader for PoolLoader {
@@ -287,7 +314,7 @@ impl Loader for PoolLoader {
     fn load(&self, path: &Path) -> Result<Loaded<Pool>, String> {
         let url = self.text.load(path)?;
         Ok(Loaded {
-            value: build_pool(&url.value, &self.config)?,
+            value: build_pool(&url.value, &self.config, &self.role)?,
             served: url.served,
         })
     }
@@ -298,7 +325,7 @@ impl Loader for PoolLoader {
             return Ok(None);
         };
         Ok(Some(Loaded {
-            value: build_pool(&url.value, &self.config)?,
+            value: build_pool(&url.value, &self.config, &self.role)?,
             served: url.served,
         }))
     }

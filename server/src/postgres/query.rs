@@ -6,6 +6,9 @@
 //!   that hides it, and the transaction always ends in `ROLLBACK`;
 //! - the statement goes through the extended protocol (`Parse`), which accepts exactly one
 //!   statement: `SELECT 1; COMMIT; DELETE …` is refused by the server before anything runs;
+//! - before anything is sent, PostgreSQL's own parser checks the text ([`super::sql_check`]): one
+//!   statement, a query, calling no function whose effects reach beyond the call (signalling other
+//!   backends, server files, WAL, remote connections …: [`super::sql_policy`]);
 //! - a statement that describes no result rows is refused before it runs. That is every utility
 //!   statement — `COMMIT`, `SET ROLE`, `SET TRANSACTION READ WRITE`, `COPY … TO PROGRAM`, `DO`,
 //!   `CALL`, `LISTEN`, `PREPARE` — and plain DML without `RETURNING`. The server tells us the shape
@@ -82,6 +85,7 @@ impl Database {
     /// Runs one read-only statement with at most `limit` rows (capped by `database.max_rows`).
     pub async fn query(&self, sql: &str, limit: Option<usize>) -> Result<QueryOutput, DbError> {
         let sql = normalize(sql)?;
+        super::sql_check::check_off_workers(sql).await?;
         let limit = limit.unwrap_or(self.limits.max_rows).clamp(1, self.limits.max_rows);
         self.on_connection(async |client| self.run(client, sql, limit).await)
             .await

@@ -61,6 +61,32 @@ impl PgCluster {
         format!("postgres://postgres@127.0.0.1:{}/postgres?sslmode=disable", self.port)
     }
 
+    /// `postgres://` URL for `role` (any password: the cluster trusts loopback).
+    pub fn url_as(&self, role: &str) -> String {
+        format!(
+            "postgres://{role}:secret@127.0.0.1:{}/postgres?sslmode=disable",
+            self.port
+        )
+    }
+
+    /// Runs `file` with this PostgreSQL's `psql` as the superuser, with `-v name=value` variables;
+    /// panics with psql's output when it fails.
+    pub fn psql_file(&self, file: &Path, variables: &[(&str, &str)]) {
+        let mut command = Command::new(self.bin.join("psql"));
+        command.arg(self.url()).arg("-X").arg("-q").arg("-f").arg(file);
+        for (name, value) in variables {
+            command.arg("-v").arg(format!("{name}={value}"));
+        }
+        let output = command.output().unwrap();
+        assert!(
+            output.status.success(),
+            "psql -f {} failed: {}{}",
+            file.display(),
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+
     /// Stops the server at once (as a crash or an outage would).
     pub fn stop(&self) {
         let _ = command(

@@ -59,7 +59,7 @@ variable "min_capacity" {
 }
 
 variable "database_url_secret_arn" {
-  description = "ARN of the Secrets Manager secret whose value is the PostgreSQL connection URL (scheme postgres, with user, password, host, port and database). null: no Postgres tools."
+  description = "ARN of the Secrets Manager secret whose value is the PostgreSQL connection URL (scheme postgres, with user, password, host, port and database), for the reader role made by deploy/sql/reader-role.sql. null: no Postgres tools."
   type        = string
   default     = null
 }
