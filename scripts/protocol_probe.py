@@ -13,6 +13,8 @@ port = 18000 + os.getpid() % 1000
 open(f"{d}/c.yaml", "w").write(f"listen: 127.0.0.1:{port}\nauth:\n  tokens_file: {d}/tokens.yaml\nkb:\n  path: {d}/kb.db\n"
                                "database:\n  url: postgres://mcp@127.0.0.1:1/db?sslmode=disable\n")
 server = subprocess.Popen([binary, "serve", "--config", f"{d}/c.yaml"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+import atexit
+atexit.register(server.terminate)
 for _ in range(100):
     try:
         http.client.HTTPConnection("127.0.0.1", port, timeout=1).request("GET", "/health"); break
@@ -60,4 +62,3 @@ for name, method, path, headers, body in cases:
         kind = f"non-JSON body {raw[:30]!r}"
     allow = r.getheader("Allow")
     print(f"{name:34} {r.status} {kind}" + (f" Allow: {allow}" if allow else ""))
-server.terminate(); server.wait()
