@@ -68,6 +68,6 @@ pub mod fuzzing {
     /// [`crate::auth`]'s line reader and YAML parser on one tokens.yaml text: `Ok(true)` read
     /// alike by both, `Ok(false)` left to the YAML parser, `Err` a disagreement (a bug).
     pub fn tokens_readers_agree(text: &str) -> Result<bool, String> {
-        crate::auth::tokens_layout_agrees_with_yaml(text)
+        crate::auth::tokens::line_reader_agrees_with_yaml(text)
     }
 }

@@ -30,4 +30,3 @@ pub use authenticator::{AuthHealth, Authenticator, IssuedSession, SessionKeyFile
 pub use http::{Gate, Login};
 pub use principal::{AuthFailure, Principal, PrincipalKind};
 pub use scope::ToolScope;
-pub(crate) use tokens_layout::agrees_with_yaml as tokens_layout_agrees_with_yaml;

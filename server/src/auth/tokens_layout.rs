@@ -370,34 +370,10 @@ impl<'a> Lines<'a> {
     }
 }
 
-/// The reader's one promise, checked on one file: `Ok(true)` when [`read`] read it and the YAML
-/// path reads exactly the same entries, `Ok(false)` when [`read`] left it to the YAML path, `Err`
-/// naming both results when they disagree. The differential tests below and the `tokens_yaml` fuzz
-/// target (`fuzz/`) both hold the reader to it.
-pub(crate) fn agrees_with_yaml(text: &str) -> Result<bool, String> {
-    let mut entries = Vec::new();
-    let mut in_order = true;
-    let accepted = read(text, |index, entry| {
-        in_order &= index == entries.len();
-        entries.push(entry.to_entry());
-    });
-    if accepted.is_none() {
-        return Ok(false);
-    }
-    let mut yaml = Vec::new();
-    let parsed = super::tokens::read_yaml(text, |_, entry| yaml.push(entry)).map(|()| yaml);
-    match parsed {
-        Ok(yaml) if in_order && yaml == entries => Ok(true),
-        other => Err(format!(
-            "the line reader read {entries:?} (indices in order: {in_order}), the YAML parser {other:?}"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::tokens::{TokenEntry, generate_token};
+    use crate::auth::tokens::{TokenEntry, generate_token, line_reader_agrees_with_yaml};
 
     fn line_reader(text: &str) -> Option<Vec<TokenEntry>> {
         let mut entries = Vec::new();
@@ -410,7 +386,8 @@ mod tests {
 
     /// The reader's one promise: whatever it reads, the YAML path reads the same.
     fn assert_agrees(text: &str) -> bool {
-        agrees_with_yaml(text).unwrap_or_else(|error| panic!("the two readers disagree on:\n{text}\n{error}"))
+        line_reader_agrees_with_yaml(text)
+            .unwrap_or_else(|error| panic!("the two readers disagree on:\n{text}\n{error}"))
     }
 
     #[test]

@@ -2,8 +2,7 @@
 //!
 //! - [`jsonrpc`]: the JSON-RPC envelope — body bytes to a request, notification or response;
 //! - [`protocol`]: version negotiation and the header rules of each protocol revision;
-//! - [`transport`]: the [`Endpoint`] behind `POST /mcp` — HTTP checks, JSON-RPC envelope, method
-//!   dispatch;
+//! - [`transport`]: the [`Endpoint`] behind `POST /mcp` — HTTP checks, then method dispatch;
 //! - [`tools`]: the tool table; one file per tool family ([`kb_tool`], [`db_tools`]), each registered
 //!   with the handle it needs; [`arguments`]: the one place a call's arguments are checked.
 //!
