@@ -8,8 +8,17 @@
 //! (an empty query, a failed SQL statement), answered as its own tool error.
 //!
 //! Whether an [`ArgumentError`] reaches the client as a JSON-RPC -32602 or a tool result with
-//! `isError: true` depends on the revision (SEP-1303): the transport decides, with
-//! [`super::protocol::Revision::argument_errors_are_tool_results`].
+//! `isError: true` depends on the revision; the transport decides, with
+//! [`super::protocol::Revision::argument_errors_are_tool_results`]:
+//! - 2025-11-25 and later: a tool result with `isError: true` (SEP-1303, "Input Validation Errors
+//!   as Tool Execution Errors"), so the model reads which field broke which rule and retries;
+//! - 2025-06-18, and requests without a version header (2025-03-26): JSON-RPC -32602 with the same
+//!   message. That revision's tools page lists "invalid arguments" under protocol errors (and
+//!   "invalid input data" under tool execution errors, read here as values a tool refuses for their
+//!   meaning, such as an empty query — those stay tool errors in every revision).
+//!
+//! Either way one argument has one error class per revision: before, `limit: -1` was -32602 and
+//! `limit: 0` a tool error (issue #13 §A.6).
 
 use std::{borrow::Cow, fmt};
 
