@@ -13,6 +13,8 @@
 //!   error response may carry `null` when the id could not be read: JSON-RPC 2.0 §5);
 //! - batches (a top-level array) were removed in 2025-06-18, the oldest revision served, so they
 //!   are refused whole (-32600) rather than half-answered;
+//! - the body is UTF-8 throughout (RFC 8259 §8.1), also inside fields nobody reads (found by the
+//!   fuzz target);
 //! - a key given twice (`{"id":1,"id":null}`) is refused: which one a proxy in front reads is not
 //!   ours to guess.
 
@@ -111,7 +113,16 @@ pub fn classify(body: &[u8]) -> Result<Message, Refused> {
             "JSON-RPC batches are not supported (MCP removed them in 2025-06-18): send one message per request",
         ));
     }
-    let envelope: Envelope = serde_json::from_slice(body).map_err(|error| {
+    // RFC 8259 §8.1: JSON exchanged between systems MUST be UTF-8. Checked over the whole body
+    // because serde skips the fields we do not read (`"x":"\xff"`) without looking inside them.
+    let body = std::str::from_utf8(body).map_err(|error| {
+        refuse(
+            None,
+            ErrorCode::PARSE_ERROR,
+            format!("body is not valid JSON: not UTF-8 ({error})"),
+        )
+    })?;
+    let envelope: Envelope = serde_json::from_str(body).map_err(|error| {
         if error.is_syntax() || error.is_eof() {
             refuse(None, ErrorCode::PARSE_ERROR, format!("body is not valid JSON: {error}"))
         } else {
@@ -292,8 +303,34 @@ mod tests {
             assert_eq!(got, code, "{body}");
             assert!(message.contains(rule), "{body}: {message}");
         }
+        for body in [
+            &b"{\"jsonrpc\":\"2.0\",\"method\":\"x\",\"unread\":\"\xff\"}"[..],
+            b"{\"a\":\"\xc3\"}",
+            b"\xff",
+        ] {
+            let refused = classify(body).unwrap_err();
+            assert_eq!(refused.error.error.code, ErrorCode::PARSE_ERROR, "{body:?}");
+            assert!(refused.error.error.message.contains("not UTF-8"), "{body:?}");
+        }
         // The id is echoed only when it is a valid one.
         let refused = classify(br#"{"jsonrpc":"1.0","id":9,"method":"ping"}"#).unwrap_err();
         assert_eq!(refused.id, Some(RequestId(json!(9))));
+    }
+
+    /// `fuzz/artifacts/jsonrpc/crash-8c1c0c77…` (headers, blank line, body): invalid UTF-8 inside
+    /// an unknown field made the body a notification though it is not JSON.
+    #[test]
+    fn fuzz_crash_invalid_utf8_in_an_unread_field_is_a_parse_error() {
+        use base64::Engine;
+        let input = base64::engine::general_purpose::STANDARD
+            .decode(
+                "bWNwLXByb3RvY29sLXZlcnNpb246IDIwMjYtMDctMjgKbWNwLW1ldGhvZDogaW5pdGlhbGl6ZQoKeyJqc29ucnBjIjoiMi4wIiwic2Qi\
+                 OjIsIm1ldGhvZCI6ImluaTxpYWxpemUiLCJwYXRhbXMiOnsiXyNqdGEiOnsiaW8ubW9kZWxjb250ZXh0cHJvdG9jb2wvcHJvdG9jb2xW\
+                 ////////////////////////////////ZXJzaW9uIjoiMjAyNi0wNy0yOCIsImlvLm1vZGVsY29udGV4dHByb3RvY29sL2NsaWVudENh\
+                 cGFiaWxpdGllcyI6e319fX0=",
+            )
+            .unwrap();
+        let body = &input[input.windows(2).position(|w| w == b"\n\n").unwrap() + 2..];
+        assert_eq!(classify(body).unwrap_err().error.error.code, ErrorCode::PARSE_ERROR);
     }
 }
