@@ -81,7 +81,8 @@ fuzz_target!(|data: &[u8]| {
             assert_eq!(refused.status().as_u16(), 400);
             let code = refused.error.error.code.0;
             assert!(code == -32700 || code == -32600, "code {code}");
-            if json_text {
+            // (serde_json's strict reading: a lone surrogate in a field we read is a parse error.)
+            if serde_json::from_slice::<serde_json::Value>(input.body).is_ok() {
                 assert_eq!(code, -32600, "valid JSON refused as a parse error");
             }
         }
