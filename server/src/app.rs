@@ -8,17 +8,22 @@
 //!     -> POST /api/login   origin::Policy   -> auth::Login (body limit, limiter admits, bcrypt)
 //!     -> POST /mcp, /mcp/v1 origin::Policy  -> auth::Gate (credential first; only failures reach the
 //!                                              limiter) -> mcp::Endpoint (body limit, tool table)
-//!        GET/DELETE /mcp -> 405 (stateless: no SSE stream, no session to delete)
+//!        any other method on a route -> 405 + Allow; any other path -> 404 (JSON bodies, http_error)
 //! ```
 
 use std::{sync::Arc, time::Instant};
 
-use poem::{Endpoint, EndpointExt, Route, get, post};
+use poem::{
+    Endpoint, EndpointExt, Route,
+    error::{MethodNotAllowedError, NotFoundError},
+    get, post,
+};
 
 use crate::{
     auth::{self, Authenticator},
     config::Config,
     health::Health,
+    http_error,
     instance::InstanceId,
     kb::KbFile,
     layer::Layer,
@@ -69,21 +74,38 @@ pub fn routes(
         database: files.database.clone(),
     };
     let mcp_route = || {
-        post(mcp.clone())
-            .get(mcp::transport::method_not_allowed)
-            .delete(mcp::transport::method_not_allowed)
+        allow(post(mcp.clone()), "POST", mcp::transport::STATELESS)
             .with(Layer(gate.clone()))
             .with(Layer(origin.clone()))
     };
     Ok(Route::new()
-        .at("/health", get(health))
-        .at("/metrics", get(metrics::metrics_text))
-        .at("/api/login", post(gate.login(max_body)).with(Layer(origin.clone())))
+        .at("/health", allow(get(health), "GET, HEAD", "/health answers GET"))
+        .at(
+            "/metrics",
+            allow(get(metrics::metrics_text), "GET, HEAD", "/metrics answers GET"),
+        )
+        .at(
+            "/api/login",
+            allow(
+                post(gate.login(max_body)),
+                "POST",
+                "POST a JSON {\"username\", \"password\"} to log in",
+            )
+            .with(Layer(origin.clone())),
+        )
         .at("/mcp", mcp_route())
         .at("/mcp/v1", mcp_route())
+        .catch_error(|_: NotFoundError| async { http_error::not_found() })
         .with(Layer(RequestContext {
             instance: instance.clone(),
             draining: draining.clone(),
             timeout: config.http.request_timeout.get(),
         })))
+}
+
+/// A route's method table, a method it lacks answered with 405, `Allow: allow` and the JSON body
+/// saying `message` (poem's own 405 has neither). `GET` routes answer `HEAD` too (poem runs the
+/// `GET` endpoint without the body), so their `allow` names both.
+fn allow(methods: impl Endpoint, allow: &'static str, message: &'static str) -> impl Endpoint {
+    methods.catch_error(move |_: MethodNotAllowedError| async move { http_error::method_not_allowed(allow, message) })
 }

@@ -1,8 +1,10 @@
 //! HTTP-level errors with a JSON body that names what is wrong, and body reading with a size limit.
 //!
 //! Every refusal a client can get before a JSON-RPC message is parsed (auth, size, content type,
-//! origin) goes through [`HttpError`], so status codes and bodies are consistent across routes:
-//! `{"error": "<code>", "message": "<what to fix>"}`.
+//! origin, an unknown path or a method the route lacks) goes through [`HttpError`], so status codes
+//! and bodies are consistent across routes: `{"error": "<code>", "message": "<what to fix>"}`.
+//! poem's own 404 and 405 have an empty or text body and no `Allow`; the routes answer them with
+//! [`not_found`] and [`method_not_allowed`] instead (issue #13 §A.7).
 
 use poem::{IntoResponse, Request, Response, http::StatusCode, web::Json};
 use serde_json::json;
@@ -48,6 +50,21 @@ impl From<HttpError> for poem::Error {
     fn from(error: HttpError) -> Self {
         poem::Error::from_response(error.into_response())
     }
+}
+
+/// 405 for a method the route lacks, with `Allow` listing the ones it has (RFC 9110 §15.5.6: a
+/// 405 MUST carry `Allow`). `allow` is the header value, e.g. `"GET, HEAD"`.
+pub fn method_not_allowed(allow: &'static str, message: impl Into<String>) -> HttpError {
+    HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed", message).with_header("allow", allow)
+}
+
+/// 404 for a path no route serves.
+pub fn not_found() -> HttpError {
+    HttpError::new(
+        StatusCode::NOT_FOUND,
+        "not_found",
+        "no such route: MCP is POST /mcp (or /mcp/v1); see also POST /api/login, GET /health, GET /metrics",
+    )
 }
 
 /// Reads the whole body, refusing more than `max` bytes (whether or not Content-Length was sent).

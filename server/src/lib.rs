@@ -60,3 +60,18 @@ mod units;
 pub mod watch;
 
 pub use instance::InstanceId;
+
+/// What the fuzz targets in `fuzz/` (a crate of its own, outside the workspace, so neither the
+/// workspace build nor CI needs cargo-fuzz) call beyond the public API: the check that the
+/// tokens.yaml line reader agrees with the YAML parser, and the header types the JSON-RPC target
+/// builds requests from. Not an API: nothing else may use it.
+#[doc(hidden)]
+pub mod fuzzing {
+    pub use poem::http::{HeaderMap, HeaderName, HeaderValue};
+
+    /// [`crate::auth`]'s line reader and YAML parser on one tokens.yaml text: `Ok(true)` read
+    /// alike by both, `Ok(false)` left to the YAML parser, `Err` a disagreement (a bug).
+    pub fn tokens_readers_agree(text: &str) -> Result<bool, String> {
+        crate::auth::tokens::line_reader_agrees_with_yaml(text)
+    }
+}

@@ -417,10 +417,17 @@ async fn malformed_requests_get_errors_naming_the_problem() {
     assert_eq!(body["error"]["code"], -32602);
     assert!(body["error"]["message"].as_str().unwrap().contains("nope"));
 
+    // 2025-11-25 (SEP-1303): an argument the schema refuses is a tool error naming the field.
     let bad_args = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "search_knowledgebase", "arguments": {"query": 5}}});
     let body: Value = rpc(&server, Some(&fixture.token), bad_args).await.json().await.unwrap();
-    assert_eq!(body["error"]["code"], -32602);
-    assert!(body["error"]["message"].as_str().unwrap().contains("query"), "{body}");
+    assert_eq!(body["result"]["isError"], true, "{body}");
+    assert!(
+        body["result"]["content"][0]["text"]
+            .as_str()
+            .unwrap()
+            .contains("`query`"),
+        "{body}"
+    );
 
     let bad_limit = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "search_knowledgebase", "arguments": {"query": "x", "limit": 500}}});
     let body: Value = rpc(&server, Some(&fixture.token), bad_limit)

@@ -279,7 +279,7 @@ async fn bad_sql_gets_postgres_own_error_and_parameters_are_refused() {
     assert!(message.contains("parameter"), "{message}");
     let message = error_text(&sql(&setup, "  ;  ").await);
     assert!(message.contains("empty"), "{message}");
-    // A missing argument is a JSON-RPC invalid-params error naming it.
+    // A missing argument is, in 2025-11-25 (SEP-1303), a tool error naming it.
     let response = rpc(
         &setup.server,
         Some(&setup.fixture.token),
@@ -287,8 +287,8 @@ async fn bad_sql_gets_postgres_own_error_and_parameters_are_refused() {
     )
     .await;
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["error"]["code"], -32602, "{body}");
-    assert!(body["error"]["message"].as_str().unwrap().contains("sql"));
+    assert_eq!(body["result"]["isError"], true, "{body}");
+    assert!(error_text(&body["result"]).contains("missing field `sql`"), "{body}");
 }
 
 #[tokio::test]

@@ -410,6 +410,30 @@ impl TokenEntry {
     }
 }
 
+/// The line reader's one promise ([`tokens_layout`]), checked on one file: `Ok(true)` when it read it and the YAML
+/// path reads exactly the same entries, `Ok(false)` when it left it to the YAML path, `Err`
+/// naming both results when they disagree. The reader's differential tests and the `tokens_yaml` fuzz
+/// target (`fuzz/`) both hold the reader to it.
+pub(crate) fn line_reader_agrees_with_yaml(text: &str) -> Result<bool, String> {
+    let mut entries = Vec::new();
+    let mut in_order = true;
+    let accepted = tokens_layout::read(text, |index, entry| {
+        in_order &= index == entries.len();
+        entries.push(entry.to_entry());
+    });
+    if accepted.is_none() {
+        return Ok(false);
+    }
+    let mut yaml = Vec::new();
+    let parsed = read_yaml(text, |_, entry| yaml.push(entry)).map(|()| yaml);
+    match parsed {
+        Ok(yaml) if in_order && yaml == entries => Ok(true),
+        other => Err(format!(
+            "the line reader read {entries:?} (indices in order: {in_order}), the YAML parser {other:?}"
+        )),
+    }
+}
+
 /// Reads a tokens file with the YAML parser, calling `visit` with each entry in file order; any
 /// error stops the read (the entries visited until then must be discarded).
 pub(super) fn read_yaml(text: &str, mut visit: impl FnMut(usize, TokenEntry)) -> Result<(), String> {

@@ -373,7 +373,7 @@ impl<'a> Lines<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::auth::tokens::{TokenEntry, generate_token, read_yaml};
+    use crate::auth::tokens::{TokenEntry, generate_token, line_reader_agrees_with_yaml};
 
     fn line_reader(text: &str) -> Option<Vec<TokenEntry>> {
         let mut entries = Vec::new();
@@ -384,21 +384,10 @@ mod tests {
         Some(entries)
     }
 
-    fn yaml_parser(text: &str) -> Result<Vec<TokenEntry>, String> {
-        let mut entries = Vec::new();
-        read_yaml(text, |_, entry| entries.push(entry))?;
-        Ok(entries)
-    }
-
     /// The reader's one promise: whatever it reads, the YAML path reads the same.
     fn assert_agrees(text: &str) -> bool {
-        match line_reader(text) {
-            Some(entries) => {
-                assert_eq!(yaml_parser(text), Ok(entries), "the two readers disagree on:\n{text}");
-                true
-            }
-            None => false,
-        }
+        line_reader_agrees_with_yaml(text)
+            .unwrap_or_else(|error| panic!("the two readers disagree on:\n{text}\n{error}"))
     }
 
     #[test]

@@ -10,7 +10,10 @@ use rmcp::model::{CallToolResult, ContentBlock, ToolAnnotations};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::tools::{ToolTable, tool_error};
+use super::{
+    arguments::Bounded,
+    tools::{ToolTable, tool_error},
+};
 use crate::postgres::{Database, DbError};
 
 /// Arguments of `query_database`.
@@ -19,9 +22,9 @@ use crate::postgres::{Database, DbError};
 pub struct QueryArgs {
     /// One read-only SQL statement (SELECT, WITH … SELECT, VALUES, TABLE, EXPLAIN, SHOW).
     pub sql: String,
-    /// Most rows to return (default and maximum: the server's `database.max_rows`).
+    /// Most rows to return, at least 1 (default and maximum: the server's `database.max_rows`).
     #[serde(default)]
-    pub limit: Option<u32>,
+    pub limit: Option<Bounded<1, { u32::MAX }>>,
 }
 
 /// Arguments of `get_schema_info`.
@@ -68,10 +71,7 @@ pub fn register(table: &mut ToolTable, database: Arc<Database>) {
 }
 
 async fn query(database: Arc<Database>, args: QueryArgs) -> CallToolResult {
-    if args.limit == Some(0) {
-        return tool_error("limit must be at least 1");
-    }
-    let outcome = database.query(&args.sql, args.limit.map(|l| l as usize)).await;
+    let outcome = database.query(&args.sql, args.limit.map(|l| l.get() as usize)).await;
     structured(outcome, "query")
 }
 

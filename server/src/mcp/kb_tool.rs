@@ -8,14 +8,16 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::tools::{ToolTable, tool_error};
+use super::{
+    arguments::Bounded,
+    tools::{ToolTable, tool_error},
+};
 use crate::kb::{
     KbFile, KnowledgeBase,
     store::{SearchError, SearchHit},
 };
 
 const DEFAULT_LIMIT: u32 = 5;
-const MAX_LIMIT: u32 = 50;
 
 /// Arguments of `search_knowledgebase`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -25,7 +27,7 @@ pub struct SearchArgs {
     pub query: String,
     /// Most results to return (1 to 50, default 5).
     #[serde(default)]
-    pub limit: Option<u32>,
+    pub limit: Option<Bounded<1, 50>>,
 }
 
 /// Registers `search_knowledgebase` over `kb`.
@@ -45,10 +47,7 @@ pub fn register(table: &mut ToolTable, kb: Arc<KbFile>) {
 }
 
 async fn search(kb: Arc<KnowledgeBase>, args: SearchArgs) -> CallToolResult {
-    let limit = args.limit.unwrap_or(DEFAULT_LIMIT);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return tool_error(format!("limit must be between 1 and {MAX_LIMIT}, got {limit}"));
-    }
+    let limit = args.limit.map_or(DEFAULT_LIMIT, Bounded::get);
     let hits = match kb.search_async(args.query, limit as usize).await {
         Ok(hits) => hits,
         // No word, or past a limit of `kb::terms`: the message names the rule so the model can fix it.

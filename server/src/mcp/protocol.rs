@@ -61,6 +61,15 @@ impl Revision {
     pub fn per_request(self) -> bool {
         self >= Revision::V2026_07_28
     }
+
+    /// Whether arguments a tool refuses are a tool result with `isError: true` rather than a
+    /// JSON-RPC -32602. SEP-1303 made them tool execution errors from 2025-11-25 on, so the model
+    /// sees what to correct. 2025-06-18's tools page lists "invalid arguments" among the protocol
+    /// errors, so that revision (and the 2025-03-26 default) keeps -32602 for every argument the
+    /// tool's input schema refuses — type, range, required and unknown fields alike.
+    pub fn argument_errors_are_tool_results(self) -> bool {
+        self >= Revision::V2025_11_25
+    }
 }
 
 const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";
@@ -77,7 +86,7 @@ pub struct ProtocolError {
 }
 
 impl ProtocolError {
-    fn bad_request(code: ErrorCode, message: impl Into<String>, data: Option<Value>) -> Self {
+    pub(super) fn bad_request(code: ErrorCode, message: impl Into<String>, data: Option<Value>) -> Self {
         ProtocolError {
             status: StatusCode::BAD_REQUEST,
             error: ErrorData::new(code, message.into(), data),
@@ -127,11 +136,17 @@ fn single_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a st
     })
 }
 
-/// Works out the revision of a non-`initialize` request and checks its version signals agree.
-pub fn request_revision(headers: &HeaderMap, method: &str, params: Option<&Value>) -> Result<Revision, ProtocolError> {
+/// The revision a message names — in the `MCP-Protocol-Version` header, or in `params._meta` with
+/// the same value in the header — checked to be served; a message naming none speaks 2025-03-26.
+///
+/// Every kind of message goes through this (requests, notifications, responses): a version the
+/// server does not serve is refused with 400 whatever the message is, since the client would
+/// otherwise take an unanswered notification as understood (issue #13 §A.2; the transports page's
+/// "If the server receives a request with an invalid or unsupported MCP-Protocol-Version, it MUST
+/// respond with 400 Bad Request").
+pub fn message_revision(headers: &HeaderMap, params: Option<&Value>) -> Result<Revision, ProtocolError> {
     let header = single_header(headers, HEADER_PROTOCOL_VERSION)?;
-    let meta = params.and_then(|p| p.get("_meta"));
-    let meta_version = meta.and_then(|m| m.get(META_PROTOCOL_VERSION)).and_then(Value::as_str);
+    let meta_version = meta_protocol_version(params);
 
     if let Some(version) = meta_version {
         let Some(header) = header else {
@@ -151,12 +166,41 @@ pub fn request_revision(headers: &HeaderMap, method: &str, params: Option<&Value
             ));
         }
     }
-    // A version in `_meta` comes with the same one in the header (checked above), so a request
+    // A version in `_meta` comes with the same one in the header (checked above), so a message
     // names a version exactly when it has the header.
-    let revision = match meta_version.or(header) {
-        None => Revision::V2025_03_26,
-        Some(version) => Revision::served(version).ok_or_else(|| ProtocolError::unsupported(version))?,
-    };
+    match meta_version.or(header) {
+        None => Ok(Revision::V2025_03_26),
+        Some(version) => Revision::served(version).ok_or_else(|| ProtocolError::unsupported(version)),
+    }
+}
+
+fn meta_protocol_version(params: Option<&Value>) -> Option<&str> {
+    params?.get("_meta")?.get(META_PROTOCOL_VERSION)?.as_str()
+}
+
+/// Whether a message names (in its header or `_meta`) a served revision without the handshake —
+/// then an `initialize` in it is a method that revision removed, not a handshake to negotiate.
+pub fn names_per_request_revision(headers: &HeaderMap, params: Option<&Value>) -> bool {
+    let header = headers.get(HEADER_PROTOCOL_VERSION).and_then(|v| v.to_str().ok());
+    [meta_protocol_version(params), header]
+        .into_iter()
+        .flatten()
+        .any(|version| Revision::served(version).is_some_and(Revision::per_request))
+}
+
+/// Methods a revision no longer has: 2026-07-28 removed the `initialize` handshake (replaced by
+/// `server/discover` and per-request `_meta`) and `ping` (any request shows liveness) — its
+/// changelog, SEP-2575. They are answered like every method the server lacks (-32601, 404 in that
+/// revision); earlier revisions keep both.
+pub fn removed(revision: Revision, method: &str) -> bool {
+    revision.per_request() && matches!(method, "initialize" | "ping")
+}
+
+/// Works out the revision of a request and checks its version signals agree
+/// ([`message_revision`]), then the per-request `_meta` fields and standard headers of 2026-07-28.
+pub fn request_revision(headers: &HeaderMap, method: &str, params: Option<&Value>) -> Result<Revision, ProtocolError> {
+    let revision = message_revision(headers, params)?;
+    let meta = params.and_then(|p| p.get("_meta"));
     if revision.per_request() || method == "server/discover" {
         let missing: Vec<&str> = [META_PROTOCOL_VERSION, META_CLIENT_CAPABILITIES]
             .into_iter()

@@ -4,9 +4,10 @@
 //! A tool owns its dependencies, as in rmcp's tool router: each family registers its tools with the
 //! handle they need (`kb_tool::register(&mut table, kb)`), and a family whose dependency is not
 //! configured is simply not registered — so no tool ever checks whether it is configured. Adding a
-//! tool is adding one argument type and one function, then one `register` call. Argument errors
-//! become JSON-RPC "invalid params" naming the field at fault; failures inside a tool become a result
-//! with `isError: true`, as MCP asks, so the model sees them.
+//! tool is adding one argument type and one function, then one `register` call. Arguments the type
+//! refuses become [`DispatchError::InvalidArguments`] naming the field and the rule (checked in
+//! [`super::arguments`], the one place); failures inside a tool become a result with `isError: true`,
+//! as MCP asks, so the model sees them.
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc};
 
@@ -15,6 +16,7 @@ use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotation
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
+use super::arguments::{self, ArgumentError};
 use crate::auth::{Principal, ToolScope};
 
 /// Why a `tools/call` did not reach a tool.
@@ -24,8 +26,8 @@ pub enum DispatchError {
     UnknownTool(String),
     #[error("tool `{tool}` is not permitted for credential `{principal}`")]
     NotPermitted { tool: String, principal: String },
-    #[error("invalid arguments for `{tool}`: {message}")]
-    InvalidArguments { tool: String, message: String },
+    #[error("invalid arguments for `{tool}`: {error}")]
+    InvalidArguments { tool: String, error: ArgumentError },
 }
 
 type BoxedCall = Box<
@@ -74,19 +76,10 @@ impl ToolTable {
         let call: BoxedCall = Box::new(move |principal, arguments| {
             let function = function.clone();
             Box::pin(async move {
-                let arguments: A =
-                    serde_path_to_error::deserialize(serde_json::Value::Object(arguments)).map_err(|e| {
-                        let path = e.path().to_string();
-                        let message = if path == "." {
-                            e.into_inner().to_string()
-                        } else {
-                            format!("{path}: {}", e.into_inner())
-                        };
-                        DispatchError::InvalidArguments {
-                            tool: name.to_string(),
-                            message,
-                        }
-                    })?;
+                let arguments: A = arguments::parse(arguments).map_err(|error| DispatchError::InvalidArguments {
+                    tool: name.to_string(),
+                    error,
+                })?;
                 Ok(function(principal, arguments).await)
             })
         });

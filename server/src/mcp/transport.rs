@@ -1,7 +1,7 @@
 //! The `/mcp` endpoint: one POST, one JSON-RPC message, one JSON response.
 //!
 //! Stateless by construction: no `Mcp-Session-Id` is issued or needed, there is no server-to-client
-//! SSE stream (GET and DELETE answer 405), and each request is answered from its own headers, body
+//! SSE stream (any method but POST answers 405, [`STATELESS`]), and each request is answered from its own headers, body
 //! and the current snapshots of the shared files — so a load balancer may send each request to a
 //! different instance, and an instance may die between two requests of the same client.
 //!
@@ -10,19 +10,19 @@
 //! [`Principal`] comes from the auth gate in front of it.
 
 use poem::{
-    IntoResponse, Request, Response, handler,
+    IntoResponse, Request, Response,
     http::{HeaderMap, StatusCode},
 };
 use rmcp::model::{
     CallToolRequestParams, DiscoverResult, ErrorCode, ErrorData, Implementation, InitializeRequestParams,
     InitializeResult, ListToolsResult, ProtocolVersion, ServerCapabilities,
 };
-use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{
-    protocol::{self, ProtocolError},
-    tools::{DispatchError, ToolTable},
+    jsonrpc::{self, Message, Refused, RequestId},
+    protocol::{self, ProtocolError, Revision},
+    tools::{DispatchError, ToolTable, tool_error},
 };
 use crate::{
     auth::Principal,
@@ -32,18 +32,6 @@ use crate::{
 
 const INSTRUCTIONS: &str = "Tools for a PostgreSQL deployment and its documentation. Use \
     search_knowledgebase to find documentation sections relevant to a question.";
-
-/// The JSON-RPC envelope, before the method decides what `params` must be.
-#[derive(Deserialize)]
-struct Envelope {
-    jsonrpc: Option<String>,
-    id: Option<Value>,
-    method: Option<String>,
-    #[serde(default)]
-    params: Option<Value>,
-    result: Option<Value>,
-    error: Option<Value>,
-}
 
 /// A JSON-RPC error response with the HTTP status it travels with.
 fn rpc_error(status: StatusCode, id: Option<&Value>, error: ErrorData) -> Response {
@@ -58,20 +46,18 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
         .body(serde_json::to_vec(body).expect("JSON values serialize"))
 }
 
-fn invalid_request(message: impl Into<String>) -> ErrorData {
-    ErrorData::new(ErrorCode::INVALID_REQUEST, message.into(), None)
+/// A notification or a client response: nothing to answer (202), once the version it names is one
+/// we serve — an unsupported one is 400 whatever the message kind (issue #13 §A.2).
+fn accepted(headers: &HeaderMap, params: Option<&Value>) -> Response {
+    match protocol::message_revision(headers, params) {
+        Ok(_) => StatusCode::ACCEPTED.into_response(),
+        Err(ProtocolError { status, error }) => rpc_error(status, None, error),
+    }
 }
 
-#[handler]
-pub fn method_not_allowed() -> Response {
-    HttpError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
-        "this server is stateless: POST JSON-RPC messages to this endpoint; there is no SSE stream or session to GET or DELETE",
-    )
-    .with_header("allow", "POST")
-    .into_response()
-}
+/// What a 405 on the MCP routes says (GET and DELETE are what other MCP servers answer with an SSE
+/// stream and a session end).
+pub const STATELESS: &str = "this server is stateless: POST JSON-RPC messages to this endpoint; there is no SSE stream or session to GET or DELETE";
 
 /// The client must accept a JSON response (an absent Accept header accepts anything).
 fn accepts_json(headers: &HeaderMap) -> bool {
@@ -130,60 +116,15 @@ impl Endpoint {
             Ok(body) => body,
             Err(error) => return error.into_response(),
         };
-        if body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                None,
-                invalid_request("JSON-RPC batches are not supported: send one message per request"),
-            );
-        }
-        let envelope: Envelope = match serde_json::from_slice(&body) {
-            Ok(envelope) => envelope,
-            Err(error) if error.is_syntax() || error.is_eof() => {
-                return rpc_error(
-                    StatusCode::BAD_REQUEST,
-                    None,
-                    ErrorData::new(ErrorCode::PARSE_ERROR, format!("body is not valid JSON: {error}"), None),
-                );
-            }
-            Err(error) => {
-                return rpc_error(
-                    StatusCode::BAD_REQUEST,
-                    None,
-                    invalid_request(format!("not a JSON-RPC 2.0 message: {error}")),
-                );
+        let (id, method, params) = match jsonrpc::classify(&body) {
+            Ok(Message::Request { id, method, params }) => (id, method, params),
+            Ok(Message::Notification { params, .. }) => return accepted(request.headers(), params.as_ref()),
+            Ok(Message::Response) => return accepted(request.headers(), None),
+            Err(Refused { id, error }) => {
+                return rpc_error(error.status, id.as_ref().map(RequestId::as_value), error.error);
             }
         };
-        if envelope.jsonrpc.as_deref() != Some("2.0") {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                envelope.id.as_ref(),
-                invalid_request("`jsonrpc` must be \"2.0\""),
-            );
-        }
-        let Some(method) = envelope.method else {
-            if envelope.result.is_some() || envelope.error.is_some() {
-                // A response to a server request: this server sends none, so there is nothing to match.
-                return StatusCode::ACCEPTED.into_response();
-            }
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                envelope.id.as_ref(),
-                invalid_request("message has neither `method` nor `result`/`error`"),
-            );
-        };
-        let Some(id) = envelope.id else {
-            // Notifications (notifications/initialized, notifications/cancelled, ...) need no answer.
-            return StatusCode::ACCEPTED.into_response();
-        };
-        if !(id.is_string() || id.is_i64() || id.is_u64()) {
-            return rpc_error(
-                StatusCode::BAD_REQUEST,
-                None,
-                invalid_request("`id` must be a string or an integer"),
-            );
-        }
-        self.dispatch(&principal, request.headers(), &method, &id, envelope.params)
+        self.dispatch(&principal, request.headers(), &method, id.as_value(), params)
             .await
     }
 
@@ -195,7 +136,7 @@ impl Endpoint {
         id: &Value,
         params: Option<Value>,
     ) -> Response {
-        if method == "initialize" {
+        if method == "initialize" && !protocol::names_per_request_revision(headers, params.as_ref()) {
             return self.initialize(headers, id, params);
         }
         let revision = match protocol::request_revision(headers, method, params.as_ref()) {
@@ -203,13 +144,21 @@ impl Endpoint {
             Err(ProtocolError { status, error }) => return rpc_error(status, Some(id), error),
         };
         let outcome = match method {
+            removed if protocol::removed(revision, removed) => Err(ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!(
+                    "method `{removed}` was removed in MCP {} (SEP-2575): use server/discover and per-request _meta",
+                    revision.as_str()
+                ),
+                None,
+            )),
             "ping" => Ok(json!({})),
             "server/discover" => Ok(discover()),
             "tools/list" => Ok(serde_json::to_value(ListToolsResult::with_all_items(
                 self.tools.list_for(&principal.tools),
             ))
             .expect("tools serialize")),
-            "tools/call" => self.call_tool(principal, params).await,
+            "tools/call" => self.call_tool(principal, revision, params).await,
             other => Err(ErrorData::new(
                 ErrorCode::METHOD_NOT_FOUND,
                 format!("method `{other}` is not supported by this server"),
@@ -262,7 +211,15 @@ impl Endpoint {
         json_response(StatusCode::OK, &body)
     }
 
-    async fn call_tool(&self, principal: &Principal, params: Option<Value>) -> Result<Value, ErrorData> {
+    /// `tools/call`. Params that are not a `tools/call` (not an object, no `name`) and an unknown or
+    /// forbidden tool are -32602 in every revision; arguments the tool refuses are a tool result
+    /// with `isError: true` from 2025-11-25 on, -32602 before ([`Revision::argument_errors_are_tool_results`]).
+    async fn call_tool(
+        &self,
+        principal: &Principal,
+        revision: Revision,
+        params: Option<Value>,
+    ) -> Result<Value, ErrorData> {
         let params: CallToolRequestParams = params
             .map(serde_json::from_value)
             .transpose()
@@ -302,7 +259,11 @@ impl Endpoint {
             Err(error @ DispatchError::InvalidArguments { .. }) => {
                 metrics::counter!("pgmcp_tool_calls_total", "tool" => name, "outcome" => "invalid_arguments")
                     .increment(1);
-                Err(ErrorData::new(ErrorCode::INVALID_PARAMS, error.to_string(), None))
+                if revision.argument_errors_are_tool_results() {
+                    Ok(serde_json::to_value(tool_error(error.to_string())).expect("tool results serialize"))
+                } else {
+                    Err(ErrorData::new(ErrorCode::INVALID_PARAMS, error.to_string(), None))
+                }
             }
         }
     }
