@@ -12,7 +12,9 @@ command -v nginx >/dev/null || missing+=(nginx-light)
 compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql)
 # libclang for bindgen: the server's pg_query crate compiles PostgreSQL's parser (libpg_query) and
 # generates its bindings at build time (query_database's statement check, #13 C.12).
-compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null || missing+=(libclang-dev)
+# Both the library and clang's own headers (stddef.h …), which bindgen needs too.
+{ compgen -G '/usr/lib/llvm-*/lib/libclang.so*' && compgen -G '/usr/lib/llvm-*/lib/clang/*/include/stddef.h'; } >/dev/null ||
+  missing+=(libclang-dev)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo
