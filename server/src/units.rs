@@ -55,7 +55,7 @@ impl fmt::Display for HumanDuration {
         let ms = self.0.as_millis();
         let (value, unit) = [(86_400_000, "d"), (3_600_000, "h"), (60_000, "m"), (1_000, "s")]
             .into_iter()
-            .find(|(per, _)| ms != 0 && ms % per == 0)
+            .find(|(per, _)| ms != 0 && ms.is_multiple_of(*per))
             .map(|(per, unit)| (ms / per, unit))
             .unwrap_or((ms, "ms"));
         write!(f, "{value}{unit}")
@@ -104,7 +104,7 @@ impl fmt::Display for ByteSize {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let (value, unit) = [(1u64 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")]
             .into_iter()
-            .find(|(per, _)| self.0 != 0 && self.0 % per == 0)
+            .find(|(per, _)| self.0 != 0 && self.0.is_multiple_of(*per))
             .map(|(per, unit)| (self.0 / per, unit))
             .unwrap_or((self.0, "B"));
         write!(f, "{value}{unit}")

@@ -195,10 +195,10 @@ impl SetBuilder {
     }
 
     fn add(&mut self, index: usize, entry: EntryRef<'_>) {
-        if self.error.is_none() {
-            if let Err(error) = self.accept(index, entry) {
-                self.error = Some(error);
-            }
+        if self.error.is_none()
+            && let Err(error) = self.accept(index, entry)
+        {
+            self.error = Some(error);
         }
     }
 

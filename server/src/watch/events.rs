@@ -258,7 +258,7 @@ mod tests {
     async fn an_in_place_write_is_in_progress_until_its_writer_closes_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let tokens = target(dir.path().join("tokens.yaml"));
-        let router = Router::new(&[tokens.clone()]);
+        let router = Router::new(std::slice::from_ref(&tokens));
         router.route(event(
             EventKind::Modify(ModifyKind::Data(DataChange::Any)),
             &[&tokens.path],
