@@ -63,12 +63,8 @@ struct KbServer {
 
 impl KbServer {
     async fn search(&self, args: SearchArgs) -> CallToolResult {
-        let limit = args.limit.unwrap_or(5);
-        if !(1..=50).contains(&limit) {
-            return CallToolResult::error(vec![ContentBlock::text(format!(
-                "limit must be between 1 and 50, got {limit}"
-            ))]);
-        }
+        // The range (1–50) is checked while `SearchArgs` is deserialized, as in ours.
+        let limit = args.limit.map_or(5, |limit| limit.get());
         let hits = match self.kb.clone().search_async(args.query, limit as usize).await {
             Ok(hits) => hits,
             Err(error) => return CallToolResult::error(vec![ContentBlock::text(error.to_string())]),
