@@ -44,8 +44,16 @@ struct Setup {
 }
 
 async fn setup(extra: &str) -> Setup {
+    setup_after("", extra).await
+}
+
+/// [`setup`], with `prepare` run on the database (as its superuser) before the server starts.
+async fn setup_after(prepare: &str, extra: &str) -> Setup {
     let cluster = PgCluster::start();
     cluster.client().await.batch_execute(SEED).await.unwrap();
+    if !prepare.is_empty() {
+        cluster.client().await.batch_execute(prepare).await.unwrap();
+    }
     let fixture = Fixture::new();
     let config = format!(
         "database:\n  url: \"{}\"\n  health_interval: 200ms\n  connect_timeout: 1s\n{extra}",
@@ -766,6 +774,10 @@ async fn every_spelling_of_a_refused_call_is_refused_and_look_alikes_run() {
             "SELECT query_to_xml('SELECT pg_terminate_backend(0)', true, true, '')",
             "query_to_xml()",
         ),
+        (
+            "SELECT ts_rewrite('a'::tsquery, 'select ''a''::tsquery, pg_cancel_backend(0)::text::tsquery')",
+            "ts_rewrite()",
+        ),
     ];
     let statements = [
         ("DO $$ BEGIN PERFORM 1; END $$", "Do statements are not run"),
@@ -826,6 +838,7 @@ async fn a_superuser_role_is_reported_unsafe_and_require_safe_role_refuses_the_t
     for kind in [
         "superuser",
         "replication",
+        "create_role",
         "signal_backend",
         "read_server_files",
         "execute_admin_function",
@@ -840,7 +853,8 @@ async fn a_superuser_role_is_reported_unsafe_and_require_safe_role_refuses_the_t
     assert!(metrics.contains("pgmcp_database_role_safe 0"), "{metrics}");
     let message = refused(&setup.server, &setup.fixture.token, "SELECT 1").await;
     assert!(
-        message.starts_with("the database role `postgres` is unsafe (superuser, replication, signal_backend"),
+        message
+            .starts_with("the database role `postgres` is unsafe (superuser, replication, create_role, signal_backend"),
         "{message}"
     );
     assert!(message.contains("database.require_safe_role is set"), "{message}");
@@ -922,4 +936,82 @@ async fn the_reader_role_script_makes_a_safe_role_that_cannot_signal() {
         let code = error.as_db_error().map(|e| e.code().code().to_string());
         assert_eq!(code.as_deref(), Some("42501"), "{sql}: {error}");
     }
+
+    // A privilege granted while the pool's connections live shows at the next health check (it was
+    // seen only when a connection happened to be replaced), and so does its revocation.
+    let kinds = |role: &Value| -> Vec<String> {
+        let findings = role["findings"].as_array().cloned().unwrap_or_default();
+        findings
+            .iter()
+            .map(|f| f["kind"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    admin
+        .batch_execute("GRANT pg_signal_backend TO mcp_reader; ALTER ROLE mcp_reader CREATEROLE")
+        .await
+        .unwrap();
+    let role = audited_role(&server, false).await;
+    assert_eq!(kinds(&role), ["create_role", "signal_backend"], "{role}");
+    assert_eq!(role["tools_refused"], true);
+    admin
+        .batch_execute("REVOKE pg_signal_backend FROM mcp_reader; ALTER ROLE mcp_reader NOCREATEROLE")
+        .await
+        .unwrap();
+    let role = audited_role(&server, true).await;
+    assert_eq!(role["tools_refused"], false);
+}
+
+/// Red-team review of #13: with `standard_conforming_strings = off` on the database, PostgreSQL
+/// read `'\'` as the start of a longer string where the statement check's parser saw a whole one,
+/// so a call the check took for a comment ran. The pool pins the lexer settings, so the server now
+/// reads the text exactly as the check did: one string column, no call.
+#[tokio::test]
+async fn the_server_reads_string_literals_as_the_check_does_whatever_the_database_sets() {
+    let setup = setup_after(
+        "DO $$ BEGIN EXECUTE format('ALTER DATABASE %I SET standard_conforming_strings = off', \
+         current_database()); EXECUTE format('ALTER DATABASE %I SET backslash_quote = on', current_database()); END $$",
+        "",
+    )
+    .await;
+    let result = sql(&setup, r"select '\' -- ', pg_cancel_backend(0) -- '").await;
+    assert_eq!(result["isError"], false, "{result}");
+    assert_eq!(result["structuredContent"]["rows"], json!([["\\"]]), "{result}");
+}
+
+/// Red-team review of #13: a call abandoned by its request (504 here; a client that goes away takes
+/// the same path) used to leave its statement running and its session advisory lock held on the
+/// pooled connection until that connection served another call. Now its statement is cancelled and
+/// its connection closed, which releases the lock at once.
+#[tokio::test]
+async fn an_abandoned_call_is_cancelled_and_leaves_no_lock_behind() {
+    let setup = setup("http:\n  request_timeout: 1s\n").await;
+    let response = rpc(
+        &setup.server,
+        Some(&setup.fixture.token),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "query_database",
+            "arguments": {"sql": "SELECT pg_advisory_lock(777001), pg_sleep(20)"}}}),
+    )
+    .await;
+    assert_eq!(response.status(), 504);
+    let admin = setup.cluster.client().await;
+    let held = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 777001";
+    let sleeping =
+        "SELECT count(*) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(20)%' AND pid <> pg_backend_pid()";
+    let mut released = false;
+    for _ in 0..50 {
+        if scalar::<i64>(&admin, held).await == 0 && scalar::<i64>(&admin, sleeping).await == 0 {
+            released = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        released,
+        "5 s after the 504: {} advisory lock(s) held, {} statement(s) still running",
+        scalar::<i64>(&admin, held).await,
+        scalar::<i64>(&admin, sleeping).await
+    );
+    // The pool still serves the next call, on a new connection.
+    let ok = sql(&setup, "SELECT 1 AS one").await;
+    assert_eq!(ok["structuredContent"]["rows"], json!([[1]]), "{ok}");
 }

@@ -9,6 +9,8 @@
 //! - [`error`]: why a call failed ([`DbError`]) and why the pool could not be built ([`error::OpenError`]);
 //! - [`pool`]: URL (or a watched `url_file`, for credential rotation without restarts), TLS per
 //!   `sslmode`, timeouts, pool size; the [`Database`] handle and its status;
+//! - [`checkout`]: one call's connection, cancelled and closed rather than pooled if the call is
+//!   abandoned;
 //! - [`query`]: one statement in a `READ ONLY` transaction with timeouts and caps;
 //! - [`sql_check`], [`sql_policy`]: statements and functions refused before they run, because their
 //!   effects would reach beyond the call (PostgreSQL's parser walks the statement);
@@ -16,6 +18,7 @@
 //! - [`values`]: PostgreSQL values as JSON where the server cannot do it for us;
 //! - [`schema`]: tables, columns, keys and indexes, compact enough for a model's context.
 
+mod checkout;
 mod error;
 pub mod pool;
 pub mod query;

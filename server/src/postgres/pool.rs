@@ -21,6 +21,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, R
 use serde::Serialize;
 use tokio_postgres::config::SslMode;
 
+use super::checkout::{CancelTransport, Checkout};
 use super::error::{DbError, OpenError};
 use super::role_audit::{RoleStatus, RoleWatch};
 use crate::config::DatabaseConfig;
@@ -32,8 +33,10 @@ pub struct Database {
     pub limits: QueryLimits,
     status: Mutex<DatabaseStatus>,
     health_interval: Duration,
-    /// The audit of the pool's role, refreshed by every new connection.
+    /// The audit of the pool's role, refreshed by every new connection and every health check.
     role: Arc<RoleWatch>,
+    /// How an abandoned call's statement is cancelled (see `checkout`).
+    cancel: CancelTransport,
 }
 
 /// Per-call limits from `database.*`.
@@ -98,6 +101,10 @@ impl Database {
             }),
             health_interval: config.health_interval.get(),
             role,
+            cancel: match tls_connector(config.ca_file.as_deref()) {
+                Ok(tls) => CancelTransport::Rustls(tls),
+                Err(_) => CancelTransport::Plain,
+            },
         })))
     }
 
@@ -132,35 +139,38 @@ impl Database {
     /// Runs one tool call's `work` on a pooled connection, and is the one place that decides what
     /// happens to that connection afterwards. Past `statement_timeout + connect_timeout` something is
     /// wrong with the connection itself (the server would have cancelled the statement): the caller
-    /// gets an error and the connection is closed (the backend's own timeout ends the query). After
-    /// the work, session-level advisory locks — the one thing a `SELECT` can leave behind after the
+    /// gets an error, and the statement is cancelled and the connection closed. After the work,
+    /// session-level advisory locks — the one thing a `SELECT` can leave behind after the
     /// transaction's ROLLBACK, which the dropped transaction has already queued — are released; a
-    /// connection that cannot be reset is closed rather than handed to the next caller.
+    /// connection that cannot be reset is closed rather than handed to the next caller. A call whose
+    /// future is dropped (request timeout, client gone) never gets that far: its [`Checkout`]
+    /// cancels and closes the connection instead.
     pub(super) async fn on_connection<T>(
         &self,
         work: impl AsyncFnOnce(&mut tokio_postgres::Client) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
-        let mut client = self.connection().await?;
+        let mut call = Checkout::new(self.connection().await?, self.cancel.clone());
         // After the checkout: a new connection has been audited by then.
         if let Some(refusal) = self.role.refusal() {
+            call.finish();
             return Err(refusal);
         }
         let deadline = self.limits.statement_timeout + self.limits.acquire_timeout;
-        let outcome = match tokio::time::timeout(deadline, work(&mut client)).await {
-            Ok(outcome) => outcome,
-            Err(_) => {
-                let _ = Object::take(client);
-                let error = DbError::Unavailable(format!("no answer from the database within {deadline:?}"));
-                self.record(Err(&error));
-                return Err(error);
-            }
+        let outcome = tokio::time::timeout(deadline, work(call.client())).await;
+        let Ok(outcome) = outcome else {
+            drop(call);
+            let error = DbError::Unavailable(format!("no answer from the database within {deadline:?}"));
+            self.record(Err(&error));
+            return Err(error);
         };
-        let cleanup = client
+        let cleanup = call
+            .client()
             .batch_execute("SELECT pg_advisory_unlock_all()")
             .await
             .map_err(DbError::from_pg);
-        if cleanup.is_err() {
-            let _ = Object::take(client);
+        match cleanup {
+            Ok(()) => call.finish(),
+            Err(_) => drop(call),
         }
         match (&outcome, &cleanup) {
             (Err(error), _) | (Ok(_), Err(error)) => self.record(Err(error)),
@@ -208,11 +218,14 @@ impl Database {
         status
     }
 
-    /// One liveness check: a connection and `SELECT 1`.
+    /// One liveness check: a connection and `SELECT 1`, then the role audit again — a privilege
+    /// granted or revoked while the pool's connections live must show in `/health` and metrics
+    /// within one interval, not when a connection happens to be replaced.
     pub async fn check(&self) {
         let outcome = async {
             let client = self.connection().await?;
             client.simple_query("SELECT 1").await.map_err(DbError::from_pg)?;
+            self.role.audit_connection(&client).await;
             Ok::<_, DbError>(())
         };
         let outcome = match tokio::time::timeout(self.limits.acquire_timeout * 2, outcome).await {
@@ -255,9 +268,15 @@ fn build_pool(url: &str, config: &DatabaseConfig, role: &Arc<RoleWatch>) -> Resu
     // changes them inside its own transaction only: the ROLLBACK that ends every call restores them.
     let timeout_ms = config.statement_timeout.get().as_millis().max(1);
     let idle_ms = (config.statement_timeout.get() + Duration::from_secs(5)).as_millis();
+    // The two lexer settings are pinned to what `sql_check`'s parser (libpg_query) assumes: with
+    // `standard_conforming_strings = off` (settable per database or role) PostgreSQL reads `'\'` as
+    // an unterminated string where the parser sees a whole one, so text the check passed as a comment
+    // would run as a call. Startup options take precedence over database and role settings; a
+    // set_config() inside a call is undone by its ROLLBACK.
     let limits = format!(
         "-c statement_timeout={timeout_ms} -c lock_timeout={timeout_ms} \
-         -c idle_in_transaction_session_timeout={idle_ms} -c default_transaction_read_only=on"
+         -c idle_in_transaction_session_timeout={idle_ms} -c default_transaction_read_only=on \
+         -c standard_conforming_strings=on -c backslash_quote=safe_encoding"
     );
     let options = match pg.get_options() {
         Some(user) if !user.trim().is_empty() => format!("{user} {limits}"),

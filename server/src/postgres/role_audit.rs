@@ -47,6 +47,9 @@ pub enum FindingKind {
     Superuser,
     /// `rolreplication`: may create and consume replication slots.
     Replication,
+    /// `rolcreaterole`: may grant itself any non-superuser role, `pg_signal_backend` included
+    /// (PostgreSQL 15, CREATE ROLE); found missing by a red-team review of #13.
+    CreateRole,
     /// Member of `pg_signal_backend`: may cancel or terminate other roles' backends.
     SignalBackend,
     /// Member of `pg_read_server_files`: `pg_read_file`, `COPY FROM` a server file.
@@ -55,15 +58,17 @@ pub enum FindingKind {
     WriteServerFiles,
     /// Member of `pg_execute_server_program`: `COPY … PROGRAM`.
     ExecuteServerProgram,
-    /// `EXECUTE` on a signalling, server-administration or file function of `pg_catalog`
-    /// (`pg_terminate_backend` and `pg_cancel_backend` are open to `PUBLIC` by default).
+    /// `EXECUTE` on a signalling, server-administration, file or remote-connection function, in any
+    /// schema (`pg_terminate_backend` and `pg_cancel_backend` are open to `PUBLIC` by default, and so
+    /// are dblink's functions once the extension is created).
     ExecuteAdminFunction,
 }
 
 impl FindingKind {
-    pub const ALL: [FindingKind; 7] = [
+    pub const ALL: [FindingKind; 8] = [
         FindingKind::Superuser,
         FindingKind::Replication,
+        FindingKind::CreateRole,
         FindingKind::SignalBackend,
         FindingKind::ReadServerFiles,
         FindingKind::WriteServerFiles,
@@ -75,6 +80,7 @@ impl FindingKind {
         match self {
             FindingKind::Superuser => "superuser",
             FindingKind::Replication => "replication",
+            FindingKind::CreateRole => "create_role",
             FindingKind::SignalBackend => "signal_backend",
             FindingKind::ReadServerFiles => "read_server_files",
             FindingKind::WriteServerFiles => "write_server_files",
@@ -85,7 +91,7 @@ impl FindingKind {
 }
 
 /// One round trip: the role's attributes, memberships of the predefined roles, and which audited
-/// `pg_catalog` functions it may execute.
+/// functions (any schema: extensions install theirs where they like) it may execute.
 const AUDIT_SQL: &str = "\
 SELECT r.rolname::text, r.rolsuper, r.rolreplication,
        pg_has_role(r.oid, 'pg_signal_backend', 'MEMBER'),
@@ -93,9 +99,9 @@ SELECT r.rolname::text, r.rolsuper, r.rolreplication,
        pg_has_role(r.oid, 'pg_write_server_files', 'MEMBER'),
        pg_has_role(r.oid, 'pg_execute_server_program', 'MEMBER'),
        ARRAY(SELECT DISTINCT p.proname::text FROM pg_catalog.pg_proc p
-             WHERE p.pronamespace = 'pg_catalog'::regnamespace AND p.proname = ANY($1::text[])
-               AND has_function_privilege(r.oid, p.oid, 'EXECUTE')
-             ORDER BY 1)
+             WHERE p.proname = ANY($1::text[]) AND has_function_privilege(r.oid, p.oid, 'EXECUTE')
+             ORDER BY 1),
+       r.rolcreaterole
 FROM pg_catalog.pg_roles r WHERE r.rolname = current_user";
 
 /// Runs the audit on `client`.
@@ -108,6 +114,11 @@ pub async fn audit(client: &tokio_postgres::Client) -> Result<RoleAudit, tokio_p
             FindingKind::Replication,
             row.get(2),
             "the role has the REPLICATION attribute",
+        ),
+        (
+            FindingKind::CreateRole,
+            row.get(8),
+            "the role has the CREATEROLE attribute (it may grant itself pg_signal_backend)",
         ),
         (FindingKind::SignalBackend, row.get(3), "member of pg_signal_backend"),
         (

@@ -433,6 +433,15 @@ mod tests {
                 "SELECT query_to_xml('select pg_terminate_backend(1)', true, true, '')",
                 "query_to_xml",
             ),
+            // Red-team bypasses: SQL given as text to ts_rewrite and tablefunc's connectby.
+            (
+                "SELECT ts_rewrite('a'::tsquery, 'select ''a''::tsquery, pg_cancel_backend(1)::text::tsquery')",
+                "ts_rewrite",
+            ),
+            (
+                "SELECT * FROM connectby('(select 1 as k) s', 'k', 'p', '1', 0) AS t(k int, p int, l int)",
+                "connectby",
+            ),
             ("SELECT pg_switch_wal()", "pg_switch_wal"),
             (
                 "SELECT pg_create_logical_replication_slot('s', 'test_decoding')",

@@ -56,12 +56,13 @@ impl Effect {
         }
     }
 
-    /// True for the effects PostgreSQL itself restricts by privilege: the role audit reports a role
-    /// that may `EXECUTE` such a `pg_catalog` function (the others are open to `PUBLIC` by default
-    /// and harmless inside a read-only transaction that rolls back, or check what the audit reads
-    /// directly, such as `REPLICATION`, or ownership of the object they act on).
+    /// True for the effects the role audit reports a role for when it may `EXECUTE` such a function,
+    /// in any schema: the ones PostgreSQL restricts by privilege, and remote connections (dblink's
+    /// functions are open to `PUBLIC` once the extension exists, and reach any host the caller
+    /// names). The others are harmless inside a read-only transaction that rolls back, or depend on
+    /// what the audit reads directly, such as `REPLICATION`, or on ownership of the object they act on.
     pub fn audited(self) -> bool {
-        matches!(self, Effect::Signal | Effect::Server | Effect::Files)
+        matches!(self, Effect::Signal | Effect::Server | Effect::Files | Effect::Remote)
     }
 }
 
@@ -85,11 +86,11 @@ const STATS: &str = "§28.2 The Cumulative Statistics System (statistics functio
 const LARGE_OBJECTS: &str = "§35.4 Server-Side Functions (large objects)";
 const NOTIFY: &str = "SQL commands: NOTIFY (pg_notify)";
 const XML: &str = "§9.15.4 Mapping Tables to XML";
-const TEXT_SEARCH: &str = "§9.13 Text Search Functions and Operators (ts_stat)";
+const TEXT_SEARCH: &str = "§9.13 Text Search Functions and Operators (ts_stat, ts_rewrite)";
 const DBLINK: &str = "Appendix F: dblink";
 const POSTGRES_FDW: &str = "Appendix F: postgres_fdw";
 const ADMINPACK: &str = "Appendix F: adminpack";
-const TABLEFUNC: &str = "Appendix F: tablefunc (crosstab)";
+const TABLEFUNC: &str = "Appendix F: tablefunc (crosstab, connectby)";
 const PG_STAT_STATEMENTS: &str = "Appendix F: pg_stat_statements";
 
 macro_rules! denied {
@@ -126,8 +127,11 @@ pub const DENIED: &[DeniedFunction] = denied![
         "lowrite", "lo_truncate", "lo_truncate64"],
     Notify NOTIFY ["pg_notify"],
     DynamicSql XML ["query_to_xml", "query_to_xmlschema", "query_to_xml_and_xmlschema"],
-    DynamicSql TEXT_SEARCH ["ts_stat"],
-    DynamicSql TABLEFUNC ["crosstab", "crosstab2", "crosstab3", "crosstab4"],
+    // ts_rewrite's two-argument form runs its second argument as a query; the name covers both
+    // forms (the three-argument one is refused too: a false refusal, never a bypass).
+    DynamicSql TEXT_SEARCH ["ts_stat", "ts_rewrite"],
+    // connectby pastes its relation argument into the SQL it runs (found by a red-team review).
+    DynamicSql TABLEFUNC ["crosstab", "crosstab2", "crosstab3", "crosstab4", "connectby"],
     Remote DBLINK ["dblink", "dblink_exec", "dblink_connect", "dblink_connect_u", "dblink_disconnect",
         "dblink_open", "dblink_fetch", "dblink_close", "dblink_send_query", "dblink_get_result",
         "dblink_cancel_query", "dblink_get_notify"],
