@@ -671,6 +671,39 @@ async fn every_route_answers_a_method_it_lacks_with_405_allow_and_the_json_body(
     assert_eq!(head.status(), 200);
 }
 
+/// What the README says of browsers: no CORS headers and no preflight answer. A preflight carries
+/// no credential, so an allowed Origin gets the auth gate's 401, a foreign one 403, and with a
+/// token the route's 405 — none with an `Access-Control-*` header.
+#[tokio::test]
+async fn a_cors_preflight_gets_no_cors_headers_only_the_usual_refusals() {
+    let fixture = Fixture::new();
+    let server = fixture.start("mcp-a").await;
+    let same_origin = format!("http://{}", server.addr);
+    let cases = [
+        (same_origin.as_str(), None, 401),
+        ("https://app.example.com", None, 403),
+        (same_origin.as_str(), Some(fixture.token.as_str()), 405),
+    ];
+    for (origin, token, status) in cases {
+        let mut request = client()
+            .request(reqwest::Method::OPTIONS, url(&server, "/mcp"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{origin} {token:?}");
+        let cors: Vec<_> = response
+            .headers()
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-"))
+            .collect();
+        assert!(cors.is_empty(), "{origin}: {cors:?}");
+    }
+}
+
 #[tokio::test]
 async fn every_http_error_the_readme_lists_has_the_json_body() {
     let fixture = Fixture::new();
