@@ -307,6 +307,16 @@ async fn invalid_arguments_name_field_and_rule_as_a_tool_error_from_2025_11_25_a
         ),
         (
             "search_knowledgebase",
+            json!({"query": "x", "limit": 5.5}),
+            format!("`limit`: invalid type: floating point `5.5`, {range}"),
+        ),
+        (
+            "search_knowledgebase",
+            json!({"query": "x", "limit": 51.0}),
+            format!("`limit`: invalid value: floating point `51.0`, {range}"),
+        ),
+        (
+            "search_knowledgebase",
             json!({"query": "x", "limit": "five"}),
             format!("`limit`: invalid type: string \"five\", {range}"),
         ),
@@ -330,6 +340,11 @@ async fn invalid_arguments_name_field_and_rule_as_a_tool_error_from_2025_11_25_a
             "query_database",
             json!({"sql": "SELECT 1", "limit": 2.5}),
             "`limit`: invalid type: floating point `2.5`, expected an integer of at least 1".into(),
+        ),
+        (
+            "query_database",
+            json!({"sql": "SELECT 1", "limit": 0.0}),
+            "`limit`: invalid value: floating point `0.0`, expected an integer of at least 1".into(),
         ),
         (
             "query_database",
@@ -391,6 +406,7 @@ async fn unknown_tools_and_malformed_call_params_stay_32602_in_every_revision() 
             "unknown tool `no_such_tool`",
         ),
         (json!({"arguments": {"query": "x"}}), "missing field `name`"),
+        (json!({}), "missing field `name`"),
         (json!({"name": 7}), "invalid tools/call params"),
         (
             json!({"name": "search_knowledgebase", "arguments": "query=x"}),
@@ -401,24 +417,203 @@ async fn unknown_tools_and_malformed_call_params_stay_32602_in_every_revision() 
             "invalid tools/call params",
         ),
     ];
-    let not_objects = [
-        (json!("search_knowledgebase"), "invalid tools/call params"),
-        (json!([1, 2]), "invalid tools/call params"),
-        (Value::Null, "tools/call needs params"),
-    ];
+    // Params that are not an object are the envelope's rule (-32600, HTTP 400): see
+    // `params_present_but_not_an_object_are_400_32600_for_every_method_and_message_kind`.
     for revision in REVISIONS {
-        let cases: Vec<_> = if revision == Some("2026-07-28") {
-            objects.iter().collect()
-        } else {
-            objects.iter().chain(not_objects.iter()).collect()
-        };
-        for (params, rule) in cases {
+        for (params, rule) in &objects {
             let call = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": params});
             let (status, body) = answer(send(&server, &fixture.token, revision, call).await).await;
             assert_eq!(status, 200, "{params} in {revision:?}: {body}");
             assert_eq!(body["error"]["code"], -32602, "{params} in {revision:?}: {body}");
             let message = body["error"]["message"].as_str().unwrap();
             assert!(message.contains(rule), "{params} in {revision:?}: {message}");
+        }
+    }
+}
+
+/// POSTs `body` as it is, with the token and `headers`.
+async fn post_raw(server: &RunningServer, token: &str, headers: &[(&str, &str)], body: &str) -> (u16, Value) {
+    let mut request = client()
+        .post(url(server, "/mcp"))
+        .bearer_auth(token)
+        .header("content-type", "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    answer(request.body(body.to_string()).send().await.unwrap()).await
+}
+
+#[tokio::test]
+async fn a_message_with_a_method_and_a_result_or_error_is_400_32600_not_answered() {
+    let fixture = Fixture::new();
+    let server = fixture.start("mcp-a").await;
+    let rule = "a message is a request or notification (`method`) or a response (`result`/`error`), never both";
+    // (body, the id the refusal echoes)
+    let cases = [
+        (r#"{"jsonrpc":"2.0","id":1,"method":"ping","result":{}}"#, json!(1)),
+        (
+            r#"{"jsonrpc":"2.0","id":"e","method":"ping","error":{"code":-1,"message":"m"}}"#,
+            json!("e"),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":2,"method":"tools/list","result":null}"#,
+            json!(2),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":3,"method":"tools/call","params":{"name":"search_knowledgebase","arguments":{"query":"x"}},"result":{}}"#,
+            json!(3),
+        ),
+        (
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized","result":{}}"#,
+            Value::Null,
+        ),
+        (
+            r#"{"jsonrpc":"2.0","id":null,"method":"ping","result":{}}"#,
+            Value::Null,
+        ),
+    ];
+    for (body, id) in cases {
+        let (status, answer) = post_raw(&server, &fixture.token, &[], body).await;
+        assert_eq!(status, 400, "{body}: {answer}");
+        assert_eq!(answer["error"]["code"], -32600, "{body}");
+        assert_eq!(answer["error"]["message"], rule, "{body}");
+        assert_eq!(answer["id"], id, "{body}");
+    }
+}
+
+#[tokio::test]
+async fn params_present_but_not_an_object_are_400_32600_for_every_method_and_message_kind() {
+    let fixture = Fixture::new();
+    let server = fixture.start("mcp-a").await;
+    let params = [
+        ("[]", "an array"),
+        ("[\"search_knowledgebase\",{}]", "an array"),
+        ("1", "a number"),
+        ("\"search_knowledgebase\"", "a string"),
+        ("false", "a boolean"),
+        ("null", "null"),
+    ];
+    let methods = [
+        ("tools/list", ",\"id\":1"),
+        ("tools/call", ",\"id\":1"),
+        ("ping", ",\"id\":\"p\""),
+        ("initialize", ",\"id\":1"),
+        ("server/discover", ",\"id\":1"),
+        ("no/such/method", ",\"id\":1"),
+        ("notifications/initialized", ""),
+    ];
+    for revision in REVISIONS {
+        let headers: Vec<(&str, &str)> = revision.map(|v| ("mcp-protocol-version", v)).into_iter().collect();
+        for (method, id) in methods {
+            for (value, named) in params {
+                let body = format!(r#"{{"jsonrpc":"2.0"{id},"method":"{method}","params":{value}}}"#);
+                let (status, answer) = post_raw(&server, &fixture.token, &headers, &body).await;
+                assert_eq!(status, 400, "{body} in {revision:?}: {answer}");
+                assert_eq!(answer["error"]["code"], -32600, "{body} in {revision:?}");
+                let message = answer["error"]["message"].as_str().unwrap();
+                assert_eq!(
+                    message,
+                    format!(
+                        "`params` must be an object when present (MCP narrows JSON-RPC 2.0's structured params to objects; omit it for none); got {named}"
+                    ),
+                    "{body} in {revision:?}"
+                );
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_empty_version_header_is_400_32022_not_the_absent_default() {
+    let fixture = Fixture::new();
+    let server = fixture.start("mcp-a").await;
+    let rule = "unsupported protocol version (empty MCP-Protocol-Version header; omit the header for 2025-03-26); supported: 2025-06-18, 2025-11-25, 2026-07-28";
+    let bodies = [
+        r#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{}}"#,
+        r#"{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25","capabilities":{},"clientInfo":{"name":"t","version":"1"}}}"#,
+        r#"{"jsonrpc":"2.0","method":"notifications/initialized"}"#,
+        r#"{"jsonrpc":"2.0","id":1,"result":{}}"#,
+    ];
+    for value in ["", " ", "\t"] {
+        for body in bodies {
+            let (status, answer) = post_raw(&server, &fixture.token, &[("mcp-protocol-version", value)], body).await;
+            assert_eq!(status, 400, "{value:?} {body}: {answer}");
+            assert_eq!(answer["error"]["code"], -32022, "{value:?} {body}");
+            assert_eq!(answer["error"]["message"], rule, "{value:?} {body}");
+        }
+    }
+    // Without the header the same ping is 2025-03-26, and answered.
+    let (status, answer) = post_raw(&server, &fixture.token, &[], bodies[0]).await;
+    assert_eq!((status, answer["result"].clone()), (200, json!({})));
+}
+
+#[tokio::test]
+async fn meta_version_and_capabilities_of_the_wrong_type_are_400_naming_the_field() {
+    let fixture = Fixture::new();
+    let server = fixture.start("mcp-a").await;
+    let version_rule = format!(
+        "request _meta `{META_VERSION}` must be a string naming a served revision (2025-06-18, 2025-11-25, 2026-07-28); got"
+    );
+    let capabilities_rule = format!(
+        "request _meta `{META_CAPABILITIES}` must be an object (the client's capabilities; `{{}}` for none); got"
+    );
+    let cases = [
+        (
+            json!({META_VERSION: 20260728, META_CAPABILITIES: {}}),
+            &version_rule,
+            "a number",
+        ),
+        (
+            json!({META_VERSION: null, META_CAPABILITIES: {}}),
+            &version_rule,
+            "null",
+        ),
+        (
+            json!({META_VERSION: {"version": "2026-07-28"}, META_CAPABILITIES: {}}),
+            &version_rule,
+            "an object",
+        ),
+        (
+            json!({META_VERSION: "2026-07-28", META_CAPABILITIES: null}),
+            &capabilities_rule,
+            "null",
+        ),
+        (
+            json!({META_VERSION: "2026-07-28", META_CAPABILITIES: true}),
+            &capabilities_rule,
+            "a boolean",
+        ),
+        (
+            json!({META_VERSION: "2026-07-28", META_CAPABILITIES: ["tools"]}),
+            &capabilities_rule,
+            "an array",
+        ),
+    ];
+    for method in ["tools/list", "server/discover"] {
+        for (meta, rule, got) in &cases {
+            let body = json!({"jsonrpc": "2.0", "id": 8, "method": method, "params": {"_meta": meta}}).to_string();
+            let headers = [("mcp-protocol-version", "2026-07-28"), ("mcp-method", method)];
+            let (status, answer) = post_raw(&server, &fixture.token, &headers, &body).await;
+            assert_eq!(status, 400, "{body}: {answer}");
+            assert_eq!(answer["error"]["code"], -32602, "{body}");
+            assert_eq!(answer["error"]["message"], format!("{rule} {got}"), "{body}");
+            assert_eq!(answer["id"], 8, "{body}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn an_integral_limit_spelled_as_a_float_is_an_integer() {
+    let fixture = Fixture::new();
+    let server = fixture.start("mcp-a").await;
+    for revision in REVISIONS {
+        for limit in [json!(5.0), json!(1.0), json!(50.0)] {
+            let call = json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "search_knowledgebase", "arguments": {"query": "vacuum", "limit": limit}}});
+            let (status, body) = answer(send(&server, &fixture.token, revision, call).await).await;
+            assert_eq!(status, 200, "{limit} in {revision:?}: {body}");
+            assert!(body["error"].is_null(), "{limit} in {revision:?}: {body}");
+            assert_ne!(body["result"]["isError"], true, "{limit} in {revision:?}: {body}");
         }
     }
 }
@@ -474,6 +669,39 @@ async fn every_route_answers_a_method_it_lacks_with_405_allow_and_the_json_body(
     // HEAD is the GET of a GET route.
     let head = client().head(url(&server, "/health")).send().await.unwrap();
     assert_eq!(head.status(), 200);
+}
+
+/// What the README says of browsers: no CORS headers and no preflight answer. A preflight carries
+/// no credential, so an allowed Origin gets the auth gate's 401, a foreign one 403, and with a
+/// token the route's 405 — none with an `Access-Control-*` header.
+#[tokio::test]
+async fn a_cors_preflight_gets_no_cors_headers_only_the_usual_refusals() {
+    let fixture = Fixture::new();
+    let server = fixture.start("mcp-a").await;
+    let same_origin = format!("http://{}", server.addr);
+    let cases = [
+        (same_origin.as_str(), None, 401),
+        ("https://app.example.com", None, 403),
+        (same_origin.as_str(), Some(fixture.token.as_str()), 405),
+    ];
+    for (origin, token, status) in cases {
+        let mut request = client()
+            .request(reqwest::Method::OPTIONS, url(&server, "/mcp"))
+            .header("origin", origin)
+            .header("access-control-request-method", "POST")
+            .header("access-control-request-headers", "authorization, content-type");
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status(), status, "{origin} {token:?}");
+        let cors: Vec<_> = response
+            .headers()
+            .keys()
+            .filter(|name| name.as_str().starts_with("access-control-"))
+            .collect();
+        assert!(cors.is_empty(), "{origin}: {cors:?}");
+    }
 }
 
 #[tokio::test]

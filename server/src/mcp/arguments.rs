@@ -52,6 +52,10 @@ pub fn parse<A: DeserializeOwned>(arguments: JsonObject) -> Result<A, ArgumentEr
 
 /// An integer argument from `MIN` to `MAX` inclusive: the range is in the schema (`minimum`,
 /// `maximum`) and refused while deserializing, with the range in the message.
+///
+/// "Integer" is JSON Schema's: a mathematical integer, whatever its spelling (validation 2020-12
+/// §6.1.1, core §4.2.2: "a number with a zero fractional part"), so `5.0` is 5, as a client
+/// validating against the schema `tools/list` shows would accept it; `5.5` is not an integer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Bounded<const MIN: u32, const MAX: u32>(u32);
 
@@ -88,6 +92,20 @@ impl<'de, const MIN: u32, const MAX: u32> Deserialize<'de> for Bounded<MIN, MAX>
                 match u64::try_from(value) {
                     Ok(value) => self.visit_u64(value),
                     Err(_) => Err(E::invalid_value(de::Unexpected::Signed(value), &self)),
+                }
+            }
+
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<Self::Value, E> {
+                // A fraction (or a non-finite value, which JSON cannot spell but a caller could
+                // pass) is not an integer: a type error, as serde words it for any float.
+                if !value.is_finite() || value.fract() != 0.0 {
+                    return Err(E::invalid_type(de::Unexpected::Float(value), &self));
+                }
+                if (f64::from(MIN)..=f64::from(MAX)).contains(&value) {
+                    // In range of u32 and integral, so the cast is exact.
+                    Ok(Bounded(value as u32))
+                } else {
+                    Err(E::invalid_value(de::Unexpected::Float(value), &self))
                 }
             }
         }
@@ -157,6 +175,26 @@ mod tests {
                 "`limit`: invalid type: floating point `1.5`, expected an integer from 1 to 50",
             ),
             (
+                json!({"query": "x", "limit": 5.5}),
+                "`limit`: invalid type: floating point `5.5`, expected an integer from 1 to 50",
+            ),
+            (
+                json!({"query": "x", "limit": 0.0}),
+                "`limit`: invalid value: floating point `0.0`, expected an integer from 1 to 50",
+            ),
+            (
+                json!({"query": "x", "limit": 51.0}),
+                "`limit`: invalid value: floating point `51.0`, expected an integer from 1 to 50",
+            ),
+            (
+                json!({"query": "x", "limit": -5.0}),
+                "`limit`: invalid value: floating point `-5.0`, expected an integer from 1 to 50",
+            ),
+            (
+                json!({"query": "x", "limit": 4294967296.0}),
+                "`limit`: invalid value: floating point `4294967296.0`, expected an integer from 1 to 50",
+            ),
+            (
                 json!({"query": "x", "limit": "five"}),
                 "`limit`: invalid type: string \"five\", expected an integer from 1 to 50",
             ),
@@ -179,6 +217,17 @@ mod tests {
             unreachable!()
         };
         assert_eq!(parse::<Args>(arguments).unwrap().limit.map(Bounded::get), Some(50));
+        // A number with a zero fractional part is an integer (JSON Schema), at both ends.
+        for (limit, expected) in [(json!(5.0), 5), (json!(1.0), 1), (json!(50.0), 50), (json!(1e1), 10)] {
+            let Value::Object(arguments) = json!({"query": "x", "limit": limit}) else {
+                unreachable!()
+            };
+            assert_eq!(
+                parse::<Args>(arguments).unwrap().limit.map(Bounded::get),
+                Some(expected),
+                "{limit}"
+            );
+        }
         let schema = serde_json::to_value(schemars::schema_for!(Bounded<1, 50>)).unwrap();
         assert_eq!(
             (schema["minimum"].clone(), schema["maximum"].clone()),

@@ -11,6 +11,12 @@
 //!   silently dropped (issue #13 §A.1);
 //! - a response has exactly one of `result` and `error`, and the id of the request it answers (an
 //!   error response may carry `null` when the id could not be read: JSON-RPC 2.0 §5);
+//! - a message is a request or notification (`method`) or a response (`result`/`error`), never
+//!   both: `{"method":"ping","result":{}}` is refused rather than answered as a ping;
+//! - `params`, when present, is an object: JSON-RPC 2.0 §4.2 allows an array or an object, and MCP's
+//!   schema narrows it to an object for every request and notification, so an array, a scalar or
+//!   `null` makes the message an invalid MCP request (-32600) — whatever the method, before any
+//!   method's own params rules (-32602) are looked at;
 //! - batches (a top-level array) were removed in 2025-06-18, the oldest revision served, so they
 //!   are refused whole (-32600) rather than half-answered;
 //! - the body is UTF-8 throughout (RFC 8259 §8.1), also inside fields nobody reads (found by the
@@ -37,15 +43,24 @@ impl RequestId {
             Value::Number(n) if n.is_i64() || n.is_u64() => Ok(RequestId(value)),
             // serde_json reads an integer beyond 64 bits as a float, so both land here.
             Value::Number(_) => Err("a number that is not a 64-bit integer"),
-            Value::Null => Err("null"),
-            Value::Bool(_) => Err("a boolean"),
-            Value::Array(_) => Err("an array"),
-            Value::Object(_) => Err("an object"),
+            other => Err(json_type(other)),
         }
     }
 
     pub fn as_value(&self) -> &Value {
         &self.0
+    }
+}
+
+/// What a JSON value is, for a refusal's message.
+fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
     }
 }
 
@@ -80,7 +95,7 @@ struct Envelope {
     #[serde(default, deserialize_with = "present")]
     id: Option<Value>,
     method: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "present")]
     params: Option<Value>,
     #[serde(default, deserialize_with = "present")]
     result: Option<Value>,
@@ -133,6 +148,25 @@ pub fn classify(body: &[u8]) -> Result<Message, Refused> {
     let echo = envelope.id.clone().and_then(|id| RequestId::parse(id).ok());
     if envelope.jsonrpc.as_deref() != Some("2.0") {
         return Err(invalid(echo, "`jsonrpc` must be \"2.0\""));
+    }
+    if envelope.method.is_some() && (envelope.result.is_some() || envelope.error.is_some()) {
+        return Err(invalid(
+            echo,
+            "a message is a request or notification (`method`) or a response (`result`/`error`), never both",
+        ));
+    }
+    if let Some(params) = envelope
+        .params
+        .as_ref()
+        .filter(|params| envelope.method.is_some() && !params.is_object())
+    {
+        return Err(invalid(
+            echo,
+            format!(
+                "`params` must be an object when present (MCP narrows JSON-RPC 2.0's structured params to objects; omit it for none); got {}",
+                json_type(params)
+            ),
+        ));
     }
     let id = |rule: &str| -> Result<Option<RequestId>, Refused> {
         envelope
@@ -315,6 +349,60 @@ mod tests {
         // The id is echoed only when it is a valid one.
         let refused = classify(br#"{"jsonrpc":"1.0","id":9,"method":"ping"}"#).unwrap_err();
         assert_eq!(refused.id, Some(RequestId(json!(9))));
+    }
+
+    #[test]
+    fn a_message_with_a_method_and_a_result_or_error_is_refused_not_answered() {
+        for body in [
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","error":{"code":-1,"message":"m"}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"tools/list","result":null}"#,
+            r#"{"jsonrpc":"2.0","method":"notifications/initialized","result":{}}"#,
+            r#"{"jsonrpc":"2.0","id":1,"method":"ping","result":{},"error":{}}"#,
+        ] {
+            let (code, message) = refused(body);
+            assert_eq!(code, ErrorCode::INVALID_REQUEST, "{body}");
+            assert_eq!(
+                message,
+                "a message is a request or notification (`method`) or a response (`result`/`error`), never both",
+                "{body}"
+            );
+        }
+        // The id is echoed when it is a valid one.
+        let refused = classify(br#"{"jsonrpc":"2.0","id":"a","method":"ping","result":{}}"#).unwrap_err();
+        assert_eq!(refused.id, Some(RequestId(json!("a"))));
+    }
+
+    #[test]
+    fn params_present_but_not_an_object_are_refused_for_requests_and_notifications() {
+        for (params, named) in [
+            ("[]", "an array"),
+            ("[1,2]", "an array"),
+            ("1", "a number"),
+            ("\"x\"", "a string"),
+            ("true", "a boolean"),
+            ("null", "null"),
+        ] {
+            for (method, id) in [
+                ("tools/list", ",\"id\":1"),
+                ("tools/call", ",\"id\":1"),
+                ("ping", ",\"id\":\"p\""),
+                ("initialize", ",\"id\":1"),
+                ("notifications/initialized", ""),
+            ] {
+                let body = format!("{{\"jsonrpc\":\"2.0\"{id},\"method\":\"{method}\",\"params\":{params}}}");
+                let (code, message) = refused(&body);
+                assert_eq!(code, ErrorCode::INVALID_REQUEST, "{body}");
+                assert!(
+                    message.starts_with("`params` must be an object when present")
+                        && message.ends_with(&format!("got {named}")),
+                    "{body}: {message}"
+                );
+            }
+        }
+        // An object, or no params at all, is a message.
+        assert!(classify(br#"{"jsonrpc":"2.0","id":1,"method":"ping","params":{}}"#).is_ok());
+        assert!(classify(br#"{"jsonrpc":"2.0","id":1,"method":"ping"}"#).is_ok());
     }
 
     /// `fuzz/artifacts/jsonrpc/crash-8c1c0c77…` (headers, blank line, body): invalid UTF-8 inside

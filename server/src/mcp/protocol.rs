@@ -95,13 +95,38 @@ impl ProtocolError {
 
     fn unsupported(requested: &str) -> Self {
         let supported: Vec<&str> = SUPPORTED.iter().map(|v| v.as_str()).collect();
+        // Only an absent header means 2025-03-26: an empty one names no version, so it is refused
+        // like any version we do not serve, saying what to do instead.
+        let named = if requested.trim().is_empty() {
+            "(empty MCP-Protocol-Version header; omit the header for 2025-03-26)"
+        } else {
+            requested
+        };
         Self::bad_request(
             ErrorCode::UNSUPPORTED_PROTOCOL_VERSION,
             format!(
-                "unsupported protocol version {requested}; supported: {}",
+                "unsupported protocol version {named}; supported: {}",
                 supported.join(", ")
             ),
             Some(json!({"requested": requested, "supported": supported})),
+        )
+    }
+
+    /// A `_meta` field of 2026-07-28 present with the wrong JSON type (a version given as an
+    /// integer, capabilities as `null`): named with the rule, not taken for an absent field.
+    fn meta_field(key: &str, rule: &str, got: &Value) -> Self {
+        let got = match got {
+            Value::Null => "null",
+            Value::Bool(_) => "a boolean",
+            Value::Number(_) => "a number",
+            Value::String(_) => "a string",
+            Value::Array(_) => "an array",
+            Value::Object(_) => "an object",
+        };
+        Self::bad_request(
+            ErrorCode::INVALID_PARAMS,
+            format!("request _meta `{key}` must be {rule}; got {got}"),
+            None,
         )
     }
 }
@@ -146,7 +171,7 @@ fn single_header<'a>(headers: &'a HeaderMap, name: &str) -> Result<Option<&'a st
 /// respond with 400 Bad Request").
 pub fn message_revision(headers: &HeaderMap, params: Option<&Value>) -> Result<Revision, ProtocolError> {
     let header = single_header(headers, HEADER_PROTOCOL_VERSION)?;
-    let meta_version = meta_protocol_version(params);
+    let meta_version = meta_protocol_version(params)?;
 
     if let Some(version) = meta_version {
         let Some(header) = header else {
@@ -174,15 +199,30 @@ pub fn message_revision(headers: &HeaderMap, params: Option<&Value>) -> Result<R
     }
 }
 
-fn meta_protocol_version(params: Option<&Value>) -> Option<&str> {
-    params?.get("_meta")?.get(META_PROTOCOL_VERSION)?.as_str()
+/// `_meta`'s protocol version: absent, or a string (whether it is served is decided with the
+/// header); any other JSON type, `null` included, is refused naming the field.
+fn meta_protocol_version(params: Option<&Value>) -> Result<Option<&str>, ProtocolError> {
+    let Some(value) = params
+        .and_then(|p| p.get("_meta"))
+        .and_then(|m| m.get(META_PROTOCOL_VERSION))
+    else {
+        return Ok(None);
+    };
+    value.as_str().map(Some).ok_or_else(|| {
+        let served: Vec<&str> = SUPPORTED.iter().map(|v| v.as_str()).collect();
+        ProtocolError::meta_field(
+            META_PROTOCOL_VERSION,
+            &format!("a string naming a served revision ({})", served.join(", ")),
+            value,
+        )
+    })
 }
 
 /// Whether a message names (in its header or `_meta`) a served revision without the handshake —
 /// then an `initialize` in it is a method that revision removed, not a handshake to negotiate.
 pub fn names_per_request_revision(headers: &HeaderMap, params: Option<&Value>) -> bool {
     let header = headers.get(HEADER_PROTOCOL_VERSION).and_then(|v| v.to_str().ok());
-    [meta_protocol_version(params), header]
+    [meta_protocol_version(params).ok().flatten(), header]
         .into_iter()
         .flatten()
         .any(|version| Revision::served(version).is_some_and(Revision::per_request))
@@ -204,13 +244,24 @@ pub fn request_revision(headers: &HeaderMap, method: &str, params: Option<&Value
     if revision.per_request() || method == "server/discover" {
         let missing: Vec<&str> = [META_PROTOCOL_VERSION, META_CLIENT_CAPABILITIES]
             .into_iter()
-            .filter(|key| meta.and_then(|m| m.get(*key)).is_none_or(Value::is_null))
+            .filter(|key| meta.and_then(|m| m.get(*key)).is_none())
             .collect();
         if !missing.is_empty() {
             return Err(ProtocolError::bad_request(
                 ErrorCode::INVALID_PARAMS,
                 format!("request _meta is missing required fields: {}", missing.join(", ")),
                 None,
+            ));
+        }
+        // ClientCapabilities is an object in the schema; present as anything else it is refused.
+        if let Some(capabilities) = meta
+            .and_then(|m| m.get(META_CLIENT_CAPABILITIES))
+            .filter(|c| !c.is_object())
+        {
+            return Err(ProtocolError::meta_field(
+                META_CLIENT_CAPABILITIES,
+                "an object (the client's capabilities; `{}` for none)",
+                capabilities,
             ));
         }
     }
@@ -223,6 +274,7 @@ pub fn request_revision(headers: &HeaderMap, method: &str, params: Option<&Value
 /// An `initialize` may carry the version header; if it does, it must agree with the body.
 pub fn check_initialize_header(headers: &HeaderMap, requested: &str) -> Result<(), ProtocolError> {
     match single_header(headers, HEADER_PROTOCOL_VERSION)? {
+        Some(header) if header.trim().is_empty() => Err(ProtocolError::unsupported(header)),
         Some(header) if header != requested => Err(ProtocolError::bad_request(
             ErrorCode::HEADER_MISMATCH,
             format!(
@@ -456,6 +508,89 @@ mod tests {
             (StatusCode::BAD_REQUEST, ErrorCode::INVALID_PARAMS)
         );
         assert!(err.error.message.contains("clientCapabilities"));
+    }
+
+    #[test]
+    fn an_empty_version_header_is_unsupported_not_absent() {
+        for value in ["", " ", "\t"] {
+            let h = headers(&[("MCP-Protocol-Version", value)]);
+            for params in [None, Some(json!({}))] {
+                let err = message_revision(&h, params.as_ref()).unwrap_err();
+                assert_eq!(
+                    (err.status, err.error.code),
+                    (StatusCode::BAD_REQUEST, ErrorCode::UNSUPPORTED_PROTOCOL_VERSION),
+                    "{value:?}"
+                );
+                assert!(
+                    err.error.message.starts_with(
+                        "unsupported protocol version (empty MCP-Protocol-Version header; omit the header for 2025-03-26); supported: 2025-06-18"
+                    ),
+                    "{}",
+                    err.error.message
+                );
+            }
+            let err = check_initialize_header(&h, "2025-11-25").unwrap_err();
+            assert_eq!(err.error.code, ErrorCode::UNSUPPORTED_PROTOCOL_VERSION);
+        }
+        // Only an absent header means 2025-03-26.
+        assert_eq!(message_revision(&headers(&[]), None).unwrap(), Revision::V2025_03_26);
+    }
+
+    #[test]
+    fn meta_fields_of_the_wrong_type_are_refused_naming_the_field_and_the_rule() {
+        let h = headers(&[("MCP-Protocol-Version", "2026-07-28"), ("Mcp-Method", "tools/list")]);
+        let version_rule = format!(
+            "request _meta `{META_PROTOCOL_VERSION}` must be a string naming a served revision (2025-06-18, 2025-11-25, 2026-07-28); got"
+        );
+        let capabilities_rule = format!(
+            "request _meta `{META_CLIENT_CAPABILITIES}` must be an object (the client's capabilities; `{{}}` for none); got"
+        );
+        for (meta, rule, got) in [
+            (
+                json!({META_PROTOCOL_VERSION: 20260728, META_CLIENT_CAPABILITIES: {}}),
+                &version_rule,
+                "a number",
+            ),
+            (
+                json!({META_PROTOCOL_VERSION: null, META_CLIENT_CAPABILITIES: {}}),
+                &version_rule,
+                "null",
+            ),
+            (
+                json!({META_PROTOCOL_VERSION: {"v": "2026-07-28"}, META_CLIENT_CAPABILITIES: {}}),
+                &version_rule,
+                "an object",
+            ),
+            (
+                json!({META_PROTOCOL_VERSION: ["2026-07-28"], META_CLIENT_CAPABILITIES: {}}),
+                &version_rule,
+                "an array",
+            ),
+            (
+                json!({META_PROTOCOL_VERSION: "2026-07-28", META_CLIENT_CAPABILITIES: null}),
+                &capabilities_rule,
+                "null",
+            ),
+            (
+                json!({META_PROTOCOL_VERSION: "2026-07-28", META_CLIENT_CAPABILITIES: []}),
+                &capabilities_rule,
+                "an array",
+            ),
+            (
+                json!({META_PROTOCOL_VERSION: "2026-07-28", META_CLIENT_CAPABILITIES: "all"}),
+                &capabilities_rule,
+                "a string",
+            ),
+        ] {
+            let params = json!({"_meta": meta});
+            let err = request_revision(&h, "tools/list", Some(&params)).unwrap_err();
+            assert_eq!(
+                (err.status, err.error.code),
+                (StatusCode::BAD_REQUEST, ErrorCode::INVALID_PARAMS),
+                "{params}"
+            );
+            assert_eq!(err.error.message, format!("{rule} {got}"), "{params}");
+        }
     }
 
     #[test]

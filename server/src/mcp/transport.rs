@@ -211,7 +211,8 @@ impl Endpoint {
         json_response(StatusCode::OK, &body)
     }
 
-    /// `tools/call`. Params that are not a `tools/call` (not an object, no `name`) and an unknown or
+    /// `tools/call`. Params that are not a `tools/call` (no string `name`, `arguments` not an object;
+    /// params that are not an object never get here: [`jsonrpc::classify`]) and an unknown or
     /// forbidden tool are -32602 in every revision; arguments the tool refuses are a tool result
     /// with `isError: true` from 2025-11-25 on, -32602 before ([`Revision::argument_errors_are_tool_results`]).
     async fn call_tool(
