@@ -22,6 +22,13 @@ for kit in nginx compose helm terraform; do
   fi
 done
 
+# The integration suite's images, built here rather than inside its first test: a cold release build
+# of the server (PostgreSQL's parser included) can take longer than one test's timeout on 2 cores.
+# The suite then finds them up to date (same script, same tag).
+if docker info >/dev/null 2>&1; then
+  run images env IMAGE_TAG=local scripts/build-images.sh
+fi
+
 rm -f target/integration-report.md
 if cargo nextest --version >/dev/null 2>&1; then
   run rust cargo nextest run --workspace --no-fail-fast --profile ci
