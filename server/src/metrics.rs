@@ -107,4 +107,12 @@ fn describe() {
         "pgmcp_database_role_safe",
         "1 when the database role's latest audit found nothing beyond a single call"
     );
+    describe_gauge!(
+        "pgmcp_database_up",
+        "1 while the latest database check or tool call reached PostgreSQL, 0 while it did not"
+    );
+    describe_counter!(
+        "pgmcp_connections_shed_total",
+        "Idle connections closed to make room when accept ran out of file descriptors"
+    );
 }
