@@ -29,7 +29,7 @@ use rmcp::model::ErrorCode;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value;
 
-use super::protocol::ProtocolError;
+use super::protocol::{ProtocolError, json_type};
 
 /// A request id as MCP allows it: a string or a 64-bit integer, kept as the JSON value to echo.
 #[derive(Clone, Debug, PartialEq)]
@@ -49,18 +49,6 @@ impl RequestId {
 
     pub fn as_value(&self) -> &Value {
         &self.0
-    }
-}
-
-/// What a JSON value is, for a refusal's message.
-fn json_type(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
     }
 }
 

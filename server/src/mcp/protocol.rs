@@ -78,6 +78,18 @@ const HEADER_PROTOCOL_VERSION: &str = "mcp-protocol-version";
 const HEADER_METHOD: &str = "mcp-method";
 const HEADER_NAME: &str = "mcp-name";
 
+/// What a JSON value is, for a refusal's message ("got an array").
+pub(super) fn json_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
 /// A protocol-level refusal: the JSON-RPC error and the HTTP status to send it with.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ProtocolError {
@@ -115,14 +127,7 @@ impl ProtocolError {
     /// A `_meta` field of 2026-07-28 present with the wrong JSON type (a version given as an
     /// integer, capabilities as `null`): named with the rule, not taken for an absent field.
     fn meta_field(key: &str, rule: &str, got: &Value) -> Self {
-        let got = match got {
-            Value::Null => "null",
-            Value::Bool(_) => "a boolean",
-            Value::Number(_) => "a number",
-            Value::String(_) => "a string",
-            Value::Array(_) => "an array",
-            Value::Object(_) => "an object",
-        };
+        let got = json_type(got);
         Self::bad_request(
             ErrorCode::INVALID_PARAMS,
             format!("request _meta `{key}` must be {rule}; got {got}"),
