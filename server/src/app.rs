@@ -2,7 +2,7 @@
 //! route is handed: its own typed handle, never a shared bag.
 //!
 //! ```text
-//! TCP -> poem -> RequestContext (request id, span, timeout, X-Instance-Id, metrics)
+//! TCP -> poem -> RequestContext (request id, span, timeout, X-Instance-Id, metrics, access log)
 //!     -> GET  /health                          Health: no auth, no I/O
 //!     -> GET  /metrics                         Prometheus text (keep it off the public listener: nginx does)
 //!     -> POST /api/login   origin::Policy   -> auth::Login (body limit, limiter admits, bcrypt)
@@ -20,6 +20,7 @@ use poem::{
 };
 
 use crate::{
+    access_log::AccessLog,
     auth::{self, Authenticator},
     config::Config,
     health::Health,
@@ -27,7 +28,7 @@ use crate::{
     instance::InstanceId,
     kb::KbFile,
     layer::Layer,
-    mcp::{self, ToolTable, db_tools, kb_tool},
+    mcp::{self, ToolTable, audit::Audit, db_tools, kb_tool},
     metrics, origin,
     postgres::Database,
     request_context::RequestContext,
@@ -42,13 +43,13 @@ pub struct Files {
 }
 
 /// The tools this instance offers: each family registered with the handle it uses, or not at all.
-pub fn tools(files: &Files) -> ToolTable {
+pub fn tools(files: &Files, config: &Config) -> ToolTable {
     let mut table = ToolTable::default();
     if let Some(kb) = &files.kb {
         kb_tool::register(&mut table, kb.clone());
     }
     if let Some(database) = &files.database {
-        db_tools::register(&mut table, database.clone());
+        db_tools::register(&mut table, database.clone(), Audit::new(&config.log.audit));
     }
     table
 }
@@ -100,6 +101,8 @@ pub fn routes(
             instance: instance.clone(),
             draining: draining.clone(),
             timeout: config.http.request_timeout.get(),
+            access_log: AccessLog::new(&config.log.access),
+            proxies: gate.proxies(),
         })))
 }
 

@@ -165,7 +165,42 @@ impl std::fmt::Debug for SecretUrl {
 pub struct LogConfig {
     pub format: LogFormat,
     pub level: String,
+    pub access: AccessLogConfig,
+    pub audit: AuditLogConfig,
     pub file: LogFileConfig,
+}
+
+/// `log.access`: which requests get an access line.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AccessLogConfig {
+    pub mode: AccessLogMode,
+    /// With [`AccessLogMode::Sampled`]: the share of successful requests logged, 0.0 to 1.0.
+    pub sample_ratio: f64,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessLogMode {
+    All,
+    Sampled,
+    Off,
+}
+
+/// `log.audit`: how the audit line of a database tool call shows its statement.
+#[derive(Clone, Copy, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditLogConfig {
+    pub statement: AuditStatement,
+}
+
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum AuditStatement {
+    /// Literals replaced by `$1`, `$2` … by PostgreSQL's own parser.
+    Normalized,
+    /// The statement as the model sent it.
+    Full,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -181,6 +216,8 @@ pub struct LogFileConfig {
     pub dir: Option<PathBuf>,
     pub rotation: LogRotation,
     pub prefix: String,
+    /// Rotated files kept; 0 keeps every file.
+    pub max_files: usize,
 }
 
 #[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
@@ -412,6 +449,13 @@ impl Config {
             if value.get().is_zero() {
                 return Err(ConfigError::invalid(key, "must be longer than 0s"));
             }
+        }
+        let ratio = self.log.access.sample_ratio;
+        if !(0.0..=1.0).contains(&ratio) {
+            return Err(ConfigError::invalid(
+                "log.access.sample_ratio",
+                "must be between 0.0 and 1.0",
+            ));
         }
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| ConfigError::invalid("log.level", format!("not a valid filter: {err}")))?;

@@ -9,7 +9,7 @@
 //! - [`server`]: start-up, serving and the drain of one instance, used by `serve` and the tests;
 //! - `app`: the route table and middleware order, each route handed its own typed handle;
 //! - `request_context`, `health`, `origin`, [`metrics`]: the middleware and routes that are not a
-//!   protocol of their own;
+//!   protocol of their own; `access_log`: the line each request leaves;
 //! - [`mcp`]: MCP over streamable HTTP — protocol revisions, the `/mcp` endpoint, the tool table and
 //!   the tools, which capture the KB and database handles they use when registered;
 //! - [`sync`]: object-storage sync into the shared files (the sidecar's engine), verifying each
@@ -24,10 +24,13 @@
 //!   `allocator`: the one malloc setting a server that reloads large files needs;
 //! - [`config`], `config_check`, [`telemetry`], `instance`: settings, their check, logs, the
 //!   instance's name ([`InstanceId`]);
+//! - `exchange`: what a request turned out to be (principal, MCP method, tool, whose fault a failure
+//!   was), written by the layers it passes and read by the access log and metrics;
 //! - `layer`, `http_error`, `net`, `authority`, `atomic_file`, `file_access`, `units`, [`tls`]: small shared
 //!   helpers with no knowledge of the rest (`layer` is the one shape of our middleware).
 
 mod accept_queue;
+mod access_log;
 mod allocator;
 mod app;
 mod atomic_file;
@@ -39,6 +42,7 @@ mod config_check;
 mod connection_io;
 mod connection_state;
 mod connections;
+mod exchange;
 mod file_access;
 mod health;
 mod http_error;

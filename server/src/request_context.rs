@@ -1,8 +1,14 @@
-//! The outermost middleware: request id, tracing span, timeout, `X-Instance-Id`, request metrics.
+//! The outermost middleware: request id, tracing span, timeout, `X-Instance-Id`, request metrics and
+//! the access log line.
 //!
 //! Every response — including 401s, 413s and timeouts produced further in — leaves through here, so
 //! every one carries `X-Instance-Id` (operators and the integration suite use it to see the balancing)
-//! and `X-Request-Id` (to find the request's log lines), and is counted once.
+//! and `X-Request-Id` (to find the request's log lines), and is counted and logged once. What the
+//! layers inside learnt (principal, MCP method, tool, whose fault a failure was) comes back in the
+//! request's [`Exchange`]: the RED metrics per MCP method and per tool are counted here from it, by
+//! outcome class, so a model's bad SQL (`caller_error`) never looks like an outage
+//! (`server_error`) — JSON-RPC errors travel in HTTP 200s and tool failures in results, where the
+//! HTTP metrics cannot see them.
 //!
 //! While the instance drains, every response also carries `Connection: close`: a proxy in front
 //! keeps idle keep-alive connections to each instance, and one it writes a POST onto as the server
@@ -12,13 +18,23 @@
 
 use std::time::{Duration, Instant};
 
+use std::{net::IpAddr, sync::Arc};
+
 use poem::{
     Endpoint, IntoResponse, Request, Response,
     http::{HeaderValue, StatusCode, header},
 };
 use tracing::Instrument;
 
-use crate::{http_error::HttpError, instance::InstanceId, layer::Around, shutdown::Draining};
+use crate::{
+    access_log::{AccessLog, Finished},
+    auth::proxies::TrustedProxies,
+    exchange::{Exchange, Facts},
+    http_error::HttpError,
+    instance::InstanceId,
+    layer::Around,
+    shutdown::Draining,
+};
 
 /// Route label for metrics: a fixed set, never the raw path.
 fn route_label(path: &str) -> &'static str {
@@ -50,14 +66,32 @@ pub struct RequestContext {
     pub draining: Draining,
     /// `http.request_timeout`.
     pub timeout: Duration,
+    /// `log.access`.
+    pub access_log: AccessLog,
+    /// Who may name the client in `X-Forwarded-For` (the same rule as the failed-auth limiter's).
+    pub proxies: Arc<TrustedProxies>,
 }
 
 impl Around for RequestContext {
-    async fn around<E: Endpoint>(&self, next: &E, request: Request) -> Response {
+    async fn around<E: Endpoint>(&self, next: &E, mut request: Request) -> Response {
         let started = Instant::now();
         let route = route_label(request.uri().path());
         let id = request_id(&request);
-        let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route);
+        let span = tracing::info_span!(
+            "request",
+            http.request.id = %id,
+            http.request.method = %request.method(),
+            http.route = route,
+        );
+        let exchange = Exchange::default();
+        request.extensions_mut().insert(exchange.clone());
+        let path = request.uri().path().to_string();
+        let peer = request.remote_addr().as_socket_addr().map(|a| a.ip());
+        let client = self.proxies.client_ip(
+            peer.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+            request.header("x-forwarded-for"),
+        );
+        let user_agent = request.header(header::USER_AGENT).map(str::to_string);
         metrics::gauge!("pgmcp_http_requests_in_flight").increment(1.0);
 
         let timeout = self.timeout;
@@ -79,10 +113,20 @@ impl Around for RequestContext {
 
         metrics::gauge!("pgmcp_http_requests_in_flight").decrement(1.0);
         let status = response.status().as_u16();
-        metrics::counter!("pgmcp_http_requests_total", "route" => route, "status" => status.to_string()).increment(1);
-        metrics::histogram!("pgmcp_http_request_duration_seconds", "route" => route)
-            .record(started.elapsed().as_secs_f64());
-        span.in_scope(|| tracing::debug!(status, elapsed_us = started.elapsed().as_micros() as u64, "served"));
+        let duration = started.elapsed();
+        let facts = exchange.facts();
+        let finished = Finished {
+            route,
+            path: &path,
+            status,
+            client,
+            peer,
+            user_agent: user_agent.as_deref(),
+            duration,
+            facts: &facts,
+        };
+        record_metrics(&finished);
+        span.in_scope(|| self.access_log.write(&finished));
 
         let headers = response.headers_mut();
         if let Ok(value) = self.instance.as_str().parse() {
@@ -95,5 +139,39 @@ impl Around for RequestContext {
             headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
         }
         response
+    }
+}
+
+/// The request's metrics: HTTP by route and status; MCP by method and tool, by outcome class and
+/// `error.type` (every label from a fixed set: see `exchange` and `mcp::outcome`).
+fn record_metrics(finished: &Finished<'_>) {
+    let route = finished.route;
+    let seconds = finished.duration.as_secs_f64();
+    metrics::counter!("pgmcp_http_requests_total", "route" => route, "status" => finished.status.to_string())
+        .increment(1);
+    metrics::histogram!("pgmcp_http_request_duration_seconds", "route" => route).record(seconds);
+    let Facts { mcp_method, tool, .. } = finished.facts;
+    let Some(method) = *mcp_method else {
+        return;
+    };
+    let outcome = finished.outcome();
+    let error_type = finished.failure().map_or("", |f| f.error_type);
+    metrics::counter!(
+        "pgmcp_mcp_requests_total",
+        "method" => method,
+        "outcome" => outcome,
+        "error_type" => error_type,
+    )
+    .increment(1);
+    metrics::histogram!("pgmcp_mcp_request_duration_seconds", "method" => method).record(seconds);
+    if let Some(tool) = *tool {
+        metrics::counter!(
+            "pgmcp_tool_calls_total",
+            "tool" => tool,
+            "outcome" => outcome,
+            "error_type" => error_type,
+        )
+        .increment(1);
+        metrics::histogram!("pgmcp_tool_call_duration_seconds", "tool" => tool).record(seconds);
     }
 }

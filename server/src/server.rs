@@ -75,7 +75,7 @@ pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<Runni
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
-    let tools = app::tools(&files);
+    let tools = app::tools(&files, &config);
     let offered = tools.len();
     let endpoint = app::routes(&config, &instance, &draining, &files, tools)?;
     let grace = config.shutdown.grace.get();

@@ -1,19 +1,34 @@
-//! Logging: every line carries the instance id, and inside a request its `request_id`, in text or
-//! JSON, to stdout and optionally to rotating files.
+//! Logging: every line carries the service and instance, and inside a request its request id, in
+//! text or JSON, to stdout and optionally to rotating files (`log.file.max_files` of them kept).
 //!
-//! With three instances writing to one log pipeline, a line without `instance` is useless, and a
-//! request cannot be followed without `request_id`. tracing-subscriber's built-in formats cannot add a
-//! constant field to every line, so this module has two small event formatters that add `instance`
-//! and flatten the fields of the enclosing spans (`request_id`, `method`, `path`) into the line.
-//! Secrets never reach here: callers log token *names* and usernames, never credentials or hashes.
+//! With three instances writing to one log pipeline, a line without the instance is useless, and a
+//! request cannot be followed without its id. tracing-subscriber's built-in formats cannot add a
+//! constant field to every line, so this module has two small event formatters that add the service
+//! fields and flatten the fields of the enclosing spans (`http.request.id`, `http.request.method`,
+//! `http.route`, `trace.id`) into the line.
+//!
+//! Field names are OpenTelemetry's semantic conventions (`service.name`, `service.version`,
+//! `service.instance.id`, `http.*`, `client.address`, `user.name`, `db.*`, the MCP conventions'
+//! `mcp.method.name` and `gen_ai.tool.name`): the same names our trace spans carry, and names
+//! Elastic Common Schema shares. The line's own keys — `@timestamp`, `log.level`, `log.logger`,
+//! `message` — are ECS's (OpenTelemetry's log data model defines the record, not a JSON line),
+//! which Elastic, Loki, Datadog and CloudWatch Logs Insights pick up without configuration.
+//!
+//! The access (`access`) and audit (`audit`) loggers are written at info whatever `log.level`
+//! filters out of other loggers' lines, unless the level names them itself: an operator who turns
+//! the noise down to `warn` must not lose the audit trail by accident.
+//!
+//! Secrets never reach here: callers log token *names* and usernames, never credentials or hashes,
+//! and libraries that write secrets at debug level are capped ([`SECRET_BEARING`]) at every level.
 
 use std::{fmt, io, sync::Arc};
 
 use serde_json::{Map, Value};
-use tracing::{Event, Subscriber, field::Field};
+use tracing::{Event, Level, Metadata, Subscriber, field::Field};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::{
     EnvFilter, Layer,
+    filter::FilterExt,
     fmt::{
         FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter,
         format::{DefaultFields, JsonFields, Writer},
@@ -23,16 +38,50 @@ use tracing_subscriber::{
     util::SubscriberInitExt,
 };
 
-use crate::config::{LogConfig, LogFormat, LogRotation};
+use crate::config::{AccessLogMode, LogConfig, LogFormat, LogRotation};
 
 /// Keeps the file writer's background thread alive; drop it last (it flushes).
 pub struct LogGuard {
     _file: Option<WorkerGuard>,
 }
 
+/// Libraries whose lines below a level carry secrets, capped at that level whatever `log.level`
+/// says: tokio-postgres writes every statement a model sent, literals included, at debug.
+const SECRET_BEARING: &[(&str, Level)] = &[("tokio_postgres", Level::INFO)];
+
+/// Whether an event or span of `metadata` may be written at all (see [`SECRET_BEARING`]).
+fn not_secret_bearing(metadata: &Metadata<'_>) -> bool {
+    !SECRET_BEARING
+        .iter()
+        .any(|(target, cap)| metadata.target().starts_with(target) && metadata.level() > cap)
+}
+
+/// `log.level`, plus the access and audit loggers at info unless the level names them.
+fn level_filter(config: &LogConfig) -> EnvFilter {
+    let mut directives = config.level.clone();
+    let mut always = vec!["audit"];
+    if config.access.mode != AccessLogMode::Off {
+        always.push("access");
+    }
+    for logger in always {
+        let named = config
+            .level
+            .split(',')
+            .any(|directive| directive.trim().split(['=', '[']).next() == Some(logger));
+        if !named {
+            directives.push_str(&format!(",{logger}=info"));
+        }
+    }
+    EnvFilter::try_new(&directives).expect("log.level validated with the config")
+}
+
 /// Installs the global subscriber.
 pub fn init(config: &LogConfig, instance: &str) -> anyhow::Result<LogGuard> {
-    let filter = || EnvFilter::try_new(&config.level).expect("log.level validated with the config");
+    let filter = || {
+        level_filter(config).and(tracing_subscriber::filter::filter_fn(|metadata| {
+            not_secret_bearing(metadata)
+        }))
+    };
     let instance: Arc<str> = instance.into();
     let mut layers: Vec<Box<dyn Layer<_> + Send + Sync>> = vec![
         layer(config.format, instance.clone(), io::stdout)
@@ -47,11 +96,13 @@ pub fn init(config: &LogConfig, instance: &str) -> anyhow::Result<LogGuard> {
             LogRotation::Hourly => tracing_appender::rolling::Rotation::HOURLY,
             LogRotation::Never => tracing_appender::rolling::Rotation::NEVER,
         };
-        let appender = tracing_appender::rolling::RollingFileAppender::builder()
+        let mut appender = tracing_appender::rolling::RollingFileAppender::builder()
             .rotation(rotation)
-            .filename_prefix(&config.file.prefix)
-            .build(dir)
-            .map_err(|e| anyhow::anyhow!("log.file: {e}"))?;
+            .filename_prefix(&config.file.prefix);
+        if config.file.max_files > 0 {
+            appender = appender.max_log_files(config.file.max_files);
+        }
+        let appender = appender.build(dir).map_err(|e| anyhow::anyhow!("log.file: {e}"))?;
         let (writer, file_guard) = tracing_appender::non_blocking(appender);
         guard = Some(file_guard);
         layers.push(layer(config.format, instance, writer).with_filter(filter()).boxed());
@@ -83,10 +134,14 @@ where
     }
 }
 
-/// `{"timestamp","level","instance","target", span fields..., "message", event fields...}`.
+/// `{"@timestamp","log.level","log.logger","service.name","service.version","service.instance.id",
+/// span fields..., "message", event fields...}`.
 struct JsonLine {
     instance: Arc<str>,
 }
+
+const SERVICE_NAME: &str = "postgres-mcp";
+const SERVICE_VERSION: &str = env!("CARGO_PKG_VERSION");
 
 impl<S> FormatEvent<S, JsonFields> for JsonLine
 where
@@ -101,14 +156,16 @@ where
         let meta = event.metadata();
         let mut line = Map::new();
         line.insert(
-            "timestamp".into(),
+            "@timestamp".into(),
             chrono::Utc::now()
                 .to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
                 .into(),
         );
-        line.insert("level".into(), meta.level().as_str().into());
-        line.insert("instance".into(), Value::String(self.instance.to_string()));
-        line.insert("target".into(), meta.target().into());
+        line.insert("log.level".into(), meta.level().as_str().to_ascii_lowercase().into());
+        line.insert("log.logger".into(), meta.target().into());
+        line.insert("service.name".into(), SERVICE_NAME.into());
+        line.insert("service.version".into(), SERVICE_VERSION.into());
+        line.insert("service.instance.id".into(), Value::String(self.instance.to_string()));
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
                 if let Some(fields) = span.extensions().get::<FormattedFields<JsonFields>>()
@@ -147,7 +204,8 @@ impl tracing::field::Visit for JsonVisitor<'_> {
     }
 }
 
-/// `2026-11-25T10:00:00.123456Z  INFO instance=mcp-1 request_id=… target: message key=value`.
+/// `2026-11-25T10:00:00.123456Z  INFO service.instance.id=mcp-1 http.request.id=… logger: message
+/// key=value` (the service name and version are in every JSON line; a human reading text knows them).
 struct TextLine {
     instance: Arc<str>,
 }
@@ -164,7 +222,12 @@ where
     ) -> fmt::Result {
         let meta = event.metadata();
         let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
-        write!(writer, "{now} {:>5} instance={}", meta.level(), self.instance)?;
+        write!(
+            writer,
+            "{now} {:>5} service.instance.id={}",
+            meta.level(),
+            self.instance
+        )?;
         if let Some(scope) = ctx.event_scope() {
             for span in scope.from_root() {
                 if let Some(fields) = span.extensions().get::<FormattedFields<DefaultFields>>()

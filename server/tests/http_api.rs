@@ -485,6 +485,8 @@ async fn metrics_count_requests_and_auth_failures() {
         "{text}"
     );
     assert!(text.contains("pgmcp_auth_failures_total{reason=\"unknown_token\"}"));
-    assert!(text.contains("pgmcp_tool_calls_total{tool=\"search_knowledgebase\",outcome=\"ok\"}"));
+    assert!(text.contains("pgmcp_tool_calls_total{tool=\"search_knowledgebase\",outcome=\"ok\",error_type=\"\"}"));
+    assert!(text.contains("pgmcp_mcp_requests_total{method=\"tools/call\",outcome=\"ok\",error_type=\"\"}"));
+    assert!(text.contains("pgmcp_mcp_request_duration_seconds_bucket{method=\"tools/call\""));
     assert!(text.contains("pgmcp_http_request_duration_seconds_bucket"));
 }

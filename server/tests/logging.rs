@@ -1,6 +1,6 @@
-//! Log output as an operator's pipeline sees it: JSON lines in a rotating file, each with `instance`,
-//! request lines with `request_id`, and never a credential. (Its own test binary: the logger is
-//! process-global.)
+//! Log output as an operator's pipeline sees it: JSON lines in a rotating file, each with the service
+//! and instance, request lines with `http.request.id`, and never a credential. (Its own test binary:
+//! the logger is process-global.) Every field of the access and audit lines: `access_audit_log.rs`.
 
 mod common;
 
@@ -15,11 +15,18 @@ async fn json_log_file_lines_carry_instance_and_request_id_and_no_secrets() {
     let mut config = fixture.config(
         "mcp-log",
         &format!(
-            "log:\n  format: json\n  level: debug\n  file:\n    dir: {}\n",
+            "log:\n  format: json\n  level: debug\n  file:\n    dir: {}\n    max_files: 2\n",
             log_dir.display()
         ),
     );
     config.log.format = LogFormat::Json;
+    // Last year's rotated files: all but the newest go when logging starts (log.file.max_files: 2
+    // keeps today's file and one more).
+    std::fs::create_dir_all(&log_dir).unwrap();
+    for day in 1..=5 {
+        std::fs::write(log_dir.join(format!("postgres-mcp.log.2025-01-0{day}")), "{}\n").unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
     let guard = telemetry::init(&config.log, "mcp-log").unwrap();
     let server = postgres_mcp::server::start(config, postgres_mcp::InstanceId::resolve(Some("mcp-log"), None))
         .await
@@ -51,34 +58,32 @@ async fn json_log_file_lines_carry_instance_and_request_id_and_no_secrets() {
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert_eq!(files.len(), 1, "{files:?}");
     assert!(
-        files[0]
-            .file_name()
-            .unwrap()
-            .to_string_lossy()
-            .starts_with("postgres-mcp.log")
+        files.len() <= 2,
+        "log.file.max_files: 2 keeps at most two files: {files:?}"
     );
-    let text = std::fs::read_to_string(&files[0]).unwrap();
+    let today = log_dir.join(format!("postgres-mcp.log.{}", chrono::Utc::now().format("%Y-%m-%d")));
+    assert!(files.contains(&today), "{files:?}");
+    let text = std::fs::read_to_string(&today).unwrap();
     let lines: Vec<Value> = text
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|_| panic!("not JSON: {l}")))
         .collect();
     assert!(lines.len() >= 3);
     assert!(
-        lines
-            .iter()
-            .all(|l| l["instance"] == "mcp-log" && l["timestamp"].is_string() && l["level"].is_string())
+        lines.iter().all(|l| l["service.instance.id"] == "mcp-log"
+            && l["@timestamp"].is_string()
+            && l["log.level"].is_string())
     );
     let refusal = lines
         .iter()
         .find(|l| l["message"] == "authentication refused")
         .expect("refusal logged");
-    assert_eq!(refusal["request_id"], "req-42");
-    assert_eq!(refusal["reason"], "unknown_token");
-    assert_eq!(refusal["client_ip"], "127.0.0.1");
+    assert_eq!(refusal["http.request.id"], "req-42");
+    assert_eq!(refusal["error.type"], "unknown_token");
+    assert_eq!(refusal["client.address"], "127.0.0.1");
     let login_line = lines.iter().find(|l| l["message"] == "login").expect("login logged");
-    assert_eq!(login_line["user"], "alice");
+    assert_eq!(login_line["user.name"], "alice");
     for secret in [wrong, session_token.as_str(), fixture.token.as_str(), PASSWORD] {
         assert!(!text.contains(secret), "a secret reached the log: {secret}");
     }

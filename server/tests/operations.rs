@@ -108,7 +108,7 @@ async fn sigterm_drains_then_exits_zero() {
     let lines = process.log_lines();
     let logs = lines.iter().map(Value::to_string).collect::<String>();
     assert!(
-        lines.iter().all(|l| l["instance"] == "drainer"),
+        lines.iter().all(|l| l["service.instance.id"] == "drainer"),
         "every line carries the instance"
     );
     assert!(lines.iter().any(|l| l["message"] == "termination signal received"));

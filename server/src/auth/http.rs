@@ -31,6 +31,7 @@ use super::{
 };
 use crate::{
     config::AuthConfig,
+    exchange::Exchange,
     http_error::{HttpError, read_body_limited, require_json_content_type},
     layer::Around,
 };
@@ -69,6 +70,12 @@ impl Gate {
         }
     }
 
+    /// The proxies whose `X-Forwarded-For` names the client: the access log names the client as
+    /// the limiter does.
+    pub fn proxies(&self) -> Arc<TrustedProxies> {
+        self.proxies.clone()
+    }
+
     /// The client address the limiter keys on (see [`TrustedProxies`]).
     fn client_ip(&self, request: &Request) -> IpAddr {
         let peer = request
@@ -95,6 +102,7 @@ impl Around for Gate {
     async fn around<E: Endpoint>(&self, next: &E, mut request: Request) -> Response {
         match self.authenticator.authenticate_header(request.header("authorization")) {
             Ok(principal) => {
+                Exchange::of(&request).set_principal(principal.name.clone());
                 request.extensions_mut().insert(principal);
                 next.get_response(request).await
             }
@@ -149,6 +157,8 @@ impl Login {
                 format!("body must be {{\"username\": \"…\", \"password\": \"…\"}}: {e}"),
             )
         })?;
+        // The name tried, right or wrong: the access log says who logged in, or tried to.
+        Exchange::of(request).set_principal(login.username.as_str().into());
         // After the body is read (a malformed one guesses nothing), before bcrypt.
         let ip = self.gate.client_ip(request);
         let attempt = self.gate.limiter.begin_login(ip).map_err(too_many_attempts)?;
@@ -159,7 +169,7 @@ impl Login {
             Ok(session) => {
                 attempt.passed();
                 metrics::counter!("pgmcp_logins_total", "outcome" => "success").increment(1);
-                tracing::info!(user = %login.username, expires_at = %session.expires_at, "login");
+                tracing::info!(user.name = %login.username, expires_at = %session.expires_at, "login");
                 Ok(Json(session).into_response())
             }
             Err(AuthFailure::Busy) => {
@@ -217,7 +227,7 @@ fn answer(ip: IpAddr, failure: AuthFailure, verdict: Verdict) -> HttpError {
         Verdict::LockoutStarts => true,
         Verdict::Unauthorized => false,
     };
-    tracing::warn!(client_ip = %ip, reason = failure.label(), locked_out, "authentication refused");
+    tracing::warn!(client.address = %ip, error.r#type = failure.label(), locked_out, "authentication refused");
     let (code, message) = match failure {
         AuthFailure::BadCredentials | AuthFailure::Disabled => {
             ("invalid_grant", "wrong username or password".to_string())

@@ -10,7 +10,10 @@ use std::{collections::HashMap, net::SocketAddr, path::PathBuf, process::ExitCod
 use clap::Args;
 
 use crate::{
-    config::{LogConfig, LogFileConfig, LogFormat, LogRotation},
+    config::{
+        AccessLogConfig, AccessLogMode, AuditLogConfig, AuditStatement, LogConfig, LogFileConfig, LogFormat,
+        LogRotation,
+    },
     connections,
     instance::InstanceId,
     metrics,
@@ -87,10 +90,19 @@ pub fn run(args: SyncArgs) -> ExitCode {
     let log = LogConfig {
         format: args.log_format,
         level: args.log_level.clone(),
+        // The sidecar serves no requests and runs no database tools.
+        access: AccessLogConfig {
+            mode: AccessLogMode::Off,
+            sample_ratio: 0.0,
+        },
+        audit: AuditLogConfig {
+            statement: AuditStatement::Normalized,
+        },
         file: LogFileConfig {
             dir: None,
             rotation: LogRotation::Never,
             prefix: "postgres-mcp-sync.log".into(),
+            max_files: 0,
         },
     };
     let instance = InstanceId::resolve(None, std::env::var("HOSTNAME").ok());

@@ -3,8 +3,9 @@
 //!
 //! Both answer a tool error (`isError: true`) naming what went wrong — the model can fix a query or
 //! tell its user that the database is down — and never fail the JSON-RPC call for a database problem.
+//! Each call leaves an audit line ([`super::audit`]).
 
-use std::sync::Arc;
+use std::{sync::Arc, time::Instant};
 
 use rmcp::model::{CallToolResult, ContentBlock, ToolAnnotations};
 use schemars::JsonSchema;
@@ -12,9 +13,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{
     arguments::Bounded,
-    tools::{ToolTable, tool_error},
+    audit::{Audit, AuditedCall, Returned},
+    tools::{ToolFailure, ToolReturn, ToolTable},
 };
-use crate::postgres::{Database, DbError};
+use crate::{
+    auth::Principal,
+    postgres::{Database, DbError},
+};
 
 /// Arguments of `query_database`.
 #[derive(Debug, Deserialize, JsonSchema)]
@@ -39,8 +44,8 @@ pub struct SchemaArgs {
     pub table: Option<String>,
 }
 
-/// Registers `query_database` and `get_schema_info` over `database`.
-pub fn register(table: &mut ToolTable, database: Arc<Database>) {
+/// Registers `query_database` and `get_schema_info` over `database`, each call audited by `audit`.
+pub fn register(table: &mut ToolTable, database: Arc<Database>, audit: Audit) {
     let mut annotations = ToolAnnotations::default();
     annotations.read_only_hint = Some(true);
     annotations.destructive_hint = Some(false);
@@ -56,7 +61,7 @@ pub fn register(table: &mut ToolTable, database: Arc<Database>) {
         annotations.clone(),
         {
             let database = database.clone();
-            move |_, args| query(database.clone(), args)
+            move |principal, args| query(database.clone(), audit, principal, args)
         },
     );
     annotations.title = Some("Describe the database schema".into());
@@ -66,36 +71,80 @@ pub fn register(table: &mut ToolTable, database: Arc<Database>) {
          default), primary keys, foreign keys, unique constraints, indexes and estimated row counts. \
          Narrow it with `schema` and `table`.",
         annotations,
-        move |_, args| schema_info(database.clone(), args),
+        move |principal, args| schema_info(database.clone(), audit, principal, args),
     );
 }
 
-async fn query(database: Arc<Database>, args: QueryArgs) -> CallToolResult {
-    let outcome = database.query(&args.sql, args.limit.map(|l| l.get() as usize)).await;
-    structured(outcome, "query")
+async fn query(database: Arc<Database>, audit: Audit, principal: Principal, args: QueryArgs) -> ToolReturn {
+    let started = Instant::now();
+    let outcome = database
+        .query(&args.sql, args.limit.map(|l| l.get() as usize))
+        .await
+        .map(|output| {
+            let (rows, truncated) = (output.row_count, output.truncated.is_some());
+            let (result, bytes) = structured(output);
+            let returned = Returned {
+                rows: Some(rows),
+                bytes,
+                truncated,
+            };
+            (result, returned)
+        });
+    let call = AuditedCall {
+        principal: &principal,
+        tool: "query_database",
+        sql: Some(&args.sql),
+        duration: started.elapsed(),
+        outcome: outcome.as_ref().map(|(_, returned)| *returned),
+    };
+    audit.write(call).await;
+    answer(outcome, "query")
 }
 
-async fn schema_info(database: Arc<Database>, args: SchemaArgs) -> CallToolResult {
+async fn schema_info(database: Arc<Database>, audit: Audit, principal: Principal, args: SchemaArgs) -> ToolReturn {
+    let started = Instant::now();
     let outcome = database
         .schema_info(args.schema.as_deref(), args.table.as_deref())
-        .await;
-    structured(outcome, "schema introspection")
+        .await
+        .map(|info| {
+            let (result, bytes) = structured(info);
+            let returned = Returned {
+                rows: None,
+                bytes,
+                truncated: false,
+            };
+            (result, returned)
+        });
+    let call = AuditedCall {
+        principal: &principal,
+        tool: "get_schema_info",
+        sql: None,
+        duration: started.elapsed(),
+        outcome: outcome.as_ref().map(|(_, returned)| *returned),
+    };
+    audit.write(call).await;
+    answer(outcome, "schema introspection")
 }
 
-/// A successful value as compact JSON text plus `structuredContent`; an error as a tool error.
-fn structured<T: Serialize>(outcome: Result<T, DbError>, what: &str) -> CallToolResult {
+/// A value as compact JSON text plus `structuredContent`, and the text's length in bytes.
+fn structured<T: Serialize>(value: T) -> (CallToolResult, usize) {
+    let value = serde_json::to_value(value).expect("tool output serializes");
+    let text = value.to_string();
+    let bytes = text.len();
+    let mut result = CallToolResult::success(vec![ContentBlock::text(text)]);
+    result.structured_content = Some(value);
+    (result, bytes)
+}
+
+/// The tool's answer: the result, or the error as a tool error with whose fault it was.
+fn answer(outcome: Result<(CallToolResult, Returned), DbError>, what: &str) -> ToolReturn {
     match outcome {
-        Ok(value) => {
-            let value = serde_json::to_value(value).expect("tool output serializes");
-            let mut result = CallToolResult::success(vec![ContentBlock::text(value.to_string())]);
-            result.structured_content = Some(value);
-            result
-        }
+        Ok((result, _)) => Ok(result),
         Err(error) => {
             if error.is_unavailable() {
                 tracing::warn!(%error, "{what} failed: database unavailable");
             }
-            tool_error(error.to_string())
+            Err(ToolFailure::new(error.failure(), error.to_string()))
         }
     }
 }

@@ -10,11 +10,14 @@ use serde_json::json;
 
 use super::{
     arguments::Bounded,
-    tools::{ToolTable, tool_error},
+    tools::{ToolFailure, ToolReturn, ToolTable},
 };
-use crate::kb::{
-    KbFile, KnowledgeBase,
-    store::{SearchError, SearchHit},
+use crate::{
+    exchange::Failure,
+    kb::{
+        KbFile, KnowledgeBase,
+        store::{SearchError, SearchHit},
+    },
 };
 
 const DEFAULT_LIMIT: u32 = 5;
@@ -46,19 +49,25 @@ pub fn register(table: &mut ToolTable, kb: Arc<KbFile>) {
     );
 }
 
-async fn search(kb: Arc<KnowledgeBase>, args: SearchArgs) -> CallToolResult {
+async fn search(kb: Arc<KnowledgeBase>, args: SearchArgs) -> ToolReturn {
     let limit = args.limit.map_or(DEFAULT_LIMIT, Bounded::get);
-    let hits = match kb.search_async(args.query, limit as usize).await {
-        Ok(hits) => hits,
+    match kb.search_async(args.query, limit as usize).await {
+        Ok(hits) => Ok(search_result(&hits)),
         // No word, or past a limit of `kb::terms`: the message names the rule so the model can fix it.
-        Err(SearchError::Terms(refused)) => return tool_error(refused.to_string()),
-        Err(SearchError::Interrupted) => return tool_error("the knowledge base search was interrupted; try again"),
+        Err(SearchError::Terms(refused)) => Err(ToolFailure::new(Failure::caller("search_terms"), refused.to_string())),
+        // The request timed out or the instance is stopping: ours, not the query's.
+        Err(SearchError::Interrupted) => Err(ToolFailure::new(
+            Failure::server("timeout"),
+            "the knowledge base search was interrupted; try again",
+        )),
         Err(error) => {
             tracing::error!(%error, "knowledge base search failed");
-            return tool_error("the knowledge base search failed; try again");
+            Err(ToolFailure::new(
+                Failure::server("internal"),
+                "the knowledge base search failed; try again",
+            ))
         }
-    };
-    search_result(&hits)
+    }
 }
 
 /// Search hits as the tool's result: numbered text for the model and `structuredContent` for programs.

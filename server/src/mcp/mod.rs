@@ -4,16 +4,20 @@
 //! - [`protocol`]: version negotiation and the header rules of each protocol revision;
 //! - [`transport`]: the [`Endpoint`] behind `POST /mcp` — HTTP checks, then method dispatch;
 //! - [`tools`]: the tool table; one file per tool family ([`kb_tool`], [`db_tools`]), each registered
-//!   with the handle it needs; [`arguments`]: the one place a call's arguments are checked.
+//!   with the handle it needs; [`arguments`]: the one place a call's arguments are checked;
+//! - [`outcome`]: whose fault a JSON-RPC error is, and the method as a bounded label;
+//! - [`audit`]: the audit line of each database tool call.
 //!
 //! Message and result types come from rmcp's `model`, so field names track the spec; the transport is
 //! ours because rmcp's `StreamableHttpService` builds a service and spawns tasks per request, which
 //! measured ~6x slower than the bare HTTP stack on this hardware.
 
 pub mod arguments;
+pub mod audit;
 pub mod db_tools;
 pub mod jsonrpc;
 pub mod kb_tool;
+pub mod outcome;
 pub mod protocol;
 pub mod tools;
 pub mod transport;

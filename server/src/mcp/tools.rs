@@ -6,8 +6,9 @@
 //! configured is simply not registered — so no tool ever checks whether it is configured. Adding a
 //! tool is adding one argument type and one function, then one `register` call. Arguments the type
 //! refuses become [`DispatchError::InvalidArguments`] naming the field and the rule (checked in
-//! [`super::arguments`], the one place); failures inside a tool become a result with `isError: true`,
-//! as MCP asks, so the model sees them.
+//! [`super::arguments`], the one place); failures inside a tool ([`ToolFailure`]) become a result
+//! with `isError: true`, as MCP asks, so the model sees them — and carry whose fault they were
+//! ([`Failure`]), so the access log and the metrics can tell a model's bad SQL from an outage.
 
 use std::{collections::HashMap, future::Future, pin::Pin, sync::Arc};
 
@@ -17,7 +18,10 @@ use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 
 use super::arguments::{self, ArgumentError};
-use crate::auth::{Principal, ToolScope};
+use crate::{
+    auth::{Principal, ToolScope},
+    exchange::Failure,
+};
 
 /// Why a `tools/call` did not reach a tool.
 #[derive(Debug, thiserror::Error, PartialEq)]
@@ -25,18 +29,55 @@ pub enum DispatchError {
     #[error("unknown tool `{0}`")]
     UnknownTool(String),
     #[error("tool `{tool}` is not permitted for credential `{principal}`")]
-    NotPermitted { tool: String, principal: String },
+    NotPermitted { tool: &'static str, principal: String },
     #[error("invalid arguments for `{tool}`: {error}")]
-    InvalidArguments { tool: String, error: ArgumentError },
+    InvalidArguments { tool: &'static str, error: ArgumentError },
+}
+
+impl DispatchError {
+    /// The tool, when it is one this server offers (an unknown name is client text: not returned).
+    pub fn tool(&self) -> Option<&'static str> {
+        match self {
+            DispatchError::UnknownTool(_) => None,
+            DispatchError::NotPermitted { tool, .. } | DispatchError::InvalidArguments { tool, .. } => Some(tool),
+        }
+    }
+}
+
+/// A tool's failure: the message the model reads (as a result with `isError: true`) and whose fault
+/// it was.
+#[derive(Debug)]
+pub struct ToolFailure {
+    pub failure: Failure,
+    pub message: String,
+}
+
+impl ToolFailure {
+    pub fn new(failure: Failure, message: impl Into<String>) -> ToolFailure {
+        ToolFailure {
+            failure,
+            message: message.into(),
+        }
+    }
+}
+
+/// What a tool function returns.
+pub type ToolReturn = Result<CallToolResult, ToolFailure>;
+
+/// A tool that ran: its result for the model and, when it failed, whose fault that was.
+#[derive(Debug)]
+pub struct Called {
+    pub tool: &'static str,
+    pub result: CallToolResult,
+    pub failure: Option<Failure>,
 }
 
 type BoxedCall = Box<
-    dyn Fn(Principal, JsonObject) -> Pin<Box<dyn Future<Output = Result<CallToolResult, DispatchError>> + Send>>
-        + Send
-        + Sync,
+    dyn Fn(Principal, JsonObject) -> Pin<Box<dyn Future<Output = Result<Called, DispatchError>> + Send>> + Send + Sync,
 >;
 
 struct Entry {
+    name: &'static str,
     tool: Tool,
     call: BoxedCall,
 }
@@ -66,7 +107,7 @@ impl ToolTable {
     ) where
         A: DeserializeOwned + JsonSchema + Send + 'static,
         F: Fn(Principal, A) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = CallToolResult> + Send + 'static,
+        Fut: Future<Output = ToolReturn> + Send + 'static,
     {
         let schema =
             schema_for_input::<A>().unwrap_or_else(|e| panic!("tool {name}: argument type has no object schema: {e}"));
@@ -76,15 +117,28 @@ impl ToolTable {
         let call: BoxedCall = Box::new(move |principal, arguments| {
             let function = function.clone();
             Box::pin(async move {
-                let arguments: A = arguments::parse(arguments).map_err(|error| DispatchError::InvalidArguments {
-                    tool: name.to_string(),
-                    error,
-                })?;
-                Ok(function(principal, arguments).await)
+                let arguments: A = arguments::parse(arguments)
+                    .map_err(|error| DispatchError::InvalidArguments { tool: name, error })?;
+                Ok(match function(principal, arguments).await {
+                    Ok(result) => Called {
+                        tool: name,
+                        // A tool that answers `isError` itself without saying why is the caller's
+                        // problem as far as we know (`tool_error`, OpenTelemetry's MCP name for it).
+                        failure: (result.is_error == Some(true)).then_some(Failure::caller("tool_error")),
+                        result,
+                    },
+                    Err(ToolFailure { failure, message }) => Called {
+                        tool: name,
+                        result: tool_error(message),
+                        failure: Some(failure),
+                    },
+                })
             })
         });
         assert!(
-            self.entries.insert(name.to_string(), Entry { tool, call }).is_none(),
+            self.entries
+                .insert(name.to_string(), Entry { name, tool, call })
+                .is_none(),
             "tool {name} registered twice"
         );
         self.order.push(name.to_string());
@@ -119,14 +173,14 @@ impl ToolTable {
         principal: &Principal,
         name: &str,
         arguments: Option<JsonObject>,
-    ) -> Result<CallToolResult, DispatchError> {
+    ) -> Result<Called, DispatchError> {
         let entry = self
             .entries
             .get(name)
             .ok_or_else(|| DispatchError::UnknownTool(name.to_string()))?;
         if !principal.tools.permits(name) {
             return Err(DispatchError::NotPermitted {
-                tool: name.to_string(),
+                tool: entry.name,
                 principal: principal.name.to_string(),
             });
         }
@@ -169,7 +223,8 @@ mod tests {
 
         let mut table = ToolTable::default();
         crate::mcp::kb_tool::register(&mut table, kb);
-        crate::mcp::db_tools::register(&mut table, database);
+        let audit = crate::mcp::audit::Audit::new(&config.log.audit);
+        crate::mcp::db_tools::register(&mut table, database, audit);
         let names: Vec<String> = table.list().iter().map(|t| t.name.to_string()).collect();
         assert_eq!(names, KNOWN_TOOLS);
     }

@@ -21,11 +21,13 @@ use serde_json::{Value, json};
 
 use super::{
     jsonrpc::{self, Message, Refused, RequestId},
+    outcome,
     protocol::{self, ProtocolError, Revision},
     tools::{DispatchError, ToolTable, tool_error},
 };
 use crate::{
     auth::Principal,
+    exchange::Exchange,
     http_error::{HttpError, read_body_limited, require_json_content_type},
     instance::InstanceId,
 };
@@ -33,8 +35,10 @@ use crate::{
 const INSTRUCTIONS: &str = "Tools for a PostgreSQL deployment and its documentation. Use \
     search_knowledgebase to find documentation sections relevant to a question.";
 
-/// A JSON-RPC error response with the HTTP status it travels with.
-fn rpc_error(status: StatusCode, id: Option<&Value>, error: ErrorData) -> Response {
+/// A JSON-RPC error response with the HTTP status it travels with, recorded in `exchange` (its
+/// code and whose fault it is: [`outcome::of_jsonrpc_error`]).
+fn rpc_error(exchange: &Exchange, status: StatusCode, id: Option<&Value>, error: ErrorData) -> Response {
+    exchange.set_jsonrpc_error(error.code.0, outcome::of_jsonrpc_error(error.code));
     let body = json!({"jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": error});
     json_response(status, &body)
 }
@@ -48,10 +52,10 @@ fn json_response(status: StatusCode, body: &Value) -> Response {
 
 /// A notification or a client response: nothing to answer (202), once the version it names is one
 /// we serve — an unsupported one is 400 whatever the message kind (issue #13 §A.2).
-fn accepted(headers: &HeaderMap, params: Option<&Value>) -> Response {
+fn accepted(exchange: &Exchange, headers: &HeaderMap, params: Option<&Value>) -> Response {
     match protocol::message_revision(headers, params) {
         Ok(_) => StatusCode::ACCEPTED.into_response(),
-        Err(ProtocolError { status, error }) => rpc_error(status, None, error),
+        Err(ProtocolError { status, error }) => rpc_error(exchange, status, None, error),
     }
 }
 
@@ -101,6 +105,7 @@ impl Endpoint {
             .extensions_mut()
             .remove::<Principal>()
             .expect("the auth gate runs in front of /mcp");
+        let exchange = Exchange::of(&request);
         if !accepts_json(request.headers()) {
             return HttpError::new(
                 StatusCode::NOT_ACCEPTABLE,
@@ -118,18 +123,29 @@ impl Endpoint {
         };
         let (id, method, params) = match jsonrpc::classify(&body) {
             Ok(Message::Request { id, method, params }) => (id, method, params),
-            Ok(Message::Notification { params, .. }) => return accepted(request.headers(), params.as_ref()),
-            Ok(Message::Response) => return accepted(request.headers(), None),
+            Ok(Message::Notification { method, params }) => {
+                exchange.set_mcp_method(outcome::method_label(&method));
+                return accepted(&exchange, request.headers(), params.as_ref());
+            }
+            Ok(Message::Response) => return accepted(&exchange, request.headers(), None),
             Err(Refused { id, error }) => {
-                return rpc_error(error.status, id.as_ref().map(RequestId::as_value), error.error);
+                return rpc_error(
+                    &exchange,
+                    error.status,
+                    id.as_ref().map(RequestId::as_value),
+                    error.error,
+                );
             }
         };
-        self.dispatch(&principal, request.headers(), &method, id.as_value(), params)
+        exchange.set_mcp_method(outcome::method_label(&method));
+        exchange.set_jsonrpc_id(id.as_value());
+        self.dispatch(&exchange, &principal, request.headers(), &method, id.as_value(), params)
             .await
     }
 
     async fn dispatch(
         &self,
+        exchange: &Exchange,
         principal: &Principal,
         headers: &HeaderMap,
         method: &str,
@@ -137,11 +153,11 @@ impl Endpoint {
         params: Option<Value>,
     ) -> Response {
         if method == "initialize" && !protocol::names_per_request_revision(headers, params.as_ref()) {
-            return self.initialize(headers, id, params);
+            return self.initialize(exchange, headers, id, params);
         }
         let revision = match protocol::request_revision(headers, method, params.as_ref()) {
             Ok(revision) => revision,
-            Err(ProtocolError { status, error }) => return rpc_error(status, Some(id), error),
+            Err(ProtocolError { status, error }) => return rpc_error(exchange, status, Some(id), error),
         };
         let outcome = match method {
             removed if protocol::removed(revision, removed) => Err(ErrorData::new(
@@ -158,7 +174,7 @@ impl Endpoint {
                 self.tools.list_for(&principal.tools),
             ))
             .expect("tools serialize")),
-            "tools/call" => self.call_tool(principal, revision, params).await,
+            "tools/call" => self.call_tool(exchange, principal, revision, params).await,
             other => Err(ErrorData::new(
                 ErrorCode::METHOD_NOT_FOUND,
                 format!("method `{other}` is not supported by this server"),
@@ -171,15 +187,16 @@ impl Endpoint {
                     json!({"jsonrpc": "2.0", "id": id, "result": protocol::shape_result(revision, method, result)});
                 json_response(StatusCode::OK, &body)
             }
-            Err(error) => rpc_error(protocol::error_status(revision, error.code), Some(id), error),
+            Err(error) => rpc_error(exchange, protocol::error_status(revision, error.code), Some(id), error),
         }
     }
 
-    fn initialize(&self, headers: &HeaderMap, id: &Value, params: Option<Value>) -> Response {
+    fn initialize(&self, exchange: &Exchange, headers: &HeaderMap, id: &Value, params: Option<Value>) -> Response {
         let params: InitializeRequestParams = match params.map(serde_json::from_value).transpose() {
             Ok(Some(params)) => params,
             Ok(None) => {
                 return rpc_error(
+                    exchange,
                     StatusCode::OK,
                     Some(id),
                     ErrorData::new(ErrorCode::INVALID_PARAMS, "initialize needs params", None),
@@ -187,6 +204,7 @@ impl Endpoint {
             }
             Err(error) => {
                 return rpc_error(
+                    exchange,
                     StatusCode::OK,
                     Some(id),
                     ErrorData::new(
@@ -199,7 +217,7 @@ impl Endpoint {
         };
         let requested = params.protocol_version.as_str();
         if let Err(ProtocolError { status, error }) = protocol::check_initialize_header(headers, requested) {
-            return rpc_error(status, Some(id), error);
+            return rpc_error(exchange, status, Some(id), error);
         }
         let version: ProtocolVersion = protocol::negotiate_initialize(requested);
         tracing::debug!(requested, negotiated = version.as_str(), client = %params.client_info.name, "initialize");
@@ -217,6 +235,7 @@ impl Endpoint {
     /// with `isError: true` from 2025-11-25 on, -32602 before ([`Revision::argument_errors_are_tool_results`]).
     async fn call_tool(
         &self,
+        exchange: &Exchange,
         principal: &Principal,
         revision: Revision,
         params: Option<Value>,
@@ -240,27 +259,28 @@ impl Endpoint {
             })?;
         let name = params.name.to_string();
         match self.tools.call(principal, &name, params.arguments).await {
-            Ok(result) => {
-                let outcome = if result.is_error == Some(true) {
-                    "tool_error"
-                } else {
-                    "ok"
-                };
-                metrics::counter!("pgmcp_tool_calls_total", "tool" => name.clone(), "outcome" => outcome).increment(1);
-                tracing::debug!(tool = %name, principal = %principal.name, outcome, "tool call");
-                Ok(serde_json::to_value(result).expect("tool results serialize"))
+            Ok(called) => {
+                exchange.set_tool(called.tool);
+                if let Some(failure) = called.failure {
+                    exchange.fail(failure);
+                }
+                Ok(serde_json::to_value(called.result).expect("tool results serialize"))
             }
             Err(error @ DispatchError::UnknownTool(_)) => {
                 Err(ErrorData::new(ErrorCode::INVALID_PARAMS, error.to_string(), None))
             }
             Err(error @ DispatchError::NotPermitted { .. }) => {
-                metrics::counter!("pgmcp_tool_calls_total", "tool" => name, "outcome" => "not_permitted").increment(1);
+                if let Some(tool) = error.tool() {
+                    exchange.set_tool(tool);
+                }
                 Err(ErrorData::new(ErrorCode::INVALID_PARAMS, error.to_string(), None))
             }
             Err(error @ DispatchError::InvalidArguments { .. }) => {
-                metrics::counter!("pgmcp_tool_calls_total", "tool" => name, "outcome" => "invalid_arguments")
-                    .increment(1);
+                if let Some(tool) = error.tool() {
+                    exchange.set_tool(tool);
+                }
                 if revision.argument_errors_are_tool_results() {
+                    exchange.fail(outcome::INVALID_ARGUMENTS);
                     Ok(serde_json::to_value(tool_error(error.to_string())).expect("tool results serialize"))
                 } else {
                     Err(ErrorData::new(ErrorCode::INVALID_PARAMS, error.to_string(), None))

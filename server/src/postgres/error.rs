@@ -1,6 +1,8 @@
 //! Why a database call failed ([`DbError`]), worded for the model and the operator, and why the
 //! pool could not be built at start-up ([`OpenError`]).
 
+use crate::exchange::Failure;
+
 /// Why a database call failed, worded for the model (tool errors) and the operator (logs).
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -8,14 +10,22 @@ pub enum DbError {
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
     /// PostgreSQL refused the statement (syntax, permissions, read-only violation, timeout ...).
-    #[error("{0}")]
-    Rejected(String),
+    #[error("{message}")]
+    Rejected {
+        /// The five-character SQLSTATE (e.g. `42P01`), for logs and the error class.
+        sqlstate: String,
+        /// Message, SQLSTATE, detail and hint, worded for the model.
+        message: String,
+    },
     /// The statement is valid SQL but not something this tool runs.
     #[error("{0}")]
     NotAllowed(String),
     /// `database.require_safe_role` is set and the pool's role is unsafe (or not audited yet).
     #[error("{0}")]
     UnsafeRole(String),
+    /// We could not read what PostgreSQL sent (a bug of ours, not the query's).
+    #[error("{0}")]
+    Internal(String),
 }
 
 impl DbError {
@@ -31,7 +41,10 @@ impl DbError {
                 if let Some(hint) = db.hint() {
                     message.push_str(&format!("; hint: {hint}"));
                 }
-                DbError::Rejected(message)
+                DbError::Rejected {
+                    sqlstate: db.code().code().to_string(),
+                    message,
+                }
             }
             // Not an answer from the server: the connection broke or could not be made.
             None => DbError::Unavailable(error.to_string()),
@@ -41,6 +54,44 @@ impl DbError {
     /// True when the failure says the database (not the query) is at fault.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, DbError::Unavailable(_))
+    }
+
+    /// The SQLSTATE PostgreSQL answered with, when it answered.
+    pub fn sqlstate(&self) -> Option<&str> {
+        match self {
+            DbError::Rejected { sqlstate, .. } => Some(sqlstate),
+            _ => None,
+        }
+    }
+
+    /// Whose fault the failure is, and its `error.type` (see `crate::exchange`).
+    pub fn failure(&self) -> Failure {
+        match self {
+            DbError::Unavailable(_) => Failure::server("database_unavailable"),
+            DbError::Rejected { sqlstate, .. } => sqlstate_failure(sqlstate),
+            DbError::NotAllowed(_) => Failure::caller("statement_refused"),
+            DbError::UnsafeRole(_) => Failure::server("unsafe_role"),
+            DbError::Internal(_) => Failure::server("internal"),
+        }
+    }
+}
+
+/// Whose fault a statement PostgreSQL refused is, by SQLSTATE class (PostgreSQL manual, Appendix A
+/// "PostgreSQL Error Codes"). Most classes say the statement was wrong (`42` syntax or undefined
+/// object, `22` data, `25006` a write in our read-only transaction, `42501` a table the role may not
+/// read): the caller's. These say we could not serve a valid one:
+/// - `57014` query_canceled — `database.statement_timeout` fired: `timeout`;
+/// - `08` connection, `57P0x` shutdown/crash, `53` insufficient resources, `58` system, `XX`
+///   internal, `28`/`3D` our role or database, `40001`/`40P01` serialization failure/deadlock
+///   (transient: a retry may pass): `database_error`.
+fn sqlstate_failure(sqlstate: &str) -> Failure {
+    match sqlstate {
+        "57014" => Failure::server("timeout"),
+        "40001" | "40P01" => Failure::server("database_error"),
+        _ => match sqlstate.get(..2) {
+            Some("08" | "53" | "57" | "58" | "XX" | "28" | "3D") => Failure::server("database_error"),
+            _ => Failure::caller("sql_rejected"),
+        },
     }
 }
 
@@ -60,4 +111,21 @@ pub enum OpenError {
     /// `database.url_file` is missing or invalid.
     #[error(transparent)]
     UrlFile(#[from] crate::watch::OpenError),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::exchange::ErrorClass;
+
+    #[test]
+    fn bad_sql_is_the_callers_fault_and_an_outage_is_ours() {
+        for caller in ["42P01", "42601", "25006", "22012", "42501", "0A000"] {
+            assert_eq!(sqlstate_failure(caller), Failure::caller("sql_rejected"), "{caller}");
+        }
+        assert_eq!(sqlstate_failure("57014"), Failure::server("timeout"));
+        for ours in ["08006", "53300", "57P01", "XX000", "28P01", "3D000", "40001"] {
+            assert_eq!(sqlstate_failure(ours).class, ErrorClass::Server, "{ours}");
+        }
+    }
 }

@@ -258,7 +258,7 @@ fn json_row(row: &tokio_postgres::Row) -> Result<Option<Vec<Value>>, DbError> {
     let mut deserializer = serde_json::Deserializer::from_str(text);
     OrderedValues::deserialize(&mut deserializer)
         .map(|values| Some(values.0))
-        .map_err(|e| DbError::Rejected(format!("row is not valid JSON: {e}")))
+        .map_err(|e| DbError::Internal(format!("row is not valid JSON: {e}")))
 }
 
 /// A JSON object's values in document order, keeping duplicate keys.

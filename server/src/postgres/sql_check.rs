@@ -63,13 +63,29 @@ const INLINE_CHECK_BYTES: usize = 1024;
 
 /// [`check`] without blocking the async workers on a long text.
 pub async fn check_off_workers(sql: &str) -> Result<(), Refusal> {
-    if sql.len() <= INLINE_CHECK_BYTES {
-        return check(sql);
-    }
-    let sql = sql.to_string();
-    tokio::task::spawn_blocking(move || check(&sql))
+    parse_off_workers(sql, check)
         .await
         .unwrap_or_else(|error| Err(Refusal::Unreadable(error.to_string())))
+}
+
+/// `sql` with its constants replaced by `$1`, `$2` … by PostgreSQL's own parser (libpg_query's
+/// normalize, as `pg_stat_statements` shows statements), for the audit log: what a model looked
+/// for without the values it put in the text. `None` when PostgreSQL's grammar refuses the text.
+pub async fn normalized_off_workers(sql: &str) -> Option<String> {
+    parse_off_workers(sql, |sql| pg_query::normalize(sql).ok())
+        .await
+        .ok()
+        .flatten()
+}
+
+/// `parse(sql)` on the calling task for a short text, on tokio's blocking pool for a long one
+/// ([`INLINE_CHECK_BYTES`]); `Err` only when the blocking task panicked.
+async fn parse_off_workers<T: Send + 'static>(sql: &str, parse: fn(&str) -> T) -> Result<T, tokio::task::JoinError> {
+    if sql.len() <= INLINE_CHECK_BYTES {
+        return Ok(parse(sql));
+    }
+    let sql = sql.to_string();
+    tokio::task::spawn_blocking(move || parse(&sql)).await
 }
 
 /// Checks `sql`: `Ok` when it may go to the database.
