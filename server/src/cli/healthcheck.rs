@@ -1,10 +1,16 @@
 //! `postgres-mcp healthcheck`: a container health probe that needs nothing but this binary.
 //!
 //! The runtime image is `FROM scratch` (or distroless): no shell, no curl. Docker's and Compose's
-//! `HEALTHCHECK` run a command inside the container, so the binary probes its own `/health` with a
-//! minimal HTTP/1.0 GET over std's blocking TCP: no runtime, no TLS, no dependencies, a hard timeout.
-//! Exit 0 only on `200`; a draining instance (503) is reported unhealthy, like a load balancer sees it.
-
+//! `HEALTHCHECK` run a command inside the container, so the binary probes its own HTTP endpoint with
+//! a minimal HTTP/1.0 GET over std's blocking TCP: no runtime, no TLS, no dependencies, a hard
+//! timeout. Exit 0 only on `200`.
+//!
+//! `--path` picks the question (see `probes.rs`). The default, `/readyz`, asks "should this
+//! container get traffic?", which is what Docker's `healthy` means to its readers: Compose's
+//! `depends_on: condition: service_healthy` (nginx starts once the instances can serve) and
+//! `docker ps`, where a draining container rightly shows unhealthy. A runtime that *replaces*
+//! unhealthy containers — ECS, Swarm, an autoheal sidecar — must pass `--path /livez` instead, so
+//! that only a stalled process is replaced, never one finishing its requests after SIGTERM.
 use std::{
     io::{Read, Write},
     net::{SocketAddr, TcpStream, ToSocketAddrs},
@@ -22,10 +28,14 @@ pub struct HealthcheckArgs {
     /// Seconds before giving up.
     #[arg(long, default_value_t = 3)]
     timeout: u64,
+    /// The endpoint to probe: /readyz (serving: 503 while draining), /livez (process alive: for
+    /// runtimes that restart unhealthy containers) or /health.
+    #[arg(long, default_value = "/readyz", value_parser = ["/readyz", "/livez", "/health"])]
+    path: String,
 }
 
 pub fn run(args: HealthcheckArgs) -> ExitCode {
-    match probe(&args.address, "/health", Duration::from_secs(args.timeout)) {
+    match probe(&args.address, &args.path, Duration::from_secs(args.timeout)) {
         Ok(status) => {
             println!("healthy: {status}");
             ExitCode::SUCCESS
@@ -101,6 +111,40 @@ mod tests {
         let draining = answer_once("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
         let error = probe(&draining, "/health", Duration::from_secs(2)).unwrap_err();
         assert!(error.to_string().contains("503"), "{error}");
+    }
+
+    #[test]
+    fn the_probe_asks_for_the_path_it_was_given() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let server = std::thread::spawn(move || {
+            let (mut stream, _) = listener.accept().unwrap();
+            let mut buffer = [0u8; 1024];
+            let read = stream.read(&mut buffer).unwrap();
+            stream
+                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
+                .unwrap();
+            String::from_utf8_lossy(&buffer[..read]).into_owned()
+        });
+        assert!(probe(&address, "/livez", Duration::from_secs(2)).is_ok());
+        let request = server.join().unwrap();
+        assert!(request.starts_with("GET /livez HTTP/1.0\r\n"), "{request}");
+    }
+
+    #[derive(clap::Parser)]
+    struct Command {
+        #[command(flatten)]
+        args: HealthcheckArgs,
+    }
+
+    #[test]
+    fn the_default_path_is_readyz_and_only_the_probe_endpoints_are_accepted() {
+        use clap::Parser;
+        let parsed = Command::try_parse_from(["healthcheck"]).unwrap();
+        assert_eq!(parsed.args.path, "/readyz");
+        let parsed = Command::try_parse_from(["healthcheck", "--path", "/livez"]).unwrap();
+        assert_eq!(parsed.args.path, "/livez");
+        assert!(Command::try_parse_from(["healthcheck", "--path", "/mcp"]).is_err());
     }
 
     #[test]
