@@ -71,11 +71,9 @@ pub fn probe(address: &str, path: &str, timeout: Duration) -> Result<String, Pro
     let mut stream = TcpStream::connect_timeout(&addr, timeout).map_err(connect)?;
     stream.set_read_timeout(Some(timeout)).map_err(connect)?;
     stream.set_write_timeout(Some(timeout)).map_err(connect)?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: postgres-mcp-healthcheck\r\n\r\n"
-    )
-    .map_err(connect)?;
+    // One write: `write!` on an unbuffered stream sends each piece of the format as its own segment.
+    let request = format!("GET {path} HTTP/1.0\r\nHost: localhost\r\nUser-Agent: postgres-mcp-healthcheck\r\n\r\n");
+    stream.write_all(request.as_bytes()).map_err(connect)?;
     let mut response = Vec::with_capacity(1024);
     stream.take(64 * 1024).read_to_end(&mut response).map_err(connect)?;
     let text = String::from_utf8_lossy(&response);
@@ -92,40 +90,45 @@ mod tests {
     use super::*;
     use std::net::TcpListener;
 
-    fn answer_once(reply: &'static str) -> String {
+    /// Reads a request up to its blank line. Answering before the whole request is read, then
+    /// closing, makes the kernel reset the connection, and the probe may see the reset instead of
+    /// the answer.
+    fn read_request(stream: &mut TcpStream) -> String {
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !request.ends_with(b"\r\n\r\n") {
+            let read = stream.read(&mut buffer).unwrap();
+            assert!(read > 0, "the probe closed before its request ended");
+            request.extend_from_slice(&buffer[..read]);
+        }
+        String::from_utf8_lossy(&request).into_owned()
+    }
+
+    /// A server that answers one request with `reply` and returns the request it read.
+    fn answer_once(reply: &'static str) -> (String, std::thread::JoinHandle<String>) {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let address = listener.local_addr().unwrap().to_string();
-        std::thread::spawn(move || {
+        let server = std::thread::spawn(move || {
             let (mut stream, _) = listener.accept().unwrap();
-            let mut buffer = [0u8; 1024];
-            let _ = stream.read(&mut buffer);
+            let request = read_request(&mut stream);
             stream.write_all(reply.as_bytes()).unwrap();
+            request
         });
-        address
+        (address, server)
     }
 
     #[test]
     fn a_200_is_healthy_and_a_503_is_not() {
-        let ok = answer_once("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}");
+        let (ok, _) = answer_once("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n{}");
         assert!(probe(&ok, "/health", Duration::from_secs(2)).is_ok());
-        let draining = answer_once("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
+        let (draining, _) = answer_once("HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\n\r\n");
         let error = probe(&draining, "/health", Duration::from_secs(2)).unwrap_err();
         assert!(error.to_string().contains("503"), "{error}");
     }
 
     #[test]
     fn the_probe_asks_for_the_path_it_was_given() {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let address = listener.local_addr().unwrap().to_string();
-        let server = std::thread::spawn(move || {
-            let (mut stream, _) = listener.accept().unwrap();
-            let mut buffer = [0u8; 1024];
-            let read = stream.read(&mut buffer).unwrap();
-            stream
-                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok")
-                .unwrap();
-            String::from_utf8_lossy(&buffer[..read]).into_owned()
-        });
+        let (address, server) = answer_once("HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
         assert!(probe(&address, "/livez", Duration::from_secs(2)).is_ok());
         let request = server.join().unwrap();
         assert!(request.starts_with("GET /livez HTTP/1.0\r\n"), "{request}");
