@@ -114,7 +114,8 @@ def test_nginx_starts_only_after_every_instance_is_healthy():
     assert set(depends) == set(INSTANCES)
     assert all(d["condition"] == "service_healthy" for d in depends.values())
     for name in INSTANCES:
-        assert services[name]["healthcheck"]["test"] == ["CMD", "/usr/local/bin/postgres-mcp", "healthcheck"]
+        assert services[name]["healthcheck"]["test"] == [
+            "CMD", "/usr/local/bin/postgres-mcp", "healthcheck", "--path", "/readyz"], name
 
 
 def test_nginx_uses_the_kit_config_and_publishes_https():

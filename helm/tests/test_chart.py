@@ -3,7 +3,7 @@ library, no binary or cluster) and every manifest checked against Kubernetes' ow
 (PyPI kubernetes-validate --strict, offline).
 
 Beyond "it renders", the assertions are the properties production depends on: two or more instances
-that scale on CPU, probes on /health, tokens only ever in a Secret mounted as a directory, pods that
+that scale on CPU, probes on /readyz and /livez, tokens only ever in a Secret mounted as a directory, pods that
 roll when their config changes, a termination grace period that covers the server's drain, the
 knowledge-base plumbing of each source, a locked-down security context, and a values schema that
 refuses typos.
@@ -384,12 +384,14 @@ def test_pods_spread_over_zones_and_nodes(rendered):
 
 
 @pytest.mark.parametrize("name", VALUES_FILES)
-def test_probes_get_health_on_port_8080(rendered, name):
+def test_readiness_probes_readyz_and_liveness_and_startup_probe_livez_on_port_8080(rendered, name):
     server = container(rendered[name])
     port = {p["name"]: p["containerPort"] for p in server["ports"]}
     assert port == {"http": 8080}
-    for probe in ("readinessProbe", "livenessProbe", "startupProbe"):
-        assert server[probe]["httpGet"] == {"path": "/health", "port": "http"}, probe
+    # /readyz turns 503 on SIGTERM; /livez never does (a liveness failure mid-drain kills the pod).
+    assert server["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert server["livenessProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
+    assert server["startupProbe"]["httpGet"] == {"path": "/livez", "port": "http"}
     # The endpoint must be dropped while the instance still serves (drain_delay).
     readiness = server["readinessProbe"]
     drain = seconds(server_config(rendered[name])["shutdown"]["drain_delay"])
@@ -760,7 +762,8 @@ def test_helm_test_hook_calls_health_with_the_server_binary(rendered):
     (probe,) = hook["spec"]["containers"]
     assert probe["image"] == container(objects)["image"]
     assert probe["command"] == ["/usr/local/bin/postgres-mcp"]
-    assert probe["args"] == ["healthcheck", "--address", f"{FULLNAME}.{NAMESPACE}.svc:8080", "--timeout", "5"]
+    assert probe["args"] == ["healthcheck", "--address", f"{FULLNAME}.{NAMESPACE}.svc:8080", "--timeout", "5",
+                             "--path", "/health"]
     assert hook["spec"]["restartPolicy"] == "Never"
     # The hook pod must never be counted as a server instance (Service, PDB, anti-affinity).
     selector = deployment(objects)["spec"]["selector"]["matchLabels"]
@@ -774,12 +777,20 @@ def server_cli_source() -> str:
 
 
 def test_healthcheck_flags_match_the_server_cli():
-    """The hook and nothing else tells whether `healthcheck --address/--timeout` still exist."""
+    """The hook and nothing else tells whether `healthcheck --address/--timeout/--path` still exist."""
     source = server_cli_source()
     at = source.find("Healthcheck")
     assert at >= 0, "the healthcheck subcommand is gone from server/src/cli/"
-    block = source[at:at + 800]
+    block = source[at:at + 1200]
     assert re.search(r"\baddress\b", block) and re.search(r"\btimeout\b", block)
+    assert re.search(r"\bpath\b", block) and '"/health"' in block
+
+
+def test_probe_paths_are_routes_of_the_server():
+    """The probes name paths the chart cannot check against a running server: the route table must have them."""
+    routes = (REPO / "server" / "src" / "app.rs").read_text()
+    for path in ("/livez", "/readyz"):
+        assert f'.at("{path}"' in routes, f"{path} is not routed in server/src/app.rs"
 
 
 def test_sync_flags_match_the_server_cli():

@@ -4,6 +4,7 @@
 //! ```text
 //! TCP -> poem -> RequestContext (request id, span, timeout, X-Instance-Id, metrics, access log)
 //!     -> GET  /health                          Health: no auth, no I/O
+//!     -> GET  /livez, /readyz                  probes::{Livez, Readyz}: no auth, no I/O (kube-apiserver's format)
 //!     -> GET  /metrics                         Prometheus text (keep it off the public listener: nginx does)
 //!     -> POST /api/login   origin::Policy   -> auth::Login (body limit, limiter admits, bcrypt)
 //!     -> POST /mcp, /mcp/v1 origin::Policy  -> auth::Gate (credential first; only failures reach the
@@ -31,6 +32,7 @@ use crate::{
     mcp::{self, ToolTable, audit::Audit, db_tools, kb_tool},
     metrics, origin,
     postgres::Database,
+    probes::{Heartbeat, Livez, Readyz},
     request_context::RequestContext,
     shutdown::Draining,
 };
@@ -74,6 +76,15 @@ pub fn routes(
         kb: files.kb.clone(),
         database: files.database.clone(),
     };
+    let heartbeat = Heartbeat::start();
+    let livez = Livez {
+        heartbeat: heartbeat.clone(),
+    };
+    let readyz = Readyz {
+        heartbeat,
+        draining: draining.clone(),
+        auth: files.auth.clone(),
+    };
     let mcp_route = || {
         allow(post(mcp.clone()), "POST", mcp::transport::STATELESS)
             .with(Layer(gate.clone()))
@@ -81,6 +92,8 @@ pub fn routes(
     };
     Ok(Route::new()
         .at("/health", allow(get(health), "GET, HEAD", "/health answers GET"))
+        .at("/livez", allow(get(livez), "GET, HEAD", "/livez answers GET"))
+        .at("/readyz", allow(get(readyz), "GET, HEAD", "/readyz answers GET"))
         .at(
             "/metrics",
             allow(get(metrics::metrics_text), "GET, HEAD", "/metrics answers GET"),

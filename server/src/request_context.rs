@@ -42,6 +42,8 @@ fn route_label(path: &str) -> &'static str {
         "/mcp" | "/mcp/" => "/mcp",
         "/mcp/v1" | "/mcp/v1/" => "/mcp/v1",
         "/health" => "/health",
+        "/livez" => "/livez",
+        "/readyz" => "/readyz",
         "/metrics" => "/metrics",
         "/api/login" => "/api/login",
         _ => "other",

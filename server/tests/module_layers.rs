@@ -18,6 +18,7 @@ const UPPER: &[&str] = &[
     "app",
     "server",
     "health",
+    "probes",
     "origin",
     "request_context",
     "cli",

@@ -138,6 +138,14 @@ def check_health_check(config: Config) -> None:
     assert "stickiness" not in group, "any task answers any request: no stickiness"
 
 
+def check_container_health_check(config: Config) -> None:
+    health = config.locals["container_definition"]["healthCheck"]
+    # ECS replaces a task whose essential container is unhealthy: liveness, never readiness (which
+    # fails while the task drains after SIGTERM). Traffic is the target group's business (/health).
+    assert health["command"] == ["CMD", "/usr/local/bin/postgres-mcp", "healthcheck", "--path", "/livez"]
+    assert health["timeout"] < health["interval"]
+
+
 def check_drain_timing(config: Config) -> None:
     drain = config.default("shutdown_drain_delay_seconds")
     grace = config.default("shutdown_grace_seconds")
@@ -428,6 +436,10 @@ def test_health_check_probes_health_every_30s_healthy_2_unhealthy_3_timeout_5(mo
     check_health_check(module)
 
 
+def test_container_health_check_probes_livez_so_ecs_never_replaces_a_draining_task(module):
+    check_container_health_check(module)
+
+
 def test_deregistration_delay_and_stop_timeout_cover_the_servers_drain(module):
     check_drain_timing(module)
 
@@ -585,6 +597,8 @@ BROKEN = [
     ("unhealthy after 2", check_health_check, "variables.tf",
      "Consecutive failed health checks before a target stops receiving traffic.\"\n  type        = number\n  default     = 3",
      "Consecutive failed health checks before a target stops receiving traffic.\"\n  type        = number\n  default     = 2"),
+    ("container health on /readyz", check_container_health_check, "ecs.tf",
+     '"healthcheck", "--path", "/livez"]', '"healthcheck", "--path", "/readyz"]'),
     ("deregistration 10 s", check_drain_timing, "variables.tf",
      "which also covers its 30 s request timeout.\"\n  type        = number\n  default     = 30",
      "which also covers its 30 s request timeout.\"\n  type        = number\n  default     = 10"),

@@ -50,7 +50,7 @@ enum Command {
     Config(config::ConfigCommand),
     /// Pull files from object storage (s3://, http(s)://) and replace them atomically once verified.
     Sync(sync::SyncArgs),
-    /// Probe an instance's /health (exit 0 on 200): a container HEALTHCHECK without curl.
+    /// Probe an instance's /readyz, /livez or /health (exit 0 on 200): a HEALTHCHECK without curl.
     Healthcheck(healthcheck::HealthcheckArgs),
 }
 

@@ -99,9 +99,12 @@ locals {
       { sourceVolume = "tmp", containerPath = "/tmp", readOnly = false },
     ]
 
-    # The image has no shell or curl: the binary probes itself (`postgres-mcp healthcheck`).
+    # The image has no shell or curl: the binary probes itself (`postgres-mcp healthcheck`). ECS
+    # replaces a task whose essential container turns unhealthy, so this asks the liveness question:
+    # /livez fails only when the server's runtime stalled, never while it drains after SIGTERM. Which
+    # task gets traffic is the target group's health check (alb.tf, /health), not this one.
     healthCheck = {
-      command     = ["CMD", "/usr/local/bin/postgres-mcp", "healthcheck"]
+      command     = ["CMD", "/usr/local/bin/postgres-mcp", "healthcheck", "--path", "/livez"]
       interval    = 15
       timeout     = 5
       retries     = 3

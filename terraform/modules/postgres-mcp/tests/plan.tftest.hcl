@@ -108,6 +108,14 @@ run "defaults_plan_the_documented_service" {
 
   assert {
     condition = (
+      jsondecode(aws_ecs_task_definition.this.container_definitions)[1].healthCheck.command ==
+      ["CMD", "/usr/local/bin/postgres-mcp", "healthcheck", "--path", "/livez"]
+    )
+    error_message = "The container health check must probe /livez: ECS replaces unhealthy tasks, and /readyz fails while draining."
+  }
+
+  assert {
+    condition = (
       { for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[1].environment : e.name => e.value } == {
         PGMCP_AUTH_SESSION_SECRET_FILE = "/app/config/session.key"
         PGMCP_AUTH_TOKENS_FILE         = "/app/config/tokens.yaml"
