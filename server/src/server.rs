@@ -56,7 +56,7 @@ pub fn open_files(config: &Config) -> anyhow::Result<Files> {
 /// Loads everything, binds `config.listen` and serves in the background.
 pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<RunningServer> {
     let files = open_files(&config)?;
-    let draining = Draining::default();
+    let draining = Draining::new();
     let (trigger, shutdown) = ShutdownTrigger::new();
 
     let mut watched: Vec<Arc<dyn Reloadable>> = files.auth.watched_files();
@@ -103,7 +103,6 @@ impl RunningServer {
     /// accepting and let in-flight requests finish within `grace`.
     pub async fn drain_and_stop(self) -> anyhow::Result<()> {
         self.draining.start();
-        metrics::gauge!("pgmcp_draining").set(1.0);
         let delay = self.drain_delay;
         tracing::info!(drain_delay = ?delay, grace = ?self.grace, "draining: /health now answers 503");
         tokio::time::sleep(delay).await;
