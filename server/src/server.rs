@@ -68,6 +68,9 @@ pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<Runni
     crate::metrics::spawn_upkeep(shutdown.clone());
     if let Some(database) = &files.database {
         database.spawn_health_checks(shutdown.clone());
+        // The pool's occupancy is read at every scrape, until this instance's database is dropped.
+        let database = Arc::downgrade(database);
+        crate::metrics::sample_at_scrape(move || database.upgrade().map(|db| db.record_pool_metrics()).is_some());
     }
 
     let listen = config.listen;
