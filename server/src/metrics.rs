@@ -7,6 +7,7 @@
 //! metric is described here (HELP), with its unit in its name (`_seconds`, `_bytes`, `_total`); the
 //! README's metrics table lists them all and `tests/metrics_scrape.rs` holds both to a real scrape
 //! checked by `promtool check metrics`.
+//! (promtool reads `kb` as kilobytes, hence `pgmcp_knowledgebase_*` for the knowledge base.)
 //!
 //! Most series are set where their event happens. Figures that are state rather than events are read
 //! when `/metrics` is scraped: the process metrics ([`crate::process_metrics`]) and whatever registered
@@ -105,6 +106,20 @@ pub fn handle() -> PrometheusHandle {
         .clone()
 }
 
+/// Shows the server's unlabelled event counters at 0 from start-up, so that `rate()` and
+/// `increase()` see their first event and an alert on them can tell "none yet" from "not scraped".
+/// Called by the server only (the `sync` sidecar shares the recorder, not these events).
+pub fn start_server_counters() {
+    for name in [
+        "pgmcp_rate_limited_total",
+        "pgmcp_rate_limiter_untracked_total",
+        "pgmcp_auth_lockouts_total",
+        "pgmcp_connections_shed_total",
+    ] {
+        metrics::counter!(name).increment(0);
+    }
+}
+
 /// The commit the binary was built from: `PGMCP_REVISION` at build time (the image builds pass it),
 /// else `git rev-parse HEAD` in the source tree (build.rs), else `unknown`.
 pub const REVISION: &str = env!("PGMCP_REVISION");
@@ -145,10 +160,16 @@ fn describe() {
         "pgmcp_file_loaded_timestamp_seconds",
         "When each watched file's current content was loaded"
     );
-    describe_gauge!("pgmcp_kb_documents", "Source documents in the served knowledge base");
-    describe_gauge!("pgmcp_kb_chunks", "Searchable chunks in the served knowledge base");
     describe_gauge!(
-        "pgmcp_kb_built_timestamp_seconds",
+        "pgmcp_knowledgebase_documents",
+        "Source documents in the served knowledge base"
+    );
+    describe_gauge!(
+        "pgmcp_knowledgebase_chunks",
+        "Searchable chunks in the served knowledge base"
+    );
+    describe_gauge!(
+        "pgmcp_knowledgebase_built_timestamp_seconds",
         "When the served knowledge base was built (kb build's built_at), Unix seconds"
     );
     describe_counter!("pgmcp_tool_calls_total", "MCP tools/call by tool and outcome");
@@ -169,7 +190,10 @@ fn describe() {
         "pgmcp_db_pool_connections",
         "Connections of the database pool by state (in_use by a tool call, idle)"
     );
-    describe_gauge!("pgmcp_db_pool_max_connections", "The database pool's size limit (database.pool_size)");
+    describe_gauge!(
+        "pgmcp_db_pool_max_connections",
+        "The database pool's size limit (database.pool_size)"
+    );
     describe_gauge!(
         "pgmcp_db_pool_waiters",
         "Tool calls waiting for a pooled database connection now"

@@ -17,19 +17,55 @@ pub fn render(out: &mut String) {
     let stat = Stat::read();
     if let Some(stat) = &stat {
         if let Some(start) = stat.start_time_seconds() {
-            sample(out, "process_start_time_seconds", "gauge", "Start time of the process since the Unix epoch in seconds", start);
+            sample(
+                out,
+                "process_start_time_seconds",
+                "gauge",
+                "Start time of the process since the Unix epoch in seconds",
+                start,
+            );
         }
-        sample(out, "process_cpu_seconds_total", "counter", "Total user and system CPU time spent in seconds", stat.cpu_seconds());
-        sample(out, "process_resident_memory_bytes", "gauge", "Resident memory size in bytes", stat.resident_bytes());
-        sample(out, "process_virtual_memory_bytes", "gauge", "Virtual memory size in bytes", stat.virtual_bytes as f64);
+        sample(
+            out,
+            "process_cpu_seconds_total",
+            "counter",
+            "Total user and system CPU time spent in seconds",
+            stat.cpu_seconds(),
+        );
+        sample(
+            out,
+            "process_resident_memory_bytes",
+            "gauge",
+            "Resident memory size in bytes",
+            stat.resident_bytes(),
+        );
+        sample(
+            out,
+            "process_virtual_memory_bytes",
+            "gauge",
+            "Virtual memory size in bytes",
+            stat.virtual_bytes as f64,
+        );
     }
     if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
         // The directory's own descriptor is among the entries while it is listed: not counted.
         let open = entries.count().saturating_sub(1);
-        sample(out, "process_open_fds", "gauge", "Number of open file descriptors", open as f64);
+        sample(
+            out,
+            "process_open_fds",
+            "gauge",
+            "Number of open file descriptors",
+            open as f64,
+        );
     }
     if let Some(max) = rustix::process::getrlimit(rustix::process::Resource::Nofile).current {
-        sample(out, "process_max_fds", "gauge", "Maximum number of open file descriptors", max as f64);
+        sample(
+            out,
+            "process_max_fds",
+            "gauge",
+            "Maximum number of open file descriptors",
+            max as f64,
+        );
     }
 }
 
@@ -126,8 +162,14 @@ mod tests {
             "process_open_fds",
             "process_max_fds",
         ] {
-            assert!(out.contains(&format!("# HELP {name} ")), "{name} has no HELP in:\n{out}");
-            assert!(out.contains(&format!("# TYPE {name} ")), "{name} has no TYPE in:\n{out}");
+            assert!(
+                out.contains(&format!("# HELP {name} ")),
+                "{name} has no HELP in:\n{out}"
+            );
+            assert!(
+                out.contains(&format!("# TYPE {name} ")),
+                "{name} has no TYPE in:\n{out}"
+            );
             let value: f64 = out
                 .lines()
                 .find_map(|line| line.strip_prefix(&format!("{name} ")))

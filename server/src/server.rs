@@ -55,6 +55,9 @@ pub fn open_files(config: &Config) -> anyhow::Result<Files> {
 
 /// Loads everything, binds `config.listen` and serves in the background.
 pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<RunningServer> {
+    // Before anything sets a gauge (loading the files sets the KB and token ones): values recorded
+    // before the recorder exists are lost.
+    crate::metrics::handle();
     let files = open_files(&config)?;
     let draining = Draining::new();
     let (trigger, shutdown) = ShutdownTrigger::new();
@@ -66,8 +69,10 @@ pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<Runni
     watched.extend(files.database.as_ref().and_then(|db| db.watched_file()));
     let watch = WatchEngine::start(watched, &config.watch, shutdown.clone());
     crate::metrics::spawn_upkeep(shutdown.clone());
+    crate::metrics::start_server_counters();
     if let Some(database) = &files.database {
         database.spawn_health_checks(shutdown.clone());
+        metrics::counter!("pgmcp_db_pool_acquire_timeouts_total").increment(0);
         // The pool's occupancy is read at every scrape, until this instance's database is dropped.
         let database = Arc::downgrade(database);
         crate::metrics::sample_at_scrape(move || database.upgrade().map(|db| db.record_pool_metrics()).is_some());

@@ -306,7 +306,11 @@ impl Connector {
         // The connection task ends when the client is dropped (or the server goes away).
         let client = match &self.tls {
             None => {
-                let (client, connection) = self.config.connect(tokio_postgres::NoTls).await.map_err(DbError::from_pg)?;
+                let (client, connection) = self
+                    .config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(DbError::from_pg)?;
                 tokio::spawn(async move { drop(connection.await) });
                 client
             }
