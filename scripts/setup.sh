@@ -15,16 +15,19 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql
 # Both the library and clang's own headers (stddef.h …), which bindgen needs too.
 { compgen -G '/usr/lib/llvm-*/lib/libclang.so*' && compgen -G '/usr/lib/llvm-*/lib/clang/*/include/stddef.h'; } >/dev/null ||
   missing+=(libclang-dev)
+# promtool (`promtool check metrics`) for server/tests/metrics_scrape.rs, which lints a real scrape.
+command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo
   echo "installing ${missing[*]} (apt-get)"
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The packages may start a system nginx on port 80 and a PostgreSQL cluster on 5432 that nothing
-  # here needs; the tests start their own.
+  # The packages may start a system nginx on port 80, a PostgreSQL cluster on 5432 and a Prometheus
+  # server on 9090 that nothing here needs; the tests start their own (and use only promtool).
   $sudo service nginx stop >/dev/null 2>&1 || true
   $sudo service postgresql stop >/dev/null 2>&1 || true
+  $sudo service prometheus stop >/dev/null 2>&1 || true
 fi
 
 python=${PYTHON:-python3}

@@ -8,9 +8,9 @@
 //! - `main.rs` / [`cli`]: the `postgres-mcp` command line, one module per command;
 //! - [`server`]: start-up, serving and the drain of one instance, used by `serve` and the tests;
 //! - `app`: the route table and middleware order, each route handed its own typed handle;
-//! - `request_context`, `health`, `probes`, `origin`, [`metrics`]: the middleware and routes that are
-//!   not a protocol of their own (`probes`: `/livez` and `/readyz` for orchestrators); `access_log`:
-//!   the line each request leaves;
+//! - `request_context`, `health`, `probes`, `origin`, [`metrics`] (with `process_metrics`, read from
+//!   /proc at scrape time): the middleware and routes that are not a protocol of their own
+//!   (`probes`: `/livez` and `/readyz` for orchestrators); `access_log`: the line each request leaves;
 //! - [`mcp`]: MCP over streamable HTTP — protocol revisions, the `/mcp` endpoint, the tool table and
 //!   the tools, which capture the KB and database handles they use when registered;
 //! - [`sync`]: object-storage sync into the shared files (the sidecar's engine), verifying each
@@ -56,6 +56,7 @@ mod net;
 mod origin;
 mod postgres;
 mod probes;
+mod process_metrics;
 mod request_context;
 pub mod server;
 mod shutdown;

@@ -55,8 +55,11 @@ pub fn open_files(config: &Config) -> anyhow::Result<Files> {
 
 /// Loads everything, binds `config.listen` and serves in the background.
 pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<RunningServer> {
+    // Before anything sets a gauge (loading the files sets the KB and token ones): values recorded
+    // before the recorder exists are lost.
+    crate::metrics::handle();
     let files = open_files(&config)?;
-    let draining = Draining::default();
+    let draining = Draining::new();
     let (trigger, shutdown) = ShutdownTrigger::new();
 
     let mut watched: Vec<Arc<dyn Reloadable>> = files.auth.watched_files();
@@ -66,8 +69,13 @@ pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<Runni
     watched.extend(files.database.as_ref().and_then(|db| db.watched_file()));
     let watch = WatchEngine::start(watched, &config.watch, shutdown.clone());
     crate::metrics::spawn_upkeep(shutdown.clone());
+    crate::metrics::start_server_counters();
     if let Some(database) = &files.database {
         database.spawn_health_checks(shutdown.clone());
+        metrics::counter!("pgmcp_db_pool_acquire_timeouts_total").increment(0);
+        // The pool's occupancy is read at every scrape, until this instance's database is dropped.
+        let database = Arc::downgrade(database);
+        crate::metrics::sample_at_scrape(move || database.upgrade().map(|db| db.record_pool_metrics()).is_some());
     }
 
     let listen = config.listen;
@@ -103,7 +111,6 @@ impl RunningServer {
     /// accepting and let in-flight requests finish within `grace`.
     pub async fn drain_and_stop(self) -> anyhow::Result<()> {
         self.draining.start();
-        metrics::gauge!("pgmcp_draining").set(1.0);
         let delay = self.drain_delay;
         tracing::info!(drain_delay = ?delay, grace = ?self.grace, "draining: /health now answers 503");
         tokio::time::sleep(delay).await;

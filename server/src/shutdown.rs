@@ -12,16 +12,32 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::watch;
 
 /// Set once SIGTERM (or SIGINT) arrived; read by `/health` on every probe, so it is one atomic load.
-#[derive(Clone, Default, Debug)]
+/// Mirrored in the gauge `pgmcp_draining`, 0 from start-up so that a dashboard sees the series before
+/// the first drain (an absent series cannot be told from a scrape that failed).
+#[derive(Clone, Debug)]
 pub struct Draining(Arc<AtomicBool>);
 
 impl Draining {
+    /// Not draining; sets `pgmcp_draining` to 0.
+    pub fn new() -> Draining {
+        metrics::gauge!("pgmcp_draining").set(0.0);
+        Draining(Arc::default())
+    }
+
+    /// Starts draining; sets `pgmcp_draining` to 1.
     pub fn start(&self) {
         self.0.store(true, Ordering::SeqCst);
+        metrics::gauge!("pgmcp_draining").set(1.0);
     }
 
     pub fn is_draining(&self) -> bool {
         self.0.load(Ordering::Relaxed)
+    }
+}
+
+impl Default for Draining {
+    fn default() -> Draining {
+        Draining::new()
     }
 }
 

@@ -374,6 +374,15 @@ async fn an_outage_is_a_tool_error_and_health_stays_up_then_both_recover() {
     setup.cluster.stop();
     let message = error_text(&sql(&setup, "SELECT 1").await);
     assert!(message.contains("database is unavailable"), "{message}");
+    // The status is the reachability probe's, which the failed call asked to look at once.
+    assert!(
+        eventually(2, || async {
+            health(&setup.server).await.1["database"]["status"] == "unavailable"
+        })
+        .await,
+        "{:?}",
+        health(&setup.server).await
+    );
     let (status, body) = health(&setup.server).await;
     assert_eq!(
         status, 200,

@@ -54,16 +54,21 @@ impl Authenticator {
         fn open_file<T: Send + Sync + 'static>(
             kind: &'static str,
             path: &Option<std::path::PathBuf>,
-            parse: fn(&str) -> Result<T, String>,
+            loader: TextLoader<T>,
         ) -> Result<Option<Arc<Watched<TextLoader<T>>>>, OpenError> {
             path.as_deref()
-                .map(|p: &Path| Watched::open(kind, p, TextLoader::new(parse)))
+                .map(|p: &Path| Watched::open(kind, p, loader))
                 .transpose()
         }
+        let tokens = TextLoader::new(TokenSet::parse).on_serving(TokenSet::record_earliest_expiry);
         Ok(Authenticator {
-            tokens: open_file("tokens", &config.tokens_file, TokenSet::parse)?,
-            users: open_file("users", &config.users_file, UserSet::parse)?,
-            session_keys: open_file("session_key", &config.session_secret_file, SessionKeys::parse)?,
+            tokens: open_file("tokens", &config.tokens_file, tokens)?,
+            users: open_file("users", &config.users_file, TextLoader::new(UserSet::parse))?,
+            session_keys: open_file(
+                "session_key",
+                &config.session_secret_file,
+                TextLoader::new(SessionKeys::parse),
+            )?,
             session_ttl: config.session_ttl.get(),
         })
     }

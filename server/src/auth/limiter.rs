@@ -212,6 +212,9 @@ impl FailedAuthLimiter {
         entry.failures += 1;
         if entry.failures >= self.failures {
             entry.locked_until = Some(now + self.lockout);
+            // Counted once per lockout, when it starts; the attempts it refuses are counted by
+            // `pgmcp_rate_limited_total`.
+            metrics::counter!("pgmcp_auth_lockouts_total").increment(1);
             return Verdict::LockoutStarts;
         }
         Verdict::Unauthorized

@@ -110,6 +110,25 @@ impl TokenSet {
         self.records.len()
     }
 
+    /// The earliest `expires_at` in the file, as Unix seconds; `None` when no token expires. Tokens
+    /// already expired count too: an expired entry left in the file is worth an operator's look.
+    pub fn earliest_expiry(&self) -> Option<f64> {
+        self.records
+            .iter()
+            .map(|record| record.expires)
+            .filter(|expiry| *expiry != Expiry::NEVER)
+            .min_by_key(|expiry| expiry.0)
+            .map(|expiry| expiry.0 as f64 / 1e9)
+    }
+
+    /// Sets `pgmcp_credential_earliest_expiry_timestamp_seconds{file="tokens"}` (Unix seconds; NaN
+    /// when no token expires) for the served file. One series per file, never one per token: the
+    /// alert is "the next expiry is near", and the file names which token.
+    pub fn record_earliest_expiry(&self) {
+        metrics::gauge!("pgmcp_credential_earliest_expiry_timestamp_seconds", "file" => "tokens")
+            .set(self.earliest_expiry().unwrap_or(f64::NAN));
+    }
+
     pub fn is_empty(&self) -> bool {
         self.records.is_empty()
     }
@@ -485,6 +504,19 @@ mod tests {
 
     fn file_with(entries: &[TokenEntry]) -> TokenSet {
         TokenSet::parse(&TokenEntry::render_file(entries)).unwrap()
+    }
+
+    #[test]
+    fn earliest_expiry_is_the_soonest_expires_at_and_none_without_one() {
+        let at = |text: &str| Some(text.parse::<DateTime<Utc>>().unwrap());
+        let never = TokenEntry::new("never", &generate_token(), None, None);
+        assert_eq!(file_with(std::slice::from_ref(&never)).earliest_expiry(), None);
+        let set = file_with(&[
+            TokenEntry::new("late", &generate_token(), at("2031-01-01T00:00:00Z"), None),
+            never,
+            TokenEntry::new("soon", &generate_token(), at("2030-01-01T00:00:00.5Z"), None),
+        ]);
+        assert_eq!(set.earliest_expiry(), Some(1_893_456_000.5));
     }
 
     #[test]

@@ -346,6 +346,17 @@ impl Loader for KbLoader {
         }
         self.load_unless(path, Some(served))
     }
+
+    /// The served knowledge base's size and build time as gauges: `pgmcp_knowledgebase_documents`,
+    /// `pgmcp_knowledgebase_chunks` (counts) and `pgmcp_knowledgebase_built_timestamp_seconds` (Unix seconds, from the
+    /// `built_at` kb build recorded; left unset for a file whose `built_at` is not RFC 3339).
+    fn serving(&self, kb: &KnowledgeBase) {
+        metrics::gauge!("pgmcp_knowledgebase_documents").set(kb.documents as f64);
+        metrics::gauge!("pgmcp_knowledgebase_chunks").set(kb.chunks as f64);
+        if let Ok(built) = chrono::DateTime::parse_from_rfc3339(&kb.built_at) {
+            metrics::gauge!("pgmcp_knowledgebase_built_timestamp_seconds").set(built.timestamp() as f64);
+        }
+    }
 }
 
 #[cfg(test)]

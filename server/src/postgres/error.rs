@@ -9,6 +9,20 @@ pub enum DbError {
     /// No connection could be had: the database is down, unreachable or refusing us.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+    /// Every connection of this instance's pool stayed busy (with other calls, or being opened) for
+    /// the whole wait: the instance is saturated, the database may well be fine. Worded so a model
+    /// retries later instead of reporting an outage.
+    #[error(
+        "the database is busy: all {connections} connections of this server's pool are in use and none \
+         became free within {waited:?} (database.connect_timeout). The query was not run; this is load, \
+         not an error in it: retry the call in a few seconds."
+    )]
+    Saturated {
+        /// The pool's size (`database.pool_size`).
+        connections: usize,
+        /// How long the call waited for one.
+        waited: std::time::Duration,
+    },
     /// PostgreSQL refused the statement (syntax, permissions, read-only violation, timeout ...).
     #[error("{message}")]
     Rejected {
@@ -68,6 +82,7 @@ impl DbError {
     pub fn failure(&self) -> Failure {
         match self {
             DbError::Unavailable(_) => Failure::server("database_unavailable"),
+            DbError::Saturated { .. } => Failure::server("pool_exhausted"),
             DbError::Rejected { sqlstate, .. } => sqlstate_failure(sqlstate),
             DbError::NotAllowed(_) => Failure::caller("statement_refused"),
             DbError::UnsafeRole(_) => Failure::server("unsafe_role"),

@@ -8,7 +8,9 @@
 //!
 //! - [`error`]: why a call failed ([`DbError`]) and why the pool could not be built ([`error::OpenError`]);
 //! - [`pool`]: URL (or a watched `url_file`, for credential rotation without restarts), TLS per
-//!   `sslmode`, timeouts, pool size; the [`Database`] handle and its status;
+//!   `sslmode`, timeouts, pool size; the [`Database`] handle, its status and the pool's metrics;
+//! - [`reachability`]: whether PostgreSQL answers, probed on a connection outside the pool, so a
+//!   saturated pool is never taken for an outage;
 //! - [`checkout`]: one call's connection, cancelled and closed rather than pooled if the call is
 //!   abandoned;
 //! - [`query`]: one statement in a `READ ONLY` transaction with timeouts and caps;
@@ -22,6 +24,7 @@ mod checkout;
 mod error;
 pub mod pool;
 pub mod query;
+pub mod reachability;
 pub mod role_audit;
 pub mod schema;
 pub mod sql_check;

@@ -1,8 +1,13 @@
 //! The connection pool and what `/health` says about the database.
 //!
-//! `/health` must stay free of I/O, so it never asks the database itself: a background task checks
-//! the pool every `database.health_interval`, and every tool call records its outcome too. The status
-//! is a small value behind a lock held for a copy, never across an await.
+//! `/health` must stay free of I/O, so it never asks the database itself: a background probe on a
+//! connection of its own checks it every `database.health_interval` ([`super::reachability`]); the
+//! status is a small value behind a lock held for a copy, never across an await. A tool call that
+//! finds every pooled connection busy is *saturation* ([`DbError::Saturated`]), not an outage: it
+//! counts in `pgmcp_db_pool_acquire_timeouts_total` and leaves the status alone. The pool's occupancy
+//! (`pgmcp_db_pool_connections{state}`, `_max_connections`, `_waiters`) is read from deadpool's
+//! status when `/metrics` is scraped ([`Database::record_pool_metrics`]), and every checkout's wait
+//! goes into `pgmcp_db_pool_acquire_duration_seconds`.
 //!
 //! TLS follows `sslmode` in the URL: `disable` is plain TCP; `prefer` and `require` use rustls and
 //! verify the server certificate against the Mozilla roots or `database.ca_file` (for a private CA such
@@ -12,17 +17,18 @@
 use std::{
     path::Path,
     str::FromStr,
-    sync::{Arc, Mutex},
-    time::Duration,
+    sync::Arc,
+    time::{Duration, Instant},
 };
 
 use chrono::{DateTime, Utc};
-use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod, Runtime};
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, PoolError, RecyclingMethod, Runtime, TimeoutType};
 use serde::Serialize;
 use tokio_postgres::config::SslMode;
 
 use super::checkout::{CancelTransport, Checkout};
 use super::error::{DbError, OpenError};
+use super::reachability::Reachability;
 use super::role_audit::{RoleStatus, RoleWatch};
 use crate::config::DatabaseConfig;
 use crate::watch::{FileStatus, Loaded, Loader, Reloadable, Served, TextLoader, Watched};
@@ -31,7 +37,8 @@ use crate::watch::{FileStatus, Loaded, Loader, Reloadable, Served, TextLoader, W
 pub struct Database {
     pool: PoolSource,
     pub limits: QueryLimits,
-    status: Mutex<DatabaseStatus>,
+    /// The probe's verdict: the only source of `/health`'s `database.status` and `pgmcp_database_up`.
+    reachability: Reachability,
     health_interval: Duration,
     /// The audit of the pool's role, refreshed by every new connection and every health check.
     role: Arc<RoleWatch>,
@@ -71,7 +78,9 @@ impl Database {
     pub fn open(config: &DatabaseConfig) -> Result<Option<Arc<Database>>, OpenError> {
         let role = Arc::new(RoleWatch::new(config.require_safe_role));
         let pool = match (&config.url, &config.url_file) {
-            (Some(url), _) => PoolSource::Fixed(build_pool(url.expose(), config, &role).map_err(OpenError::Settings)?),
+            (Some(url), _) => PoolSource::Fixed(Arc::new(
+                build_target(url.expose(), config, &role).map_err(OpenError::Settings)?,
+            )),
             (None, Some(path)) => PoolSource::File(Watched::open(
                 "database_url",
                 path,
@@ -92,13 +101,7 @@ impl Database {
                 max_result_bytes: config.max_result_size.bytes() as usize,
                 acquire_timeout: connect_timeout,
             },
-            status: Mutex::new(DatabaseStatus {
-                status: "unknown",
-                last_error: None,
-                checked_at: None,
-                url_file: None,
-                role: None,
-            }),
+            reachability: Reachability::new(),
             health_interval: config.health_interval.get(),
             role,
             cancel: match tls_connector(config.ca_file.as_deref()) {
@@ -116,24 +119,61 @@ impl Database {
         }
     }
 
-    /// A connection from the pool, or `Unavailable` naming why.
-    pub async fn connection(&self) -> Result<Object, DbError> {
-        let pool = match &self.pool {
-            PoolSource::Fixed(pool) => pool.clone(),
-            PoolSource::File(file) => Pool::clone(&file.current()),
-        };
-        let outcome = pool.get().await.map_err(|e| match e {
-            deadpool_postgres::PoolError::Backend(error) => DbError::from_pg(error),
-            deadpool_postgres::PoolError::Timeout(_) => DbError::Unavailable(format!(
-                "no connection within {:?} (database down or pool exhausted)",
-                self.limits.acquire_timeout
-            )),
-            other => DbError::Unavailable(other.to_string()),
-        });
-        if let Err(error) = &outcome {
-            self.record(Err(error));
+    /// The pool (and probe connector) for the current URL.
+    fn target(&self) -> Arc<Target> {
+        match &self.pool {
+            PoolSource::Fixed(target) => target.clone(),
+            PoolSource::File(file) => file.current(),
         }
-        outcome
+    }
+
+    /// A connection from the pool, waiting at most `database.connect_timeout` for one to be free:
+    /// [`DbError::Saturated`] when none became free (counted in
+    /// `pgmcp_db_pool_acquire_timeouts_total`), `Unavailable` when a new one could not be opened.
+    /// The wait, either way, goes into `pgmcp_db_pool_acquire_duration_seconds`.
+    pub async fn connection(&self) -> Result<Object, DbError> {
+        let target = self.target();
+        let started = Instant::now();
+        let outcome = target.pool.get().await;
+        metrics::histogram!("pgmcp_db_pool_acquire_duration_seconds").record(started.elapsed().as_secs_f64());
+        outcome.map_err(|e| {
+            let error = match e {
+                PoolError::Timeout(TimeoutType::Wait) => {
+                    metrics::counter!("pgmcp_db_pool_acquire_timeouts_total").increment(1);
+                    DbError::Saturated {
+                        connections: target.pool.status().max_size,
+                        waited: self.limits.acquire_timeout,
+                    }
+                }
+                PoolError::Backend(error) => DbError::from_pg(error),
+                PoolError::Timeout(_) => DbError::Unavailable(format!(
+                    "no new connection within {:?} (database.connect_timeout)",
+                    self.limits.acquire_timeout
+                )),
+                other => DbError::Unavailable(other.to_string()),
+            };
+            self.suspect(&error);
+            error
+        })
+    }
+
+    /// A call that could not reach the database asks the probe to look now (see `reachability`).
+    fn suspect(&self, error: &DbError) {
+        if error.is_unavailable() {
+            self.reachability.suspect();
+        }
+    }
+
+    /// Sets the pool's occupancy gauges from deadpool's status: `pgmcp_db_pool_connections{state}`
+    /// (`in_use` lent to calls, `idle` open and free), `pgmcp_db_pool_max_connections` and
+    /// `pgmcp_db_pool_waiters` (calls waiting for a connection). Run at every scrape.
+    pub fn record_pool_metrics(&self) {
+        let status = self.target().pool.status();
+        let idle = status.available.min(status.size);
+        metrics::gauge!("pgmcp_db_pool_connections", "state" => "in_use").set((status.size - idle) as f64);
+        metrics::gauge!("pgmcp_db_pool_connections", "state" => "idle").set(idle as f64);
+        metrics::gauge!("pgmcp_db_pool_max_connections").set(status.max_size as f64);
+        metrics::gauge!("pgmcp_db_pool_waiters").set(status.waiting as f64);
     }
 
     /// Runs one tool call's `work` on a pooled connection, and is the one place that decides what
@@ -160,7 +200,7 @@ impl Database {
         let Ok(outcome) = outcome else {
             drop(call);
             let error = DbError::Unavailable(format!("no answer from the database within {deadline:?}"));
-            self.record(Err(&error));
+            self.suspect(&error);
             return Err(error);
         };
         let cleanup = call
@@ -172,88 +212,121 @@ impl Database {
             Ok(()) => call.finish(),
             Err(_) => drop(call),
         }
-        match (&outcome, &cleanup) {
-            (Err(error), _) | (Ok(_), Err(error)) => self.record(Err(error)),
-            (Ok(_), Ok(())) => self.record(Ok(())),
+        if let (Err(error), _) | (Ok(_), Err(error)) = (&outcome, &cleanup) {
+            self.suspect(error);
         }
         outcome
     }
 
-    /// Records the outcome of a call: a server-side rejection still proves the database is up.
-    pub fn record(&self, outcome: Result<(), &DbError>) {
-        let next = match outcome {
-            Err(error) if error.is_unavailable() => DatabaseStatus {
-                status: "unavailable",
-                last_error: Some(error.to_string()),
-                checked_at: Some(Utc::now()),
-                url_file: None,
-                role: None,
-            },
-            _ => DatabaseStatus {
-                status: "ok",
-                last_error: None,
-                checked_at: Some(Utc::now()),
-                url_file: None,
-                role: None,
-            },
-        };
-        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        if status.status != next.status {
-            match &next.last_error {
-                Some(error) => tracing::error!(%error, "database unavailable"),
-                None => tracing::info!("database reachable"),
-            }
-            let up = if next.status == "ok" { 1.0 } else { 0.0 };
-            metrics::gauge!("pgmcp_database_up").set(up);
-        }
-        *status = next;
-    }
-
+    /// What `/health` reports under `database`: the probe's verdict, the URL file and the role audit.
     pub fn status(&self) -> DatabaseStatus {
-        let mut status = self.status.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        if let PoolSource::File(file) = &self.pool {
-            status.url_file = Some(file.status());
+        let verdict = self.reachability.verdict();
+        DatabaseStatus {
+            status: verdict.status,
+            last_error: verdict.last_error,
+            checked_at: verdict.checked_at,
+            url_file: match &self.pool {
+                PoolSource::Fixed(_) => None,
+                PoolSource::File(file) => Some(file.status()),
+            },
+            role: Some(self.role.status()),
         }
-        status.role = Some(self.role.status());
-        status
     }
 
-    /// One liveness check: a connection and `SELECT 1`, then the role audit again — a privilege
+    /// One probe on the probe's own connection (see `reachability`): (re)connect when there is none,
+    /// when it broke or when the URL changed, then `SELECT 1`, then the role audit again — a privilege
     /// granted or revoked while the pool's connections live must show in `/health` and metrics
-    /// within one interval, not when a connection happens to be replaced.
-    pub async fn check(&self) {
-        let outcome = async {
-            let client = self.connection().await?;
+    /// within one interval, not when a connection happens to be replaced. Any failure drops the
+    /// connection, and the database counts as unavailable: a server that refuses our login is as
+    /// useless to the tools as one that is down.
+    async fn probe(&self, held: &mut Option<(Arc<Target>, tokio_postgres::Client)>) {
+        let target = self.target();
+        if held
+            .as_ref()
+            .is_some_and(|(on, client)| !Arc::ptr_eq(on, &target) || client.is_closed())
+        {
+            *held = None;
+        }
+        let limit = self.limits.acquire_timeout * 2;
+        let attempt = async {
+            if held.is_none() {
+                *held = Some((target.clone(), target.connector.connect().await?));
+            }
+            let Some((_, client)) = held.as_ref() else {
+                unreachable!("connected just above")
+            };
             client.simple_query("SELECT 1").await.map_err(DbError::from_pg)?;
-            self.role.audit_connection(&client).await;
+            self.role.audit_connection(client).await;
             Ok::<_, DbError>(())
         };
-        let outcome = match tokio::time::timeout(self.limits.acquire_timeout * 2, outcome).await {
+        let outcome = match tokio::time::timeout(limit, attempt).await {
             Ok(outcome) => outcome,
-            Err(_) => Err(DbError::Unavailable("health check timed out".into())),
+            Err(_) => Err(DbError::Unavailable(format!("no answer to SELECT 1 within {limit:?}"))),
         };
-        self.record(outcome.as_ref().map(|_| ()));
+        if outcome.is_err() {
+            *held = None;
+        }
+        self.reachability.record(outcome.as_ref().map(|_| ()));
     }
 
-    /// Checks the database every `health_interval` until the shutdown signal.
+    /// Probes the database every `health_interval`, and at once when a call suspects an outage,
+    /// until the shutdown signal; registers the pool's gauges to be sampled at every scrape.
     pub fn spawn_health_checks(self: &Arc<Self>, mut shutdown: crate::shutdown::Shutdown) {
         let database = self.clone();
         tokio::spawn(async move {
+            let mut held = None;
             let mut ticks = tokio::time::interval(database.health_interval);
             ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tokio::select! {
-                    _ = ticks.tick() => database.check().await,
+                    _ = ticks.tick() => {}
+                    _ = database.reachability.suspected() => {}
                     _ = shutdown.recv() => break,
                 }
+                database.probe(&mut held).await;
             }
         });
     }
 }
 
-/// A pool for `url` (nothing connects until the first call). Each new connection audits the role
-/// into `role` before it is handed out.
-fn build_pool(url: &str, config: &DatabaseConfig, role: &Arc<RoleWatch>) -> Result<Pool, String> {
+/// One URL's pool, and how to open a connection with the same settings outside it (the probe's).
+struct Target {
+    pool: Pool,
+    connector: Connector,
+}
+
+/// The pool's connection settings and TLS, for the probe's own connection.
+struct Connector {
+    config: tokio_postgres::Config,
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+impl Connector {
+    async fn connect(&self) -> Result<tokio_postgres::Client, DbError> {
+        // The connection task ends when the client is dropped (or the server goes away).
+        let client = match &self.tls {
+            None => {
+                let (client, connection) = self
+                    .config
+                    .connect(tokio_postgres::NoTls)
+                    .await
+                    .map_err(DbError::from_pg)?;
+                tokio::spawn(async move { drop(connection.await) });
+                client
+            }
+            Some(tls) => {
+                let (client, connection) = self.config.connect(tls.clone()).await.map_err(DbError::from_pg)?;
+                tokio::spawn(async move { drop(connection.await) });
+                client
+            }
+        };
+        Ok(client)
+    }
+}
+
+/// A pool for `url` (nothing connects until the first call) and the probe's connector with the same
+/// settings. Each new pooled connection audits the role into `role` before it is handed out.
+fn build_target(url: &str, config: &DatabaseConfig, role: &Arc<RoleWatch>) -> Result<Target, String> {
     let mut pg = tokio_postgres::Config::from_str(url.trim())
         .map_err(|e| format!("database.url is not a valid PostgreSQL URL: {e}"))?;
     let connect_timeout = config.connect_timeout.get();
@@ -288,15 +361,24 @@ fn build_pool(url: &str, config: &DatabaseConfig, role: &Arc<RoleWatch>) -> Resu
         // a returned connection is clean; Fast skips a round trip per checkout.
         recycling_method: RecyclingMethod::Fast,
     };
-    let manager = match pg.get_ssl_mode() {
-        SslMode::Disable => Manager::from_config(pg, tokio_postgres::NoTls, manager_config),
+    let (manager, connector) = match pg.get_ssl_mode() {
+        SslMode::Disable => (
+            Manager::from_config(pg.clone(), tokio_postgres::NoTls, manager_config),
+            Connector { config: pg, tls: None },
+        ),
         _ => {
             let tls = tls_connector(config.ca_file.as_deref())?;
-            Manager::from_config(pg, tls, manager_config)
+            (
+                Manager::from_config(pg.clone(), tls.clone(), manager_config),
+                Connector {
+                    config: pg,
+                    tls: Some(tls),
+                },
+            )
         }
     };
     let role = role.clone();
-    Pool::builder(manager)
+    let pool = Pool::builder(manager)
         .post_create(deadpool_postgres::Hook::async_fn(move |client, _| {
             let role = role.clone();
             Box::pin(async move {
@@ -310,12 +392,13 @@ fn build_pool(url: &str, config: &DatabaseConfig, role: &Arc<RoleWatch>) -> Resu
         .create_timeout(Some(connect_timeout))
         .recycle_timeout(Some(connect_timeout))
         .build()
-        .map_err(|e| format!("database pool: {e}"))
+        .map_err(|e| format!("database pool: {e}"))?;
+    Ok(Target { pool, connector })
 }
 
 /// Where the pool comes from: a URL fixed in the config, or a watched `url_file`.
 enum PoolSource {
-    Fixed(Pool),
+    Fixed(Arc<Target>),
     File(Arc<Watched<PoolLoader>>),
 }
 
@@ -328,23 +411,23 @@ struct PoolLoader {
 }
 
 impl Loader for PoolLoader {
-    type Value = Pool;
+    type Value = Target;
 
-    fn load(&self, path: &Path) -> Result<Loaded<Pool>, String> {
+    fn load(&self, path: &Path) -> Result<Loaded<Target>, String> {
         let url = self.text.load(path)?;
         Ok(Loaded {
-            value: build_pool(&url.value, &self.config, &self.role)?,
+            value: build_target(&url.value, &self.config, &self.role)?,
             served: url.served,
         })
     }
 
     /// An unchanged URL keeps the current pool (and its connections).
-    fn reload(&self, path: &Path, served: &Served) -> Result<Option<Loaded<Pool>>, String> {
+    fn reload(&self, path: &Path, served: &Served) -> Result<Option<Loaded<Target>>, String> {
         let Some(url) = self.text.reload(path, served)? else {
             return Ok(None);
         };
         Ok(Some(Loaded {
-            value: build_pool(&url.value, &self.config, &self.role)?,
+            value: build_target(&url.value, &self.config, &self.role)?,
             served: url.served,
         }))
     }

@@ -68,16 +68,31 @@ pub trait Loader: Send + Sync + 'static {
         let loaded = self.load(path)?;
         Ok((loaded.served != *served).then_some(loaded))
     }
+
+    /// Called when `value` becomes the served one: at [`Watched::open`] and at every swap, never for
+    /// a load that only checks a file (`sync` verifying a download, `config check`). The place for
+    /// gauges that describe what is served (KB size, the earliest token expiry), which a checking load
+    /// must not touch.
+    fn serving(&self, _value: &Self::Value) {}
 }
 
 /// Loads a small text file with a parse function (YAML auth files, the session key, a database URL).
 pub struct TextLoader<T> {
     parse: fn(&str) -> Result<T, String>,
+    serving: Option<fn(&T)>,
 }
 
 impl<T> TextLoader<T> {
     pub fn new(parse: fn(&str) -> Result<T, String>) -> Self {
-        Self { parse }
+        Self { parse, serving: None }
+    }
+
+    /// The same loader, calling `serving` whenever a value becomes the served one ([`Loader::serving`]).
+    pub fn on_serving(self, serving: fn(&T)) -> Self {
+        Self {
+            serving: Some(serving),
+            ..self
+        }
     }
 
     fn read(path: &Path) -> Result<(Vec<u8>, Served), String> {
@@ -124,6 +139,12 @@ impl<T: Send + Sync + 'static> Loader for TextLoader<T> {
             value: self.parse(path, &bytes)?,
             served,
         }))
+    }
+
+    fn serving(&self, value: &T) {
+        if let Some(serving) = self.serving {
+            serving(value);
+        }
     }
 }
 
@@ -244,6 +265,7 @@ impl<L: Loader> Watched<L> {
             last_error: None,
         };
         record_generation(kind, &status);
+        loader.serving(&loaded.value);
         let mut read = ReadState {
             served: loaded.served,
             signature: None,
@@ -306,6 +328,7 @@ impl<L: Loader> Watched<L> {
             }
             Ok(Some(loaded)) => {
                 let generation = Generation::of(&loaded.served.digest);
+                self.loader.serving(&loaded.value);
                 self.current.store(Arc::new(loaded.value));
                 read.served = loaded.served;
                 read.record(signature, read_at, false);
