@@ -172,7 +172,19 @@ fn describe() {
         "pgmcp_knowledgebase_built_timestamp_seconds",
         "When the served knowledge base was built (kb build's built_at), Unix seconds"
     );
-    describe_counter!("pgmcp_tool_calls_total", "MCP tools/call by tool and outcome");
+    describe_counter!(
+        "pgmcp_tool_calls_total",
+        "MCP tools/call by tool, outcome (ok, caller_error, server_error) and error_type"
+    );
+    describe_histogram!(
+        "pgmcp_tool_call_duration_seconds",
+        "MCP tools/call latency by tool (the whole request)"
+    );
+    describe_counter!(
+        "pgmcp_mcp_requests_total",
+        "MCP JSON-RPC messages by method, outcome (ok, caller_error, server_error) and error_type"
+    );
+    describe_histogram!("pgmcp_mcp_request_duration_seconds", "MCP JSON-RPC message latency by method");
     describe_gauge!("pgmcp_draining", "0 while serving, 1 once SIGTERM was received");
     describe_gauge!(
         "pgmcp_database_role_finding",
