@@ -120,9 +120,9 @@ pub fn start_server_counters() {
     }
 }
 
-/// The commit the binary was built from: `PGMCP_REVISION` at build time (the image builds pass it),
+/// The commit the binary was built from: `POSTGRES_MCP_REVISION` at build time (the image builds pass it),
 /// else `git rev-parse HEAD` in the source tree (build.rs), else `unknown`.
-pub const REVISION: &str = env!("PGMCP_REVISION");
+pub const REVISION: &str = env!("POSTGRES_MCP_REVISION");
 
 fn describe() {
     use metrics::{describe_counter, describe_gauge, describe_histogram};
