@@ -184,7 +184,10 @@ fn describe() {
         "pgmcp_mcp_requests_total",
         "MCP JSON-RPC messages by method, outcome (ok, caller_error, server_error) and error_type"
     );
-    describe_histogram!("pgmcp_mcp_request_duration_seconds", "MCP JSON-RPC message latency by method");
+    describe_histogram!(
+        "pgmcp_mcp_request_duration_seconds",
+        "MCP JSON-RPC message latency by method"
+    );
     describe_gauge!("pgmcp_draining", "0 while serving, 1 once SIGTERM was received");
     describe_gauge!(
         "pgmcp_database_role_finding",

@@ -174,7 +174,11 @@ async fn access_and_audit_lines_carry_every_field_and_no_secret_at_debug() {
     println!("access line: {}", logged.access_line("req-query"));
     println!(
         "audit line: {}",
-        logged.audit().iter().find(|l| l["http.request.id"] == "req-query").unwrap()
+        logged
+            .audit()
+            .iter()
+            .find(|l| l["http.request.id"] == "req-query")
+            .unwrap()
     );
     // Every line: the envelope and the service.
     for line in &logged.lines {
