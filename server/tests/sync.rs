@@ -46,6 +46,7 @@ async fn first_sync_from_s3_installs_a_verified_kb_and_records_its_etag() {
             "--dest",
             path_arg(&dest),
             "--once",
+            "--create-dest-dirs",
             "--log-format",
             "json",
         ],
@@ -322,6 +323,8 @@ async fn wrong_credentials_fail_with_the_s3_error_code_and_a_nonzero_exit() {
     let mut none = moto.env();
     none.remove("AWS_ACCESS_KEY_ID");
     none.remove("AWS_SECRET_ACCESS_KEY");
+    // The chain ends at EC2 instance metadata: pointed at a closed loopback port, it is "not on EC2".
+    none.insert("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), closed_port_url().await);
     let run = run_sync(&none, dir.path(), &args).await;
     assert_eq!(run.code, Some(1), "{}", run.output());
     assert!(run.stderr.contains("no AWS credentials found"), "{}", run.stderr);
@@ -405,15 +408,24 @@ async fn a_manifest_syncs_several_items_and_refuses_invalid_auth_files() {
         ),
     )
     .unwrap();
-    let args = ["--manifest", path_arg(&manifest), "--once", "--log-format", "json"];
+    let args = [
+        "--manifest",
+        path_arg(&manifest),
+        "--once",
+        "--create-dest-dirs",
+        "--log-format",
+        "json",
+    ];
     let run = run_sync(&moto.env(), out.path(), &args).await;
     assert_eq!(run.code, Some(0), "{}", run.output());
-    let kinds: Vec<_> = run
+    // Items sync concurrently: one outcome per kind, in whatever order they finished.
+    let mut kinds: Vec<_> = run
         .outcomes()
         .iter()
         .map(|o| o["kind"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(kinds, ["tokens", "users", "kb"]);
+    kinds.sort();
+    assert_eq!(kinds, ["kb", "tokens", "users"]);
     for name in ["tokens.yaml", "users.yaml", "kb.db"] {
         assert_eq!(
             std::fs::read(dest(name)).unwrap(),
@@ -441,12 +453,13 @@ async fn a_manifest_syncs_several_items_and_refuses_invalid_auth_files() {
     assert!(run.stderr.contains("sync failed for 1 of 3 item(s)"), "{}", run.stderr);
     assert!(run.stderr.contains("refused as users"), "{}", run.stderr);
     assert!(run.stderr.contains("not a bcrypt hash"), "{}", run.stderr);
-    let outcomes: Vec<_> = run
+    let mut outcomes: Vec<_> = run
         .outcomes()
         .iter()
-        .map(|o| o["outcome"].as_str().unwrap().to_string())
+        .map(|o| format!("{} {}", o["kind"].as_str().unwrap(), o["outcome"].as_str().unwrap()))
         .collect();
-    assert_eq!(outcomes, ["unchanged", "failed", "unchanged"]);
+    outcomes.sort();
+    assert_eq!(outcomes, ["kb unchanged", "tokens unchanged", "users failed"]);
     assert_eq!(std::fs::read(dest("users.yaml")).unwrap(), users_before);
 
     // A typo in the manifest is a usage error (exit 2), not a silently ignored key.
