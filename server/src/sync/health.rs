@@ -18,7 +18,10 @@ use std::{
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::Serialize;
 
-use super::{Item, Kind, Outcome, SyncError};
+use super::{
+    error::SyncError,
+    manifest::{Item, Kind},
+};
 
 /// Extra time past `deadline + interval` before a loop counts as wedged (scheduling, jitter).
 const WEDGED_SLACK: Duration = Duration::from_secs(30);
@@ -103,17 +106,21 @@ impl SyncHealth {
         }
     }
 
-    /// Records the result of item `index`'s round.
-    pub fn record(&self, index: usize, result: &Result<Outcome, SyncError>) {
+    /// Item `index`'s round succeeded: the destination is current.
+    pub fn succeeded(&self, index: usize) {
+        if let Some(item) = self.lock().get_mut(index) {
+            let now = Instant::now();
+            item.turned = now;
+            item.last_success = Some((Utc::now(), now));
+            item.last_error = None;
+        }
+    }
+
+    /// Item `index`'s round failed with `error`.
+    pub fn failed(&self, index: usize, error: &SyncError) {
         if let Some(item) = self.lock().get_mut(index) {
             item.turned = Instant::now();
-            match result {
-                Ok(_) => {
-                    item.last_success = Some((Utc::now(), Instant::now()));
-                    item.last_error = None;
-                }
-                Err(error) => item.last_error = Some(error.to_string()),
-            }
+            item.last_error = Some(error.to_string());
         }
     }
 
@@ -184,7 +191,6 @@ impl SyncHealth {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sync::Unchanged;
 
     fn items() -> Vec<Item> {
         vec![
@@ -204,8 +210,8 @@ mod tests {
         let report = health.report();
         assert_eq!(report.status, "ok", "{report:?}");
         assert_eq!(report.items[0].last_success, None);
-        health.record(0, &Ok(Outcome::Unchanged(Unchanged::NotModified)));
-        health.record(1, &Err(SyncError::Client("store down".into())));
+        health.succeeded(0);
+        health.failed(1, &SyncError::Client("store down".into()));
         let report = health.report();
         assert!(report.items[0].last_success.is_some() && report.items[0].age_seconds == Some(0));
         assert_eq!(
@@ -215,8 +221,8 @@ mod tests {
         std::thread::sleep(Duration::from_millis(150));
         let report = health.report();
         assert_eq!((report.status, report.http_status()), ("stale", 200), "{report:?}");
-        health.record(0, &Ok(Outcome::Unchanged(Unchanged::NotModified)));
-        health.record(1, &Ok(Outcome::Unchanged(Unchanged::NotModified)));
+        health.succeeded(0);
+        health.succeeded(1);
         assert_eq!(health.report().status, "ok");
         assert_eq!(health.report().items[1].last_error, None);
     }

@@ -23,7 +23,7 @@ use std::{collections::HashMap, fmt, path::PathBuf, time::Duration};
 use reqsign_aws_v4::{Credential, IMDSv2CredentialProvider};
 use reqsign_core::{Context, ProvideCredential, StaticEnv};
 
-use super::s3::ReqwestSend;
+use super::reqsign_io::ReqwestSend;
 
 /// Connecting to the metadata service (a link-local address: it answers in milliseconds on EC2).
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);

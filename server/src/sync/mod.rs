@@ -40,6 +40,7 @@ pub mod health;
 pub mod imds;
 pub mod manifest;
 pub mod rejected;
+pub mod reqsign_io;
 pub mod s3;
 pub mod schedule;
 pub mod state;
@@ -398,7 +399,10 @@ impl Syncer {
         loop {
             health.round_started(index);
             let result = self.sync(item).await;
-            health.record(index, &result);
+            match &result {
+                Ok(_) => health.succeeded(index),
+                Err(error) => health.failed(index, error),
+            }
             let pause = schedule.after_round(result.is_ok());
             if result.is_err() {
                 tracing::info!(

@@ -34,7 +34,10 @@ use reqsign_aws_v4::{
 };
 use reqsign_core::{Context, ProvideCredential, ProvideCredentialDyn, Signer, StaticEnv};
 
-use super::error::{InvalidItem, describe_reqwest_error, error_chain};
+use super::{
+    error::{InvalidItem, describe_reqwest_error, error_chain},
+    reqsign_io::{ReqwestSend, TokioFileRead},
+};
 
 /// An object in a bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -413,45 +416,6 @@ fn form_encode(value: &str) -> String {
         }
     }
     out
-}
-
-/// reqsign's file access (profile files), through tokio.
-#[derive(Debug)]
-struct TokioFileRead;
-
-impl reqsign_core::FileRead for TokioFileRead {
-    async fn file_read(&self, path: &str) -> reqsign_core::Result<Vec<u8>> {
-        tokio::fs::read(path)
-            .await
-            .map_err(|e| reqsign_core::Error::unexpected(format!("cannot read {path}: {e}")))
-    }
-}
-
-/// reqsign's HTTP access (container credentials), through our rustls reqwest client.
-#[derive(Debug)]
-pub(super) struct ReqwestSend(pub(super) reqwest::Client);
-
-impl reqsign_core::HttpSend for ReqwestSend {
-    async fn http_send(&self, request: http::Request<Bytes>) -> reqsign_core::Result<http::Response<Bytes>> {
-        let request = reqwest::Request::try_from(request)
-            .map_err(|e| reqsign_core::Error::unexpected(describe_reqwest_error(e)))?;
-        let response = self
-            .0
-            .execute(request)
-            .await
-            .map_err(|e| reqsign_core::Error::unexpected(describe_reqwest_error(e)).set_retryable(true))?;
-        let mut builder = http::Response::builder().status(response.status());
-        for (name, value) in response.headers() {
-            builder = builder.header(name, value);
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| reqsign_core::Error::unexpected(describe_reqwest_error(e)))?;
-        builder
-            .body(body)
-            .map_err(|e| reqsign_core::Error::unexpected(e.to_string()))
-    }
 }
 
 #[cfg(test)]
