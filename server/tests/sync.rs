@@ -784,6 +784,7 @@ async fn a_hung_download_does_not_delay_another_items_rotation() {
         ),
     )
     .unwrap();
+    let started = std::time::Instant::now();
     let run = IntervalRun::start(
         &moto.env(),
         dir.path(),
@@ -797,7 +798,6 @@ async fn a_hung_download_does_not_delay_another_items_rotation() {
         ],
     )
     .await;
-    let started = std::time::Instant::now();
     let has = |name: &'static str| {
         let tokens = tokens.clone();
         move || {
@@ -818,7 +818,9 @@ async fn a_hung_download_does_not_delay_another_items_rotation() {
     let rotating = std::time::Instant::now();
     assert!(common::eventually(3, has("rotated")).await, "the rotation arrives");
     let rotation = rotating.elapsed();
-    println!("tokens.yaml first sync {first_after:?}, rotation {rotation:?}, while kb.db hangs (deadline 4s)");
+    println!(
+        "tokens.yaml first sync {first_after:?} after the start, rotation {rotation:?}, while kb.db hangs (deadline 4s)"
+    );
     assert!(
         started.elapsed() < Duration::from_secs(4),
         "both tokens versions arrived before the hung kb.db round even reached its deadline"
@@ -1043,7 +1045,16 @@ async fn health_reports_each_item_and_turns_stale_while_rejected_versions_count_
         ],
     )
     .await;
-    assert!(common::eventually(5, || async { dest("notes.txt").exists() }).await);
+    // Each item's first round has ended (items run concurrently: wait for both).
+    let first_rounds_done = || async {
+        let (_, health) = run.health().await;
+        health["items"].as_array().is_some_and(|items| {
+            items[..2]
+                .iter()
+                .all(|i| !i["last_success"].is_null() || !i["last_error"].is_null())
+        })
+    };
+    assert!(common::eventually(5, first_rounds_done).await);
     let (status, health) = run.health().await;
     assert_eq!(status, 200, "{health}");
     assert_eq!(health["status"], "ok", "{health}");

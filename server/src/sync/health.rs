@@ -168,8 +168,12 @@ impl SyncHealth {
             };
             let now = Instant::now();
             let items = health.lock();
-            let mut kinds: Vec<Kind> = items.iter().map(|i| i.kind).collect();
-            kinds.dedup();
+            let mut kinds: Vec<Kind> = Vec::new();
+            for item in items.iter() {
+                if !kinds.contains(&item.kind) {
+                    kinds.push(item.kind);
+                }
+            }
             for kind in kinds {
                 let stale = items.iter().any(|i| i.kind == kind && health.is_stale(i, now));
                 metrics::gauge!("pgmcp_sync_stale", "kind" => kind.label()).set(if stale { 1.0 } else { 0.0 });
