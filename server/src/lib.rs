@@ -24,6 +24,8 @@
 //!   `allocator`: the one malloc setting a server that reloads large files needs;
 //! - [`config`], `config_check`, [`telemetry`], `instance`: settings, their check, logs, the
 //!   instance's name ([`InstanceId`]);
+//! - [`trace_export`], [`trace_context`], `correlation`: spans exported over OTLP, the W3C trace a
+//!   request belongs to (its ids on every log line), and the request a PostgreSQL backend serves;
 //! - `layer`, `http_error`, `net`, `authority`, `atomic_file`, `file_access`, `units`, [`tls`]: small shared
 //!   helpers with no knowledge of the rest (`layer` is the one shape of our middleware).
 
@@ -39,6 +41,7 @@ mod config_check;
 mod connection_io;
 mod connection_state;
 mod connections;
+mod correlation;
 mod file_access;
 mod health;
 mod http_error;
@@ -55,6 +58,8 @@ pub mod server;
 mod shutdown;
 pub mod sync;
 pub mod telemetry;
+pub mod trace_context;
+pub mod trace_export;
 pub mod tls;
 mod units;
 pub mod watch;

@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 use tracing::{Event, Subscriber, field::Field};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::{
-    EnvFilter, Layer,
+    EnvFilter, Layer, Registry,
     fmt::{
         FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter,
         format::{DefaultFields, JsonFields, Writer},
@@ -32,6 +32,11 @@ pub struct LogGuard {
 
 /// Installs the global subscriber.
 pub fn init(config: &LogConfig, instance: &str) -> anyhow::Result<LogGuard> {
+    init_with(config, instance, None)
+}
+
+/// [`init`] with one more layer beside the log writers: the span exporter of `trace_export`.
+pub fn init_with(config: &LogConfig, instance: &str, extra: Option<Box<dyn Layer<Registry> + Send + Sync>>) -> anyhow::Result<LogGuard> {
     let filter = || EnvFilter::try_new(&config.level).expect("log.level validated with the config");
     let instance: Arc<str> = instance.into();
     let mut layers: Vec<Box<dyn Layer<_> + Send + Sync>> = vec![
@@ -56,6 +61,7 @@ pub fn init(config: &LogConfig, instance: &str) -> anyhow::Result<LogGuard> {
         guard = Some(file_guard);
         layers.push(layer(config.format, instance, writer).with_filter(filter()).boxed());
     }
+    layers.extend(extra);
     tracing_subscriber::registry()
         .with(layers)
         .try_init()
