@@ -46,10 +46,6 @@ impl Correlation {
         }
     }
 
-    pub fn request_id(&self) -> &str {
-        &self.request_id
-    }
-
     /// `postgres-mcp/<instance> <request id>`, at most [`MAX_APPLICATION_NAME`] bytes of
     /// `[A-Za-z0-9._:/ -]`: the request id's first 36 characters, and as much of the instance name
     /// as fits, cut from the front (the end of a pod or container name is the part that differs).
@@ -137,12 +133,12 @@ mod tests {
     async fn current_is_the_scope_of_this_task_only() {
         assert!(current().is_none());
         let seen = scope(Correlation::new(instance("mcp-1"), "req-1"), async {
-            let inside = current().map(|c| c.request_id().to_string());
+            let inside = current().map(|c| c.application_name());
             let spawned = tokio::spawn(async { current().is_some() }).await.unwrap();
             (inside, spawned)
         })
         .await;
-        assert_eq!(seen, (Some("req-1".to_string()), false));
+        assert_eq!(seen, (Some("postgres-mcp/mcp-1 req-1".to_string()), false));
         assert!(current().is_none());
     }
 }

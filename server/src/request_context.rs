@@ -18,7 +18,13 @@ use poem::{
 };
 use tracing::Instrument;
 
-use crate::{http_error::HttpError, instance::InstanceId, layer::Around, shutdown::Draining};
+use crate::{
+    correlation::{self, Correlation},
+    http_error::HttpError,
+    instance::InstanceId,
+    layer::Around,
+    shutdown::Draining,
+};
 
 /// Route label for metrics: a fixed set, never the raw path.
 fn route_label(path: &str) -> &'static str {
@@ -57,11 +63,15 @@ impl Around for RequestContext {
         let started = Instant::now();
         let route = route_label(request.uri().path());
         let id = request_id(&request);
-        let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route);
+        let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route,
+            trace.id = tracing::field::Empty, span.id = tracing::field::Empty,
+            otel.name = format!("{} {route}", request.method()), otel.kind = "server");
+        crate::trace_context::adopt_http(&span, request.headers());
         metrics::gauge!("pgmcp_http_requests_in_flight").increment(1.0);
 
         let timeout = self.timeout;
-        let outcome = tokio::time::timeout(timeout, next.get_response(request))
+        let correlation = Correlation::new(self.instance.clone(), &id);
+        let outcome = correlation::scope(correlation, tokio::time::timeout(timeout, next.get_response(request)))
             .instrument(span.clone())
             .await;
         let mut response = match outcome {

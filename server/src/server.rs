@@ -36,7 +36,7 @@ pub struct RunningServer {
 }
 
 /// Loads every configured file; start-up fails naming the first that cannot be served.
-pub fn open_files(config: &Config) -> anyhow::Result<Files> {
+pub fn open_files(config: &Config, instance: &InstanceId) -> anyhow::Result<Files> {
     let auth = Arc::new(Authenticator::open(&config.auth)?);
     let kb = match &config.kb.path {
         Some(path) => {
@@ -49,13 +49,13 @@ pub fn open_files(config: &Config) -> anyhow::Result<Files> {
         }
         None => None,
     };
-    let database = Database::open(&config.database)?;
+    let database = Database::open_named(&config.database, &crate::correlation::pool_application_name(instance))?;
     Ok(Files { auth, kb, database })
 }
 
 /// Loads everything, binds `config.listen` and serves in the background.
 pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<RunningServer> {
-    let files = open_files(&config)?;
+    let files = open_files(&config, &instance)?;
     let draining = Draining::default();
     let (trigger, shutdown) = ShutdownTrigger::new();
 

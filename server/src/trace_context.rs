@@ -130,11 +130,32 @@ fn protocol_version<'a>(headers: &'a HeaderMap, params: Option<&'a Value>) -> Op
         .and_then(Value::as_str)
 }
 
+/// The exact `traceparent` layout (`vv-<32 hex>-<16 hex>-ff`, lowercase; a later version may add
+/// `-…`): the propagator checks the values (zero ids, version `ff`, case) but not every length.
+fn well_formed(traceparent: &str) -> bool {
+    let b = traceparent.trim().as_bytes();
+    let hex = |part: &[u8]| part.iter().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(c));
+    b.len() >= 55
+        && hex(&b[0..2])
+        && b[2] == b'-'
+        && hex(&b[3..35])
+        && b[35] == b'-'
+        && hex(&b[36..52])
+        && b[52] == b'-'
+        && hex(&b[53..55])
+        && (b.len() == 55 || (&b[0..2] != b"00" && b[55] == b'-'))
+}
+
+/// What the propagator may read: `traceparent` only when [`well_formed`].
+fn checked<'a>(key: &str, value: Option<&'a str>) -> Option<&'a str> {
+    value.filter(|value| !key.eq_ignore_ascii_case("traceparent") || well_formed(value))
+}
+
 struct Headers<'a>(&'a HeaderMap);
 
 impl Extractor for Headers<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(|value| value.to_str().ok())
+        checked(key, self.0.get(key).and_then(|value| value.to_str().ok()))
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -146,7 +167,7 @@ struct Meta<'a>(&'a serde_json::Map<String, Value>);
 
 impl Extractor for Meta<'_> {
     fn get(&self, key: &str) -> Option<&str> {
-        self.0.get(key).and_then(Value::as_str)
+        checked(key, self.0.get(key).and_then(Value::as_str))
     }
 
     fn keys(&self) -> Vec<&str> {
@@ -182,12 +203,22 @@ mod tests {
             "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
             "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
             "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-+bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-extra",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
             "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
             "garbage",
         ] {
             let parent = TraceContextPropagator::new().extract(&Headers(&headers(bad)));
             assert!(!parent.span().span_context().is_valid(), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_later_version_may_carry_more_fields() {
+        let later = "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-what-comes-next";
+        let parent = TraceContextPropagator::new().extract(&Headers(&headers(later)));
+        assert!(parent.span().span_context().is_valid());
     }
 
     #[test]

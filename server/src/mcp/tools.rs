@@ -15,6 +15,7 @@ use rmcp::handler::server::common::schema_for_input;
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use super::arguments::{self, ArgumentError};
 use crate::auth::{Principal, ToolScope};
@@ -130,7 +131,9 @@ impl ToolTable {
                 principal: principal.name.to_string(),
             });
         }
-        (entry.call)(principal.clone(), arguments.unwrap_or_default()).await
+        let span = tracing::info_span!("tool", otel.name = format!("execute_tool {name}"),
+            gen_ai.operation.name = "execute_tool", gen_ai.tool.name = name);
+        (entry.call)(principal.clone(), arguments.unwrap_or_default()).instrument(span).await
     }
 }
 

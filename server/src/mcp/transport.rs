@@ -18,6 +18,7 @@ use rmcp::model::{
     InitializeResult, ListToolsResult, ProtocolVersion, ServerCapabilities,
 };
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use super::{
     jsonrpc::{self, Message, Refused, RequestId},
@@ -35,6 +36,7 @@ const INSTRUCTIONS: &str = "Tools for a PostgreSQL deployment and its documentat
 
 /// A JSON-RPC error response with the HTTP status it travels with.
 fn rpc_error(status: StatusCode, id: Option<&Value>, error: ErrorData) -> Response {
+    crate::trace_context::record_rpc_error(error.code.0);
     let body = json!({"jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": error});
     json_response(status, &body)
 }
@@ -124,7 +126,9 @@ impl Endpoint {
                 return rpc_error(error.status, id.as_ref().map(RequestId::as_value), error.error);
             }
         };
+        let span = crate::trace_context::mcp_span(&method, id.as_value(), params.as_ref(), request.headers());
         self.dispatch(&principal, request.headers(), &method, id.as_value(), params)
+            .instrument(span)
             .await
     }
 
