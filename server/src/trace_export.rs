@@ -112,12 +112,15 @@ where
 }
 
 impl TraceExport {
-    /// Sends what is queued and stops the batch task (at most [`SHUTDOWN_TIMEOUT`]). Call it inside
+    /// Sends what is queued and stops the batch task, waiting at most [`SHUTDOWN_TIMEOUT`]. Call it inside
     /// the runtime, before the runtime ends: the batch task runs there.
     pub async fn shutdown(self) {
         let provider = self.provider;
-        let outcome = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT)).await;
-        if !matches!(outcome, Ok(Ok(()))) {
+        // The SDK's own timeout does not cover a POST already in flight to a collector that does
+        // not answer; this one does (that POST ends at its EXPORT_TIMEOUT in the background).
+        let flush = tokio::task::spawn_blocking(move || provider.shutdown_with_timeout(SHUTDOWN_TIMEOUT));
+        let outcome = tokio::time::timeout(SHUTDOWN_TIMEOUT, flush).await;
+        if !matches!(outcome, Ok(Ok(Ok(())))) {
             tracing::warn!("trace export: the last spans could not be sent");
         }
     }
