@@ -229,7 +229,10 @@ impl TraceConfig {
             }
         }
         if !(0.0..=1.0).contains(&self.sample_ratio) {
-            return Err(ConfigError::invalid("trace.sample_ratio", "must be between 0.0 and 1.0"));
+            return Err(ConfigError::invalid(
+                "trace.sample_ratio",
+                "must be between 0.0 and 1.0",
+            ));
         }
         if self.service_name.trim().is_empty() {
             return Err(ConfigError::invalid("trace.service_name", "must not be empty"));
@@ -752,8 +755,15 @@ mod trace_config_tests {
 
     #[test]
     fn a_bad_endpoint_or_ratio_is_refused_naming_the_key() {
-        for endpoint in ["otel-collector:4318", "grpc://c:4317", "http://", "https://user:pw@c:4318"] {
-            let message = load(&[("PGMCP_TRACE_OTLP_ENDPOINT", endpoint)]).unwrap_err().to_string();
+        for endpoint in [
+            "otel-collector:4318",
+            "grpc://c:4317",
+            "http://",
+            "https://user:pw@c:4318",
+        ] {
+            let message = load(&[("PGMCP_TRACE_OTLP_ENDPOINT", endpoint)])
+                .unwrap_err()
+                .to_string();
             assert!(message.contains("`trace.otlp_endpoint`"), "{endpoint}: {message}");
             assert!(!message.contains("pw@"), "{message}");
         }

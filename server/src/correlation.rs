@@ -52,7 +52,10 @@ impl Correlation {
     pub fn application_name(&self) -> String {
         let request = clean(&self.request_id, REQUEST_ID_ROOM);
         let room = MAX_APPLICATION_NAME - PREFIX.len() - 1 - request.len();
-        format!("{PREFIX}{} {request}", tail(&clean(self.instance.as_str(), usize::MAX), room))
+        format!(
+            "{PREFIX}{} {request}",
+            tail(&clean(self.instance.as_str(), usize::MAX), room)
+        )
     }
 }
 
@@ -114,7 +117,10 @@ mod tests {
         let id = "0f6c2a9d1e8b4c7fa3d25b6e9c1f4a70";
         let name = Correlation::new(instance(pod), id).application_name();
         assert!(name.len() <= MAX_APPLICATION_NAME, "{name}");
-        assert!(name.starts_with("postgres-mcp/") && name.ends_with(&format!("-x2x7q {id}")), "{name}");
+        assert!(
+            name.starts_with("postgres-mcp/") && name.ends_with(&format!("-x2x7q {id}")),
+            "{name}"
+        );
         assert!(pool_application_name(&instance(&pod.repeat(3))).len() <= MAX_APPLICATION_NAME);
         let long_id = "r".repeat(128);
         let name = Correlation::new(instance("mcp-1"), &long_id).application_name();
@@ -125,7 +131,10 @@ mod tests {
     fn application_name_never_carries_a_quote_or_a_space_from_its_inputs() {
         let name = Correlation::new(instance("mcp'; DROP TABLE x; --"), "a'b c\n").application_name();
         let (head, request) = name.rsplit_once(' ').unwrap();
-        assert!(!name.contains('\'') && !name.contains('\n') && !head.contains(' '), "{name}");
+        assert!(
+            !name.contains('\'') && !name.contains('\n') && !head.contains(' '),
+            "{name}"
+        );
         assert_eq!(request, "a_b_c_");
     }
 

@@ -58,9 +58,9 @@ pub mod server;
 mod shutdown;
 pub mod sync;
 pub mod telemetry;
+pub mod tls;
 pub mod trace_context;
 pub mod trace_export;
-pub mod tls;
 mod units;
 pub mod watch;
 

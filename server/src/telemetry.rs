@@ -36,7 +36,11 @@ pub fn init(config: &LogConfig, instance: &str) -> anyhow::Result<LogGuard> {
 }
 
 /// [`init`] with one more layer beside the log writers: the span exporter of `trace_export`.
-pub fn init_with(config: &LogConfig, instance: &str, extra: Option<Box<dyn Layer<Registry> + Send + Sync>>) -> anyhow::Result<LogGuard> {
+pub fn init_with(
+    config: &LogConfig,
+    instance: &str,
+    extra: Option<Box<dyn Layer<Registry> + Send + Sync>>,
+) -> anyhow::Result<LogGuard> {
     let filter = || EnvFilter::try_new(&config.level).expect("log.level validated with the config");
     let instance: Arc<str> = instance.into();
     let mut layers: Vec<Box<dyn Layer<_> + Send + Sync>> = vec![

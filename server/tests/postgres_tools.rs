@@ -1026,8 +1026,10 @@ async fn pg_stat_activity_names_the_instance_and_the_request_of_a_running_call()
         .post(url(&setup.server, "/mcp"))
         .bearer_auth(&setup.fixture.token)
         .header("x-request-id", "req-pgsa-42")
-        .json(&json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "query_database",
-            "arguments": {"sql": "SELECT pg_sleep(2)"}}}))
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "query_database",
+            "arguments": {"sql": "SELECT pg_sleep(2)"}}}),
+        )
         .send();
     let watcher = async {
         let admin = setup.cluster.client().await;
@@ -1061,5 +1063,8 @@ async fn pg_stat_activity_names_the_instance_and_the_request_of_a_running_call()
         .iter()
         .map(|row| row.get(0))
         .collect();
-    assert!(!idle.is_empty() && idle.iter().all(|name| name == "postgres-mcp/mcp-pg"), "{idle:?}");
+    assert!(
+        !idle.is_empty() && idle.iter().all(|name| name == "postgres-mcp/mcp-pg"),
+        "{idle:?}"
+    );
 }

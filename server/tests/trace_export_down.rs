@@ -57,7 +57,10 @@ async fn a_collector_that_is_down_never_fails_or_slows_a_request() {
     server.stop().await.unwrap();
     let flush = Instant::now();
     export.shutdown().await;
-    println!("shutdown flush with the collector down: {} ms", flush.elapsed().as_millis());
+    println!(
+        "shutdown flush with the collector down: {} ms",
+        flush.elapsed().as_millis()
+    );
     assert!(
         flush.elapsed() < trace_export::SHUTDOWN_TIMEOUT + Duration::from_secs(1),
         "the flush took {:?}",

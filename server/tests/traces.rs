@@ -17,10 +17,12 @@ const META_TRACE_ID: &str = "0af7651916cd43dd8448eb211c80319c";
 const META_PARENT_ID: &str = "b7ad6b7169203331";
 
 fn named<'a>(spans: &'a [Exported], name: &str) -> &'a Exported {
-    spans
-        .iter()
-        .find(|s| s.span.name == name)
-        .unwrap_or_else(|| panic!("no span `{name}` among {:?}", spans.iter().map(|s| &s.span.name).collect::<Vec<_>>()))
+    spans.iter().find(|s| s.span.name == name).unwrap_or_else(|| {
+        panic!(
+            "no span `{name}` among {:?}",
+            spans.iter().map(|s| &s.span.name).collect::<Vec<_>>()
+        )
+    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -77,7 +79,8 @@ async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
         .unwrap();
     assert_eq!(answered.status(), 200);
     // 3. An unknown tool: the MCP span says why it failed.
-    let unknown = json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "no_such_tool", "arguments": {}}});
+    let unknown =
+        json!({"jsonrpc": "2.0", "id": 4, "method": "tools/call", "params": {"name": "no_such_tool", "arguments": {}}});
     let answered = client()
         .post(url(&server, "/mcp"))
         .bearer_auth(&fixture.token)
@@ -94,7 +97,10 @@ async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
 
     let posts = collector.posts();
     assert!(!posts.is_empty(), "nothing was exported");
-    assert!(posts.iter().all(|p| p == "/v1/traces application/x-protobuf"), "{posts:?}");
+    assert!(
+        posts.iter().all(|p| p == "/v1/traces application/x-protobuf"),
+        "{posts:?}"
+    );
     let spans = collector.spans();
     println!("exported {} spans in {} POSTs", spans.len(), posts.len());
 
@@ -106,8 +112,14 @@ async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
         .expect("the request span of req-trace-ok");
     assert_eq!(request.parent_span_id(), PARENT_ID);
     assert_eq!(request.span.kind, 2, "SPAN_KIND_SERVER");
-    assert_eq!(request.resource_attribute("service.name").as_deref(), Some("postgres-mcp"));
-    assert_eq!(request.resource_attribute("service.instance.id").as_deref(), Some("mcp-trace"));
+    assert_eq!(
+        request.resource_attribute("service.name").as_deref(),
+        Some("postgres-mcp")
+    );
+    assert_eq!(
+        request.resource_attribute("service.instance.id").as_deref(),
+        Some("mcp-trace")
+    );
     assert_eq!(
         request.resource_attribute("service.version").as_deref(),
         Some(env!("CARGO_PKG_VERSION"))
@@ -121,7 +133,10 @@ async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
     assert_eq!(auth.attribute("error.type"), None);
     let mcp = named(&children, "tools/call search_knowledgebase");
     assert_eq!(mcp.attribute("mcp.method.name").as_deref(), Some("tools/call"));
-    assert_eq!(mcp.attribute("gen_ai.tool.name").as_deref(), Some("search_knowledgebase"));
+    assert_eq!(
+        mcp.attribute("gen_ai.tool.name").as_deref(),
+        Some("search_knowledgebase")
+    );
     assert_eq!(mcp.attribute("gen_ai.operation.name").as_deref(), Some("execute_tool"));
     assert_eq!(mcp.attribute("jsonrpc.request.id").as_deref(), Some("2"));
     assert_eq!(mcp.span.kind, 2, "SPAN_KIND_SERVER");
@@ -146,7 +161,11 @@ async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
         .iter()
         .find(|s| s.parent_span_id() == refused_request.span_id() && s.span.name == "auth")
         .expect("its auth span");
-    assert!(refused_auth.attribute("error.type").is_some(), "{:?}", refused_auth.span.attributes);
+    assert!(
+        refused_auth.attribute("error.type").is_some(),
+        "{:?}",
+        refused_auth.span.attributes
+    );
 
     // _meta: the MCP span joins the client's trace; the HTTP span has a trace of its own.
     let meta_mcp = spans
@@ -169,7 +188,10 @@ async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
     assert_eq!(failed.attribute("error.type").as_deref(), Some("-32602"));
 
     // Every line a request logged carries its request id, trace id and the request span's id.
-    let files: Vec<_> = std::fs::read_dir(&log_dir).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&log_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     let text = std::fs::read_to_string(&files[0]).unwrap();
     let lines: Vec<Value> = text.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     let refusal = lines
@@ -182,7 +204,9 @@ async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
     let in_requests: Vec<&Value> = lines.iter().filter(|l| l["request_id"].is_string()).collect();
     assert!(!in_requests.is_empty());
     for line in in_requests {
-        let trace_id = line["trace.id"].as_str().unwrap_or_else(|| panic!("no trace.id: {line}"));
+        let trace_id = line["trace.id"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no trace.id: {line}"));
         let span_id = line["span.id"].as_str().unwrap_or_else(|| panic!("no span.id: {line}"));
         assert!(trace_id.len() == 32 && span_id.len() == 16, "{line}");
     }

@@ -27,8 +27,8 @@ use std::{
 
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
-use tracing::Instrument;
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use super::cancel::{CancelOnDrop, is_interrupted};
 use super::format::SCHEMA_VERSION;

@@ -131,9 +131,15 @@ impl ToolTable {
                 principal: principal.name.to_string(),
             });
         }
-        let span = tracing::info_span!("tool", otel.name = format!("execute_tool {name}"),
-            gen_ai.operation.name = "execute_tool", gen_ai.tool.name = name);
-        (entry.call)(principal.clone(), arguments.unwrap_or_default()).instrument(span).await
+        let span = tracing::info_span!(
+            "tool",
+            otel.name = format!("execute_tool {name}"),
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = name
+        );
+        (entry.call)(principal.clone(), arguments.unwrap_or_default())
+            .instrument(span)
+            .await
     }
 }
 

@@ -262,7 +262,12 @@ impl Database {
 
 /// A pool for `url` (nothing connects until the first call). Each new connection audits the role
 /// into `role` before it is handed out.
-fn build_pool(url: &str, config: &DatabaseConfig, role: &Arc<RoleWatch>, application_name: &str) -> Result<Pool, String> {
+fn build_pool(
+    url: &str,
+    config: &DatabaseConfig,
+    role: &Arc<RoleWatch>,
+    application_name: &str,
+) -> Result<Pool, String> {
     let mut pg = tokio_postgres::Config::from_str(url.trim())
         .map_err(|e| format!("database.url is not a valid PostgreSQL URL: {e}"))?;
     let connect_timeout = config.connect_timeout.get();

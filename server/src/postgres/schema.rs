@@ -120,10 +120,7 @@ impl Database {
         let pg = DbError::from_pg;
         let limit = MAX_TABLES as i64 + 1;
         let parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&schema, &table, &limit];
-        let (tagged, relations) = tokio::join!(
-            call_trace::tag(&transaction),
-            transaction.query(TABLES, &parameters)
-        );
+        let (tagged, relations) = tokio::join!(call_trace::tag(&transaction), transaction.query(TABLES, &parameters));
         tagged?;
         let relations = relations.map_err(pg)?;
         let truncated = relations.len() > MAX_TABLES;

@@ -31,23 +31,27 @@ impl Exported {
     }
     /// A string, integer or boolean attribute as text.
     pub fn attribute(&self, key: &str) -> Option<String> {
-        self.span.attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
-            match kv.value.as_ref()?.value.as_ref()? {
+        self.span
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
                 any_value::Value::StringValue(s) => Some(s.clone()),
                 any_value::Value::IntValue(i) => Some(i.to_string()),
                 any_value::Value::BoolValue(b) => Some(b.to_string()),
                 other => Some(format!("{other:?}")),
-            }
-        })
+            })
     }
     pub fn resource_attribute(&self, key: &str) -> Option<String> {
         let resource = self.resource.as_ref()?;
-        resource.attributes.iter().find(|kv| kv.key == key).and_then(|kv| {
-            match kv.value.as_ref()?.value.as_ref()? {
+        resource
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .and_then(|kv| match kv.value.as_ref()?.value.as_ref()? {
                 any_value::Value::StringValue(s) => Some(s.clone()),
                 other => Some(format!("{other:?}")),
-            }
-        })
+            })
     }
 }
 
@@ -67,7 +71,9 @@ impl Collector {
         let (seen, paths) = (spans.clone(), posts.clone());
         tokio::spawn(async move {
             loop {
-                let Ok((stream, _)) = listener.accept().await else { return };
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
                 let (seen, paths) = (seen.clone(), paths.clone());
                 tokio::spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| {
@@ -97,7 +103,9 @@ impl Collector {
                             Ok::<_, std::convert::Infallible>(Response::new(Full::new(bytes::Bytes::new())))
                         }
                     });
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
                 });
             }
         });
