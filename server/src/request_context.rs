@@ -16,7 +16,7 @@ use poem::{
     Endpoint, IntoResponse, Request, Response,
     http::{HeaderValue, StatusCode, header},
 };
-use tracing::Instrument;
+use tracing::{Instrument, field::Empty};
 
 use crate::{
     correlation::{self, Correlation},
@@ -63,9 +63,16 @@ impl Around for RequestContext {
         let started = Instant::now();
         let route = route_label(request.uri().path());
         let id = request_id(&request);
-        let span = tracing::info_span!("request", request_id = %id, method = %request.method(), route,
-            trace.id = tracing::field::Empty, span.id = tracing::field::Empty,
-            otel.name = format!("{} {route}", request.method()), otel.kind = "server");
+        let span = tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = %request.method(),
+            route,
+            trace.id = Empty,
+            span.id = Empty,
+            otel.name = format!("{} {route}", request.method()),
+            otel.kind = "server"
+        );
         crate::trace_context::adopt_http(&span, request.headers());
         metrics::gauge!("pgmcp_http_requests_in_flight").increment(1.0);
 
