@@ -1,8 +1,10 @@
 //! How a database call shows outside the server: its span (`db.query`, `db.schema`) with the
 //! OpenTelemetry database attributes, and the `application_name` its backend carries while it runs.
 //!
-//! The span follows the semantic conventions for database client spans (`db.system.name =
-//! postgresql`, `db.operation.name`, `db.query.text`, `error.type`). A statement's literals may be
+//! The span follows the semantic conventions for database client spans: exported as
+//! `{db.operation.name}` (`SELECT`, `WITH`, … the statement's first keyword; `postgresql` when it is
+//! none of those) or `SELECT pg_catalog` for the schema, with `db.system.name = postgresql`,
+//! `db.operation.name`, `db.query.text`, `error.type`. A statement's literals may be
 //! anyone's data, so `db.query.text` is PostgreSQL's own normalised form (`pg_query::normalize`:
 //! every constant becomes `$n`), recorded only for a span that is exported and for statements up to
 //! [`MAX_NORMALISED_BYTES`] (normalising parses the statement again, on the request's thread).
@@ -30,7 +32,7 @@ pub fn query_span(sql: &str) -> Span {
     let operation = operation(sql);
     let span = tracing::info_span!(
         "db.query",
-        otel.name = format!("{} postgresql", operation.unwrap_or("query")),
+        otel.name = operation.unwrap_or("postgresql"),
         otel.kind = "client",
         db.system.name = "postgresql",
         db.operation.name = operation,
@@ -50,6 +52,7 @@ pub fn query_span(sql: &str) -> Span {
 pub fn schema_span() -> Span {
     tracing::info_span!(
         "db.schema",
+        otel.name = "SELECT pg_catalog",
         otel.kind = "client",
         db.system.name = "postgresql",
         db.operation.name = "SELECT",
