@@ -1,10 +1,12 @@
 //! Issue #14, traces: a request's W3C `traceparent` reaches its log lines and the spans exported to
 //! an OTLP/HTTP collector (an in-test one, decoding the protobuf the server POSTs), with the span
-//! tree request -> auth, MCP method -> tool -> kb.search; an MCP `_meta.traceparent` parents the MCP
-//! span. (Its own test binary: the logger and the span exporter are process-global.)
+//! tree request -> auth, MCP method -> tool -> kb.search or the PostgreSQL span; an MCP
+//! `_meta.traceparent` parents the MCP span. (Its own test binary: the logger and the span exporter
+//! are process-global.)
 
 mod common;
 mod otlp_collector;
+mod pg_cluster;
 
 use common::*;
 use otlp_collector::{Collector, Exported};
@@ -28,14 +30,16 @@ fn named<'a>(spans: &'a [Exported], name: &str) -> &'a Exported {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
     let collector = Collector::start().await;
+    let cluster = pg_cluster::PgCluster::start();
     let fixture = Fixture::new();
     let log_dir = fixture.path("logs");
     let mut config = fixture.config(
         "mcp-trace",
         &format!(
-            "log:\n  format: json\n  level: info\n  file:\n    dir: {}\ntrace:\n  otlp_endpoint: {}\n",
+            "log:\n  format: json\n  level: info\n  file:\n    dir: {}\ntrace:\n  otlp_endpoint: {}\ndatabase:\n  url: \"{}\"\n",
             log_dir.display(),
-            collector.endpoint()
+            collector.endpoint(),
+            cluster.url()
         ),
     );
     config.log.format = LogFormat::Json;
@@ -90,6 +94,20 @@ async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
         .await
         .unwrap();
     assert_eq!(answered.status(), 200);
+
+    // 4. A database call with a literal that must not be exported.
+    let query = json!({"jsonrpc": "2.0", "id": 5, "method": "tools/call", "params": {"name": "query_database",
+        "arguments": {"sql": "SELECT 'alice@example.com' AS email, 42 AS answer"}}});
+    let answered = client()
+        .post(url(&server, "/mcp"))
+        .bearer_auth(&fixture.token)
+        .header("traceparent", format!("00-{TRACE_ID}-{PARENT_ID}-01"))
+        .json(&query)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.status(), 200);
+    assert_eq!(answered.json::<Value>().await.unwrap()["result"]["isError"], false);
 
     server.stop().await.unwrap();
     export.shutdown().await;
@@ -186,6 +204,27 @@ async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
         .expect("the MCP span of the unknown tool");
     assert_eq!(failed.attribute("rpc.response.status_code").as_deref(), Some("-32602"));
     assert_eq!(failed.attribute("error.type").as_deref(), Some("-32602"));
+
+    // The database call: a client span under the tool span, its text normalised.
+    let db_tool = spans
+        .iter()
+        .find(|s| s.span.name == "execute_tool query_database")
+        .expect("the query_database tool span");
+    let db = spans
+        .iter()
+        .find(|s| s.parent_span_id() == db_tool.span_id())
+        .expect("a database span under the tool span");
+    assert_eq!(db.span.name, "SELECT");
+    assert_eq!(db.span.kind, 3, "SPAN_KIND_CLIENT");
+    assert_eq!(db.attribute("db.system.name").as_deref(), Some("postgresql"));
+    assert_eq!(db.attribute("db.operation.name").as_deref(), Some("SELECT"));
+    let text = db.attribute("db.query.text").expect("db.query.text");
+    assert!(
+        text.contains("$1") && !text.contains("alice") && !text.contains("42"),
+        "{text}"
+    );
+    assert_eq!(db.attribute("error.type"), None);
+    drop(cluster);
 
     // Every line a request logged carries its request id, trace id and the request span's id.
     let files: Vec<_> = std::fs::read_dir(&log_dir)
