@@ -109,6 +109,18 @@ async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
     assert_eq!(answered.status(), 200);
     assert_eq!(answered.json::<Value>().await.unwrap()["result"]["isError"], false);
 
+    // 5. A database call PostgreSQL refuses: a tool error, on the tool and database spans.
+    let failing = json!({"jsonrpc": "2.0", "id": 6, "method": "tools/call", "params": {"name": "query_database",
+        "arguments": {"sql": "SELECT 1 / 0 AS boom"}}});
+    let answered = client()
+        .post(url(&server, "/mcp"))
+        .bearer_auth(&fixture.token)
+        .json(&failing)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answered.json::<Value>().await.unwrap()["result"]["isError"], true);
+
     server.stop().await.unwrap();
     export.shutdown().await;
     drop(guard);
@@ -224,6 +236,17 @@ async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
         "{text}"
     );
     assert_eq!(db.attribute("error.type"), None);
+    assert_eq!(db_tool.attribute("error.type"), None);
+    let failed_db = spans
+        .iter()
+        .find(|s| s.span.name == "SELECT" && s.attribute("error.type").is_some())
+        .expect("the refused statement's span");
+    assert_eq!(failed_db.attribute("error.type").as_deref(), Some("rejected"));
+    let failed_tool = spans
+        .iter()
+        .find(|s| s.span_id() == failed_db.parent_span_id())
+        .expect("its tool span");
+    assert_eq!(failed_tool.attribute("error.type").as_deref(), Some("tool_error"));
     drop(cluster);
 
     // Every line a request logged carries its request id, trace id and the request span's id.

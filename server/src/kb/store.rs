@@ -223,7 +223,12 @@ impl KnowledgeBase {
     /// Full-text search, best first, through [`run`](Self::run); the query is checked against the
     /// limits of [`super::terms`] before any slot is taken.
     pub async fn search_async(self: Arc<Self>, query: String, limit: usize) -> Result<Vec<SearchHit>, SearchError> {
-        let span = tracing::info_span!("kb.search", otel.name = "kb.search", db.system.name = "sqlite", db.operation.name = "search", error.type = tracing::field::Empty);
+        let span = tracing::info_span!(
+            "kb.search",
+            db.system.name = "sqlite",
+            db.operation.name = "search",
+            error.type = tracing::field::Empty
+        );
         let outcome = async {
             let terms = SearchTerms::parse(&query)?;
             self.run(move |db| search_on(db, &terms, limit)).await

@@ -135,11 +135,21 @@ impl ToolTable {
             "tool",
             otel.name = format!("execute_tool {name}"),
             gen_ai.operation.name = "execute_tool",
-            gen_ai.tool.name = name
+            gen_ai.tool.name = name,
+            error.type = tracing::field::Empty
         );
-        (entry.call)(principal.clone(), arguments.unwrap_or_default())
-            .instrument(span)
-            .await
+        let outcome = (entry.call)(principal.clone(), arguments.unwrap_or_default())
+            .instrument(span.clone())
+            .await;
+        let failure = match &outcome {
+            Ok(result) if result.is_error == Some(true) => Some("tool_error"),
+            Err(DispatchError::InvalidArguments { .. }) => Some("invalid_arguments"),
+            _ => None,
+        };
+        if let Some(kind) = failure {
+            span.record("error.type", kind);
+        }
+        outcome
     }
 }
 
