@@ -40,6 +40,7 @@ pub struct Config {
     pub watch: WatchConfig,
     pub database: DatabaseConfig,
     pub log: LogConfig,
+    pub trace: TraceConfig,
     pub shutdown: ShutdownConfig,
     pub http: HttpConfig,
 }
@@ -226,6 +227,55 @@ pub enum LogRotation {
     Daily,
     Hourly,
     Never,
+}
+
+/// `trace.*`: OpenTelemetry span export (see `trace_export`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TraceConfig {
+    /// OTLP/HTTP base URL (`http://collector:4318`); `None` or empty: export off.
+    pub otlp_endpoint: Option<String>,
+    /// Share of new traces sampled, 0.0..=1.0 (parent-based: an incoming traceparent decides).
+    pub sample_ratio: f64,
+    pub service_name: String,
+}
+
+impl TraceConfig {
+    /// The endpoint when export is on.
+    pub fn endpoint(&self) -> Option<&str> {
+        self.otlp_endpoint.as_deref().map(str::trim).filter(|e| !e.is_empty())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(endpoint) = self.endpoint() {
+            let authority = endpoint
+                .strip_prefix("http://")
+                .or_else(|| endpoint.strip_prefix("https://"))
+                .ok_or_else(|| {
+                    ConfigError::invalid(
+                        "trace.otlp_endpoint",
+                        "must start with http:// or https:// (OTLP over HTTP, e.g. http://otel-collector:4318)",
+                    )
+                })?;
+            let host = authority.split(['/', '?', '#']).next().unwrap_or_default();
+            if host.is_empty() || host.contains(char::is_whitespace) || host.contains('@') {
+                return Err(ConfigError::invalid(
+                    "trace.otlp_endpoint",
+                    "needs a host[:port] after the scheme, and no user:password@ (send credentials through the collector)",
+                ));
+            }
+        }
+        if !(0.0..=1.0).contains(&self.sample_ratio) {
+            return Err(ConfigError::invalid(
+                "trace.sample_ratio",
+                "must be between 0.0 and 1.0",
+            ));
+        }
+        if self.service_name.trim().is_empty() {
+            return Err(ConfigError::invalid("trace.service_name", "must not be empty"));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -457,6 +507,7 @@ impl Config {
                 "must be between 0.0 and 1.0",
             ));
         }
+        self.trace.validate()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| ConfigError::invalid("log.level", format!("not a valid filter: {err}")))?;
         Ok(())
@@ -718,6 +769,52 @@ mod tests {
             message.contains("`http.allowed_hosts[0]`") && message.contains("wildcards"),
             "{message}"
         );
+    }
+}
+
+#[cfg(test)]
+mod trace_config_tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let overrides = Overrides {
+            tokens_file: Some("/tmp/tokens.yaml".into()),
+            ..Default::default()
+        };
+        Config::load(None, env, &overrides)
+    }
+
+    #[test]
+    fn trace_export_is_off_by_default_and_one_variable_turns_it_on() {
+        let config = load(&[]).unwrap();
+        assert_eq!(config.trace.endpoint(), None);
+        assert_eq!(config.trace.sample_ratio, 1.0);
+        assert_eq!(config.trace.service_name, "postgres-mcp");
+        let config = load(&[("PGMCP_TRACE_OTLP_ENDPOINT", "http://otel-collector:4318")]).unwrap();
+        assert_eq!(config.trace.endpoint(), Some("http://otel-collector:4318"));
+        let config = load(&[("PGMCP_TRACE_OTLP_ENDPOINT", "")]).unwrap();
+        assert_eq!(config.trace.endpoint(), None);
+    }
+
+    #[test]
+    fn a_bad_endpoint_or_ratio_is_refused_naming_the_key() {
+        for endpoint in [
+            "otel-collector:4318",
+            "grpc://c:4317",
+            "http://",
+            "https://user:pw@c:4318",
+        ] {
+            let message = load(&[("PGMCP_TRACE_OTLP_ENDPOINT", endpoint)])
+                .unwrap_err()
+                .to_string();
+            assert!(message.contains("`trace.otlp_endpoint`"), "{endpoint}: {message}");
+            assert!(!message.contains("pw@"), "{message}");
+        }
+        for ratio in ["1.5", "-0.1"] {
+            let message = load(&[("PGMCP_TRACE_SAMPLE_RATIO", ratio)]).unwrap_err().to_string();
+            assert!(message.contains("`trace.sample_ratio`"), "{ratio}: {message}");
+        }
     }
 }
 

@@ -27,6 +27,8 @@
 //!   instance's name ([`InstanceId`]);
 //! - `exchange`: what a request turned out to be (principal, MCP method, tool, whose fault a failure
 //!   was), written by the layers it passes and read by the access log and metrics;
+//! - [`trace_export`], [`trace_context`], `correlation`: spans exported over OTLP, the W3C trace a
+//!   request belongs to (its ids on every log line), and the request a PostgreSQL backend serves;
 //! - `layer`, `http_error`, `net`, `authority`, `atomic_file`, `file_access`, `units`, [`tls`]: small shared
 //!   helpers with no knowledge of the rest (`layer` is the one shape of our middleware).
 
@@ -43,6 +45,7 @@ mod config_check;
 mod connection_io;
 mod connection_state;
 mod connections;
+mod correlation;
 mod exchange;
 mod file_access;
 mod health;
@@ -63,6 +66,8 @@ mod shutdown;
 pub mod sync;
 pub mod telemetry;
 pub mod tls;
+pub mod trace_context;
+pub mod trace_export;
 mod units;
 pub mod watch;
 

@@ -24,11 +24,12 @@ use poem::{
     Endpoint, IntoResponse, Request, Response,
     http::{HeaderValue, StatusCode, header},
 };
-use tracing::Instrument;
+use tracing::{Instrument, field::Empty};
 
 use crate::{
     access_log::{AccessLog, Finished},
     auth::proxies::TrustedProxies,
+    correlation::{self, Correlation},
     exchange::{Exchange, Facts},
     http_error::HttpError,
     instance::InstanceId,
@@ -84,7 +85,12 @@ impl Around for RequestContext {
             http.request.id = %id,
             http.request.method = %request.method(),
             http.route = route,
+            trace.id = Empty,
+            span.id = Empty,
+            otel.name = format!("{} {route}", request.method()),
+            otel.kind = "server"
         );
+        crate::trace_context::adopt_http(&span, request.headers());
         let exchange = Exchange::default();
         request.extensions_mut().insert(exchange.clone());
         let path = request.uri().path().to_string();
@@ -97,7 +103,8 @@ impl Around for RequestContext {
         metrics::gauge!("pgmcp_http_requests_in_flight").increment(1.0);
 
         let timeout = self.timeout;
-        let outcome = tokio::time::timeout(timeout, next.get_response(request))
+        let correlation = Correlation::new(self.instance.clone(), &id);
+        let outcome = correlation::scope(correlation, tokio::time::timeout(timeout, next.get_response(request)))
             .instrument(span.clone())
             .await;
         let mut response = match outcome {

@@ -36,7 +36,7 @@ pub struct RunningServer {
 }
 
 /// Loads every configured file; start-up fails naming the first that cannot be served.
-pub fn open_files(config: &Config) -> anyhow::Result<Files> {
+pub fn open_files(config: &Config, instance: &InstanceId) -> anyhow::Result<Files> {
     let auth = Arc::new(Authenticator::open(&config.auth)?);
     let kb = match &config.kb.path {
         Some(path) => {
@@ -49,7 +49,7 @@ pub fn open_files(config: &Config) -> anyhow::Result<Files> {
         }
         None => None,
     };
-    let database = Database::open(&config.database)?;
+    let database = Database::open_named(&config.database, &crate::correlation::pool_application_name(instance))?;
     Ok(Files { auth, kb, database })
 }
 
@@ -58,7 +58,7 @@ pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<Runni
     // Before anything sets a gauge (loading the files sets the KB and token ones): values recorded
     // before the recorder exists are lost.
     crate::metrics::handle();
-    let files = open_files(&config)?;
+    let files = open_files(&config, &instance)?;
     let draining = Draining::new();
     let (trigger, shutdown) = ShutdownTrigger::new();
 

@@ -27,7 +27,7 @@ use serde_json::{Map, Value};
 use tracing::{Event, Level, Metadata, Subscriber, field::Field};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::{
-    EnvFilter, Layer,
+    EnvFilter, Layer, Registry,
     filter::FilterExt,
     fmt::{
         FmtContext, FormatEvent, FormatFields, FormattedFields, MakeWriter,
@@ -77,6 +77,15 @@ fn level_filter(config: &LogConfig) -> EnvFilter {
 
 /// Installs the global subscriber.
 pub fn init(config: &LogConfig, instance: &str) -> anyhow::Result<LogGuard> {
+    init_with(config, instance, None)
+}
+
+/// [`init`] with one more layer beside the log writers: the span exporter of `trace_export`.
+pub fn init_with(
+    config: &LogConfig,
+    instance: &str,
+    extra: Option<Box<dyn Layer<Registry> + Send + Sync>>,
+) -> anyhow::Result<LogGuard> {
     let filter = || {
         level_filter(config).and(tracing_subscriber::filter::filter_fn(|metadata| {
             not_secret_bearing(metadata)
@@ -107,6 +116,7 @@ pub fn init(config: &LogConfig, instance: &str) -> anyhow::Result<LogGuard> {
         guard = Some(file_guard);
         layers.push(layer(config.format, instance, writer).with_filter(filter()).boxed());
     }
+    layers.extend(extra);
     tracing_subscriber::registry()
         .with(layers)
         .try_init()
@@ -171,7 +181,8 @@ where
                 if let Some(fields) = span.extensions().get::<FormattedFields<JsonFields>>()
                     && let Ok(Value::Object(map)) = serde_json::from_str::<Value>(fields)
                 {
-                    line.extend(map);
+                    // `otel.name`/`otel.kind` steer the span exporter; they say nothing a line needs.
+                    line.extend(map.into_iter().filter(|(key, _)| !key.starts_with("otel.")));
                 }
             }
         }

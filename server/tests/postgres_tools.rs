@@ -1024,3 +1024,56 @@ async fn an_abandoned_call_is_cancelled_and_leaves_no_lock_behind() {
     let ok = sql(&setup, "SELECT 1 AS one").await;
     assert_eq!(ok["structuredContent"]["rows"], json!([[1]]), "{ok}");
 }
+
+/// Issue #14: an operator looking at `pg_stat_activity` sees which instance and which request (the
+/// `X-Request-Id` of the response) a running statement belongs to; an idle pooled connection names
+/// the instance.
+#[tokio::test]
+async fn pg_stat_activity_names_the_instance_and_the_request_of_a_running_call() {
+    let setup = setup("").await;
+    let sleeper = client()
+        .post(url(&setup.server, "/mcp"))
+        .bearer_auth(&setup.fixture.token)
+        .header("x-request-id", "req-pgsa-42")
+        .json(
+            &json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "query_database",
+            "arguments": {"sql": "SELECT pg_sleep(2)"}}}),
+        )
+        .send();
+    let watcher = async {
+        let admin = setup.cluster.client().await;
+        let running = "SELECT application_name FROM pg_stat_activity \
+                       WHERE query LIKE '%pg_sleep(2)%' AND state = 'active' AND pid <> pg_backend_pid()";
+        for _ in 0..40 {
+            if let Some(row) = admin.query_opt(running, &[]).await.unwrap() {
+                return Some(row.get::<_, String>(0));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        None
+    };
+    let (response, seen) = tokio::join!(sleeper, watcher);
+    let response = response.unwrap();
+    assert_eq!(response.headers()["x-request-id"], "req-pgsa-42");
+    let seen = seen.expect("the call was never seen running in pg_stat_activity");
+    println!("pg_stat_activity.application_name during the call: {seen}");
+    assert_eq!(seen, "postgres-mcp/mcp-pg req-pgsa-42");
+
+    let idle: Vec<String> = setup
+        .cluster
+        .client()
+        .await
+        .query(
+            "SELECT application_name FROM pg_stat_activity WHERE application_name LIKE 'postgres-mcp/%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert!(
+        !idle.is_empty() && idle.iter().all(|name| name == "postgres-mcp/mcp-pg"),
+        "{idle:?}"
+    );
+}

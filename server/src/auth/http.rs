@@ -100,7 +100,12 @@ impl Gate {
 /// [`Principal`](super::Principal) it finds in the request's extensions.
 impl Around for Gate {
     async fn around<E: Endpoint>(&self, next: &E, mut request: Request) -> Response {
-        match self.authenticator.authenticate_header(request.header("authorization")) {
+        let span = tracing::info_span!("auth", error.type = tracing::field::Empty);
+        let outcome = span.in_scope(|| self.authenticator.authenticate_header(request.header("authorization")));
+        if let Err(failure) = &outcome {
+            span.record("error.type", failure.label());
+        }
+        match outcome {
             Ok(principal) => {
                 Exchange::of(&request).set_principal(principal.name.clone());
                 request.extensions_mut().insert(principal);

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use clap::Args;
 
 use super::config::{ConfigFlags, invalid};
-use crate::{instance::InstanceId, server, shutdown::termination_signal, telemetry};
+use crate::{instance::InstanceId, server, shutdown::termination_signal, telemetry, trace_export};
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -20,20 +20,33 @@ pub fn run(args: ServeArgs) -> ExitCode {
         Err(error) => return invalid(error),
     };
     let instance = InstanceId::resolve(config.instance_id.as_deref(), std::env::var("HOSTNAME").ok());
-    let _log_guard = match telemetry::init(&config.log, instance.as_str()) {
-        Ok(guard) => guard,
-        Err(error) => return invalid(format!("{error:#}")),
-    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .expect("tokio runtime starts");
+    // The span exporter's batch task runs on this runtime.
+    let exporter = match runtime.block_on(async { trace_export::start(&config.trace, instance.as_str()) }) {
+        Ok(exporter) => exporter,
+        Err(error) => return invalid(format!("{error:#}")),
+    };
+    let (layer, export) = exporter.unzip();
+    let _log_guard = match telemetry::init_with(&config.log, instance.as_str(), layer) {
+        Ok(guard) => guard,
+        Err(error) => return invalid(format!("{error:#}")),
+    };
     let result = runtime.block_on(async move {
         crate::metrics::handle();
-        let running = server::start(config, instance).await?;
-        termination_signal().await;
-        tracing::info!("termination signal received");
-        running.drain_and_stop().await
+        let served = async {
+            let running = server::start(config, instance).await?;
+            termination_signal().await;
+            tracing::info!("termination signal received");
+            running.drain_and_stop().await
+        }
+        .await;
+        if let Some(export) = export {
+            export.shutdown().await;
+        }
+        served
     });
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -28,6 +28,7 @@ use std::{
 use rusqlite::{Connection, OpenFlags, OptionalExtension, params};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use tracing::Instrument;
 
 use super::cancel::{CancelOnDrop, is_interrupted};
 use super::format::SCHEMA_VERSION;
@@ -222,8 +223,27 @@ impl KnowledgeBase {
     /// Full-text search, best first, through [`run`](Self::run); the query is checked against the
     /// limits of [`super::terms`] before any slot is taken.
     pub async fn search_async(self: Arc<Self>, query: String, limit: usize) -> Result<Vec<SearchHit>, SearchError> {
-        let terms = SearchTerms::parse(&query)?;
-        self.run(move |db| search_on(db, &terms, limit)).await
+        let span = tracing::info_span!(
+            "kb.search",
+            db.system.name = "sqlite",
+            db.operation.name = "search",
+            error.type = tracing::field::Empty
+        );
+        let outcome = async {
+            let terms = SearchTerms::parse(&query)?;
+            self.run(move |db| search_on(db, &terms, limit)).await
+        }
+        .instrument(span.clone())
+        .await;
+        if let Err(error) = &outcome {
+            let kind = match error {
+                SearchError::Terms(_) => "invalid_query",
+                SearchError::Database(_) => "sqlite_error",
+                SearchError::Interrupted => "interrupted",
+            };
+            span.record("error.type", kind);
+        }
+        outcome
     }
 
     /// The same search, blocking and not cancellable: for measurements and tools in process, not for

@@ -16,6 +16,7 @@ use rmcp::handler::server::common::schema_for_input;
 use rmcp::model::{CallToolResult, ContentBlock, JsonObject, Tool, ToolAnnotations};
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
+use tracing::Instrument;
 
 use super::arguments::{self, ArgumentError};
 use crate::{
@@ -184,7 +185,25 @@ impl ToolTable {
                 principal: principal.name.to_string(),
             });
         }
-        (entry.call)(principal.clone(), arguments.unwrap_or_default()).await
+        let span = tracing::info_span!(
+            "tool",
+            otel.name = format!("execute_tool {name}"),
+            gen_ai.operation.name = "execute_tool",
+            gen_ai.tool.name = name,
+            error.type = tracing::field::Empty
+        );
+        let outcome = (entry.call)(principal.clone(), arguments.unwrap_or_default())
+            .instrument(span.clone())
+            .await;
+        let failure = match &outcome {
+            Ok(called) => called.failure.map(|failure| failure.error_type),
+            Err(DispatchError::InvalidArguments { .. }) => Some("invalid_arguments"),
+            _ => None,
+        };
+        if let Some(kind) = failure {
+            span.record("error.type", kind);
+        }
+        outcome
     }
 }
 

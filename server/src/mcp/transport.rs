@@ -18,6 +18,7 @@ use rmcp::model::{
     InitializeResult, ListToolsResult, ProtocolVersion, ServerCapabilities,
 };
 use serde_json::{Value, json};
+use tracing::Instrument;
 
 use super::{
     jsonrpc::{self, Message, Refused, RequestId},
@@ -39,6 +40,7 @@ const INSTRUCTIONS: &str = "Tools for a PostgreSQL deployment and its documentat
 /// code and whose fault it is: [`outcome::of_jsonrpc_error`]).
 fn rpc_error(exchange: &Exchange, status: StatusCode, id: Option<&Value>, error: ErrorData) -> Response {
     exchange.set_jsonrpc_error(error.code.0, outcome::of_jsonrpc_error(error.code));
+    crate::trace_context::record_rpc_error(error.code.0);
     let body = json!({"jsonrpc": "2.0", "id": id.cloned().unwrap_or(Value::Null), "error": error});
     json_response(status, &body)
 }
@@ -139,7 +141,9 @@ impl Endpoint {
         };
         exchange.set_mcp_method(outcome::method_label(&method));
         exchange.set_jsonrpc_id(id.as_value());
+        let span = crate::trace_context::mcp_span(&method, id.as_value(), params.as_ref(), request.headers());
         self.dispatch(&exchange, &principal, request.headers(), &method, id.as_value(), params)
+            .instrument(span)
             .await
     }
 

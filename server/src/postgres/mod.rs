@@ -18,8 +18,10 @@
 //!   effects would reach beyond the call (PostgreSQL's parser walks the statement);
 //! - [`role_audit`]: what the pool's role could do beyond a call, reported in `/health` and metrics;
 //! - [`values`]: PostgreSQL values as JSON where the server cannot do it for us;
+//! - [`call_trace`]: a call's span and the `application_name` that ties its backend to the request;
 //! - [`schema`]: tables, columns, keys and indexes, compact enough for a model's context.
 
+pub mod call_trace;
 mod checkout;
 mod error;
 pub mod pool;

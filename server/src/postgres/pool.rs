@@ -76,10 +76,16 @@ impl Database {
     /// With `url_file`, the file is watched like the auth files: a rotated password or a moved
     /// database takes effect at the next reload, without a restart.
     pub fn open(config: &DatabaseConfig) -> Result<Option<Arc<Database>>, OpenError> {
+        Database::open_named(config, "postgres-mcp")
+    }
+
+    /// [`Database::open`] whose connections carry `application_name` (unless the URL sets one),
+    /// e.g. `postgres-mcp/<instance>` from [`crate::correlation::pool_application_name`].
+    pub fn open_named(config: &DatabaseConfig, application_name: &str) -> Result<Option<Arc<Database>>, OpenError> {
         let role = Arc::new(RoleWatch::new(config.require_safe_role));
         let pool = match (&config.url, &config.url_file) {
             (Some(url), _) => PoolSource::Fixed(Arc::new(
-                build_target(url.expose(), config, &role).map_err(OpenError::Settings)?,
+                build_target(url.expose(), config, &role, application_name).map_err(OpenError::Settings)?,
             )),
             (None, Some(path)) => PoolSource::File(Watched::open(
                 "database_url",
@@ -88,6 +94,7 @@ impl Database {
                     text: TextLoader::new(|text| Ok(text.trim().to_string())),
                     config: config.clone(),
                     role: role.clone(),
+                    application_name: application_name.to_string(),
                 },
             )?),
             (None, None) => return Ok(None),
@@ -326,7 +333,12 @@ impl Connector {
 
 /// A pool for `url` (nothing connects until the first call) and the probe's connector with the same
 /// settings. Each new pooled connection audits the role into `role` before it is handed out.
-fn build_target(url: &str, config: &DatabaseConfig, role: &Arc<RoleWatch>) -> Result<Target, String> {
+fn build_target(
+    url: &str,
+    config: &DatabaseConfig,
+    role: &Arc<RoleWatch>,
+    application_name: &str,
+) -> Result<Target, String> {
     let mut pg = tokio_postgres::Config::from_str(url.trim())
         .map_err(|e| format!("database.url is not a valid PostgreSQL URL: {e}"))?;
     let connect_timeout = config.connect_timeout.get();
@@ -334,7 +346,7 @@ fn build_target(url: &str, config: &DatabaseConfig, role: &Arc<RoleWatch>) -> Re
         pg.connect_timeout(connect_timeout);
     }
     if pg.get_application_name().is_none() {
-        pg.application_name("postgres-mcp");
+        pg.application_name(application_name);
     }
     // The per-call limits as session settings, sent once per connection in the startup packet
     // rather than as a SET round trip per call. A statement that changes them with set_config()
@@ -408,6 +420,7 @@ struct PoolLoader {
     text: TextLoader<String>,
     config: DatabaseConfig,
     role: Arc<RoleWatch>,
+    application_name: String,
 }
 
 impl Loader for PoolLoader {
@@ -416,7 +429,7 @@ impl Loader for PoolLoader {
     fn load(&self, path: &Path) -> Result<Loaded<Target>, String> {
         let url = self.text.load(path)?;
         Ok(Loaded {
-            value: build_target(&url.value, &self.config, &self.role)?,
+            value: build_target(&url.value, &self.config, &self.role, &self.application_name)?,
             served: url.served,
         })
     }
@@ -427,7 +440,7 @@ impl Loader for PoolLoader {
             return Ok(None);
         };
         Ok(Some(Loaded {
-            value: build_target(&url.value, &self.config, &self.role)?,
+            value: build_target(&url.value, &self.config, &self.role, &self.application_name)?,
             served: url.served,
         }))
     }

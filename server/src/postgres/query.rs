@@ -50,8 +50,9 @@ use serde::Serialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use tokio_postgres::{Client, Statement, Transaction};
+use tracing::Instrument;
 
-use super::{error::DbError, pool::Database, values};
+use super::{call_trace, error::DbError, pool::Database, values};
 
 /// What a query returned, ready to serialize for the model.
 #[derive(Debug, Serialize, PartialEq)]
@@ -85,10 +86,17 @@ impl Database {
     /// Runs one read-only statement with at most `limit` rows (capped by `database.max_rows`).
     pub async fn query(&self, sql: &str, limit: Option<usize>) -> Result<QueryOutput, DbError> {
         let sql = normalize(sql)?;
-        super::sql_check::check_off_workers(sql).await?;
-        let limit = limit.unwrap_or(self.limits.max_rows).clamp(1, self.limits.max_rows);
-        self.on_connection(async |client| self.run(client, sql, limit).await)
-            .await
+        let span = call_trace::query_span(sql);
+        let outcome = async {
+            super::sql_check::check_off_workers(sql).await?;
+            let limit = limit.unwrap_or(self.limits.max_rows).clamp(1, self.limits.max_rows);
+            self.on_connection(async |client| self.run(client, sql, limit).await)
+                .await
+        }
+        .instrument(span.clone())
+        .await;
+        call_trace::record_outcome(&span, &outcome);
+        outcome
     }
 
     async fn run(&self, client: &mut Client, sql: &str, limit: usize) -> Result<QueryOutput, DbError> {
@@ -101,7 +109,12 @@ impl Database {
              FROM (SELECT to_json(q)::text AS j FROM (\n{sql}\n) AS q OFFSET 0) AS r",
             ceiling = row_ceiling(max_bytes),
         );
-        let (statement, wrapped) = tokio::join!(transaction.prepare(sql), transaction.prepare(&wrapped_sql));
+        let (tagged, statement, wrapped) = tokio::join!(
+            call_trace::tag(&transaction),
+            transaction.prepare(sql),
+            transaction.prepare(&wrapped_sql)
+        );
+        tagged?;
         let statement = statement.map_err(DbError::from_pg)?;
         check_shape(&statement)?;
         let columns = statement
@@ -119,7 +132,9 @@ impl Database {
                 // transaction, so start again and decode the values ourselves.
                 transaction.rollback().await.map_err(DbError::from_pg)?;
                 let transaction = self.begin(client).await?;
-                let statement = transaction.prepare(sql).await.map_err(DbError::from_pg)?;
+                let (tagged, statement) = tokio::join!(call_trace::tag(&transaction), transaction.prepare(sql));
+                tagged?;
+                let statement = statement.map_err(DbError::from_pg)?;
                 let row_values = |row: &tokio_postgres::Row| Ok(Some(values::row_values(row)));
                 fetch(&transaction, &statement, limit, max_bytes, columns, row_values).await
             }

@@ -11,7 +11,9 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use super::{error::DbError, pool::Database};
+use tracing::Instrument;
+
+use super::{call_trace, error::DbError, pool::Database};
 
 /// Most tables described in one answer.
 pub const MAX_TABLES: usize = 200;
@@ -99,8 +101,13 @@ ORDER BY x.indrelid, x.indexrelid";
 impl Database {
     /// Describes the tables of `schema` (or every non-system schema), or the one `table`.
     pub async fn schema_info(&self, schema: Option<&str>, table: Option<&str>) -> Result<SchemaInfo, DbError> {
-        self.on_connection(async |client| self.introspect(client, schema, table).await)
-            .await
+        let span = call_trace::schema_span();
+        let outcome = self
+            .on_connection(async |client| self.introspect(client, schema, table).await)
+            .instrument(span.clone())
+            .await;
+        call_trace::record_outcome(&span, &outcome);
+        outcome
     }
 
     async fn introspect(
@@ -112,10 +119,10 @@ impl Database {
         let transaction = self.begin(client).await?;
         let pg = DbError::from_pg;
         let limit = MAX_TABLES as i64 + 1;
-        let relations = transaction
-            .query(TABLES, &[&schema, &table, &limit])
-            .await
-            .map_err(pg)?;
+        let parameters: [&(dyn tokio_postgres::types::ToSql + Sync); 3] = [&schema, &table, &limit];
+        let (tagged, relations) = tokio::join!(call_trace::tag(&transaction), transaction.query(TABLES, &parameters));
+        tagged?;
+        let relations = relations.map_err(pg)?;
         let truncated = relations.len() > MAX_TABLES;
         let mut tables: BTreeMap<u32, (String, Table)> = BTreeMap::new();
         for row in relations.iter().take(MAX_TABLES) {
