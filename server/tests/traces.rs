@@ -138,7 +138,7 @@ async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
     let in_trace: Vec<Exported> = spans.iter().filter(|s| s.trace_id() == TRACE_ID).cloned().collect();
     let request = in_trace
         .iter()
-        .find(|s| s.span.name == "POST /mcp" && s.attribute("request_id").as_deref() == Some("req-trace-ok"))
+        .find(|s| s.span.name == "POST /mcp" && s.attribute("http.request.id").as_deref() == Some("req-trace-ok"))
         .expect("the request span of req-trace-ok");
     assert_eq!(request.parent_span_id(), PARENT_ID);
     assert_eq!(request.span.kind, 2, "SPAN_KIND_SERVER");
@@ -185,7 +185,7 @@ async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
     // The refused request: its auth span says why.
     let refused_request = in_trace
         .iter()
-        .find(|s| s.attribute("request_id").as_deref() == Some("req-trace-401"))
+        .find(|s| s.attribute("http.request.id").as_deref() == Some("req-trace-401"))
         .expect("the request span of req-trace-401");
     let refused_auth = in_trace
         .iter()
@@ -241,12 +241,12 @@ async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
         .iter()
         .find(|s| s.span.name == "SELECT" && s.attribute("error.type").is_some())
         .expect("the refused statement's span");
-    assert_eq!(failed_db.attribute("error.type").as_deref(), Some("rejected"));
+    assert_eq!(failed_db.attribute("error.type").as_deref(), Some("sql_rejected"));
     let failed_tool = spans
         .iter()
         .find(|s| s.span_id() == failed_db.parent_span_id())
         .expect("its tool span");
-    assert_eq!(failed_tool.attribute("error.type").as_deref(), Some("tool_error"));
+    assert_eq!(failed_tool.attribute("error.type").as_deref(), Some("sql_rejected"));
     drop(cluster);
 
     // Every line a request logged carries its request id, trace id and the request span's id.
@@ -260,10 +260,10 @@ async fn a_traceparent_reaches_the_log_lines_and_the_exported_span_tree() {
         .iter()
         .find(|l| l["message"] == "authentication refused")
         .expect("the refusal is logged");
-    assert_eq!(refusal["request_id"], "req-trace-401");
+    assert_eq!(refusal["http.request.id"], "req-trace-401");
     assert_eq!(refusal["trace.id"], TRACE_ID);
     assert_eq!(refusal["span.id"], refused_request.span_id());
-    let in_requests: Vec<&Value> = lines.iter().filter(|l| l["request_id"].is_string()).collect();
+    let in_requests: Vec<&Value> = lines.iter().filter(|l| l["http.request.id"].is_string()).collect();
     assert!(!in_requests.is_empty());
     for line in in_requests {
         let trace_id = line["trace.id"]
