@@ -21,6 +21,7 @@ use std::{net::IpAddr, time::Duration};
 use crate::{
     config::{AccessLogConfig, AccessLogMode},
     exchange::{Facts, Failure},
+    log_text::bounded,
 };
 
 /// Longest path and user agent written to a line (client text: bounded like the JSON-RPC id).
@@ -53,9 +54,19 @@ pub struct Finished<'a> {
 }
 
 impl Finished<'_> {
+    /// A route machines poll (probes, scrapes).
+    fn polled(&self) -> bool {
+        POLLED_ROUTES.contains(&self.route)
+    }
+
     /// The request's failure: recorded by a layer inside, or read from an HTTP error status
-    /// (4xx the caller's, 5xx ours).
+    /// (4xx the caller's, 5xx ours). A probe's 503 is its answer, not a failure: `/readyz` says
+    /// "draining" through every rollout, and counting that as a server error would page someone
+    /// at each deploy.
     pub fn failure(&self) -> Option<Failure> {
+        if self.polled() {
+            return self.facts.failure;
+        }
         self.facts.failure.or(match self.status {
             400..=499 => Some(Failure::caller(http_error_type(self.status))),
             500..=599 => Some(Failure::server(http_error_type(self.status))),
@@ -104,7 +115,7 @@ impl AccessLog {
     /// Whether `request` gets a line: `draw` is a uniform sample in [0, 1) (injected for tests).
     fn wanted(&self, request: &Finished<'_>, draw: impl FnOnce() -> f64) -> bool {
         let failed = request.status >= 400 || request.failure().is_some();
-        if POLLED_ROUTES.contains(&request.route) && !failed {
+        if request.polled() && !failed {
             return false;
         }
         match self.mode {
@@ -121,8 +132,8 @@ impl AccessLog {
         }
         let facts = request.facts;
         let failure = request.failure();
-        let path = bounded(request.path);
-        let user_agent = request.user_agent.map(bounded);
+        let path = bounded(request.path, MAX_CLIENT_TEXT);
+        let user_agent = request.user_agent.map(|agent| bounded(agent, MAX_CLIENT_TEXT));
         let seconds = request.duration.as_secs_f64();
         let message = match (facts.mcp_method, facts.tool) {
             (Some(method), Some(tool)) => format!("{} {} {method} {tool}", request.route, request.status),
@@ -148,18 +159,6 @@ impl AccessLog {
             "{message}"
         );
     }
-}
-
-/// Client text cut to [`MAX_CLIENT_TEXT`] bytes at a character boundary.
-fn bounded(text: &str) -> &str {
-    if text.len() <= MAX_CLIENT_TEXT {
-        return text;
-    }
-    let mut end = MAX_CLIENT_TEXT;
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text[..end]
 }
 
 #[cfg(test)]
@@ -215,12 +214,10 @@ mod tests {
         assert_eq!(finished("/mcp", 401, &facts).outcome(), "caller_error");
         assert_eq!(finished("/mcp", 504, &facts).outcome(), "server_error");
         assert_eq!(finished("/mcp", 504, &facts).failure().unwrap().error_type, "504");
-    }
-
-    #[test]
-    fn client_text_is_cut_at_a_character_boundary() {
-        let text = "é".repeat(200);
-        let cut = bounded(&text);
-        assert!(cut.len() <= MAX_CLIENT_TEXT && cut.chars().all(|c| c == 'é'));
+        assert_eq!(
+            finished("/readyz", 503, &facts).outcome(),
+            "ok",
+            "a probe answering 'draining'"
+        );
     }
 }

@@ -147,15 +147,29 @@ impl std::fmt::Debug for SecretUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // `scheme://user:password@host...`: mask between the first ':' after "//" and the last '@'
         // before the path. Anything unparsable is masked whole.
-        let masked = self.0.split_once("://").and_then(|(scheme, rest)| {
+        // `scheme://user:password@host/db?query`: the password masked (between the first ':' and the
+        // last '@' before the path), and a query naming a password in any case or encoding
+        // (`?password=`, `?PASSWORD=`, `?options=-c%20password%3D…`) masked whole. The query is
+        // looked for after the user info, so a '?' inside a password cannot end it early.
+        let masked = self.0.split_once("://").map(|(scheme, rest)| {
             let authority_end = rest.find('/').unwrap_or(rest.len());
-            let at = rest[..authority_end].rfind('@')?;
-            let user = rest[..at].split(':').next().unwrap_or_default();
-            Some(format!("{scheme}://{user}:***@{}", &rest[at + 1..]))
+            let (user, remainder) = match rest[..authority_end].rfind('@') {
+                Some(at) => (Some(rest[..at].split(':').next().unwrap_or_default()), &rest[at + 1..]),
+                None => (None, rest),
+            };
+            let remainder = match remainder.split_once('?') {
+                Some((path, query)) if query.to_ascii_lowercase().contains("password") => format!("{path}?***"),
+                _ => remainder.to_string(),
+            };
+            match user {
+                Some(user) => format!("{scheme}://{user}:***@{remainder}"),
+                None => format!("{scheme}://{remainder}"),
+            }
         });
         match masked {
             Some(masked) => write!(f, "{masked:?}"),
-            None if self.0.contains('@') || self.0.contains("password") => f.write_str("\"***\""),
+            // key=value form (`host=… password=…`), or text that is no URL at all.
+            None if self.0.contains('@') || self.0.to_ascii_lowercase().contains("password") => f.write_str("\"***\""),
             None => write!(f, "{:?}", self.0),
         }
     }
@@ -832,6 +846,14 @@ mod secret_url_tests {
             ("postgres://app:p@ss@db/app", "postgres://app:***@db/app"),
             ("postgres://db.internal/app", "postgres://db.internal/app"),
             ("host=db user=app password=s3cr3t", "***"),
+            ("host=db user=app PASSWORD=s3cr3t", "***"),
+            ("postgres://app:pa?s3cr3t@db/app", "postgres://app:***@db/app"),
+            ("postgres://db/app?user=app&PassWord=s3cr3t", "postgres://db/app?***"),
+            ("postgres://db?password=s3cr3t", "postgres://db?***"),
+            (
+                "postgres://app@db/app?options=-c%20password%3Ds3cr3t",
+                "postgres://app:***@db/app?***",
+            ),
         ] {
             let debug = format!("{:?}", SecretUrl::new(url));
             assert!(!debug.contains("s3cr3t") && !debug.contains("p@ss"), "{debug}");

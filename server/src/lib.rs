@@ -29,7 +29,7 @@
 //!   was), written by the layers it passes and read by the access log and metrics;
 //! - [`trace_export`], [`trace_context`], `correlation`: spans exported over OTLP, the W3C trace a
 //!   request belongs to (its ids on every log line), and the request a PostgreSQL backend serves;
-//! - `layer`, `http_error`, `net`, `authority`, `atomic_file`, `file_access`, `units`, [`tls`]: small shared
+//! - `layer`, `log_text`, `http_error`, `net`, `authority`, `atomic_file`, `file_access`, `units`, [`tls`]: small shared
 //!   helpers with no knowledge of the rest (`layer` is the one shape of our middleware).
 
 mod accept_queue;
@@ -53,6 +53,7 @@ mod http_error;
 mod instance;
 pub mod kb;
 mod layer;
+mod log_text;
 pub mod mcp;
 pub mod metrics;
 mod net;

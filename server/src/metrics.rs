@@ -188,6 +188,14 @@ fn describe() {
         "pgmcp_mcp_request_duration_seconds",
         "MCP JSON-RPC message latency by method"
     );
+    describe_counter!(
+        "pgmcp_trace_export_batches_total",
+        "OTLP span batches sent to trace.otlp_endpoint, by outcome (ok, failed); absent while export is off"
+    );
+    describe_counter!(
+        "pgmcp_trace_spans_exported_total",
+        "Spans the OTLP collector accepted; absent while export is off"
+    );
     describe_gauge!("pgmcp_draining", "0 while serving, 1 once SIGTERM was received");
     describe_gauge!(
         "pgmcp_database_role_finding",

@@ -19,7 +19,8 @@
 //! the noise down to `warn` must not lose the audit trail by accident.
 //!
 //! Secrets never reach here: callers log token *names* and usernames, never credentials or hashes,
-//! and libraries that write secrets at debug level are capped ([`SECRET_BEARING`]) at every level.
+//! and libraries that write secrets at debug level are capped ([`CAPPED`]) at every level — as are
+//! those whose lines would feed themselves.
 
 use std::{fmt, io, sync::Arc};
 
@@ -45,13 +46,20 @@ pub struct LogGuard {
     _file: Option<WorkerGuard>,
 }
 
-/// Libraries whose lines below a level carry secrets, capped at that level whatever `log.level`
-/// says: tokio-postgres writes every statement a model sent, literals included, at debug.
-const SECRET_BEARING: &[(&str, Level)] = &[("tokio_postgres", Level::INFO)];
+/// Libraries capped at a level whatever `log.level` says:
+/// - tokio-postgres writes every statement a model sent, literals included, at debug (a secret);
+/// - inotify and notify write a line per file event at trace: with the log file in a watched
+///   directory (stdout redirected beside the shared files, or `log.file.dir` there), each line is an
+///   event and each event a line — ~12,000 lines/s and most of a core, with no traffic at all.
+const CAPPED: &[(&str, Level)] = &[
+    ("tokio_postgres", Level::INFO),
+    ("inotify", Level::DEBUG),
+    ("notify", Level::DEBUG),
+];
 
-/// Whether an event or span of `metadata` may be written at all (see [`SECRET_BEARING`]).
-fn not_secret_bearing(metadata: &Metadata<'_>) -> bool {
-    !SECRET_BEARING
+/// Whether an event or span of `metadata` may be written at all (see [`CAPPED`]).
+fn within_caps(metadata: &Metadata<'_>) -> bool {
+    !CAPPED
         .iter()
         .any(|(target, cap)| metadata.target().starts_with(target) && metadata.level() > cap)
 }
@@ -86,11 +94,7 @@ pub fn init_with(
     instance: &str,
     extra: Option<Box<dyn Layer<Registry> + Send + Sync>>,
 ) -> anyhow::Result<LogGuard> {
-    let filter = || {
-        level_filter(config).and(tracing_subscriber::filter::filter_fn(|metadata| {
-            not_secret_bearing(metadata)
-        }))
-    };
+    let filter = || level_filter(config).and(tracing_subscriber::filter::filter_fn(within_caps));
     let instance: Arc<str> = instance.into();
     let mut layers: Vec<Box<dyn Layer<_> + Send + Sync>> = vec![
         layer(config.format, instance.clone(), io::stdout)

@@ -16,17 +16,29 @@
 //! - only spans and events of this crate at `info` or above are exported (the dependencies' own
 //!   spans — hyper, tokio-postgres — would multiply the volume and say nothing per request).
 //!
+//! A collector that stops answering is seen, not guessed: every batch is counted by outcome
+//! (`pgmcp_trace_export_batches_total{outcome}`, `pgmcp_trace_spans_exported_total`), and the first
+//! failure after a success (and the first success after failures) is logged once — a line per failed
+//! batch would log every 2 s for as long as the collector is down.
+//!
 //! The resource names the instance (`service.instance.id`) as every log line and `X-Instance-Id` do.
 
-use std::time::Duration;
+use std::{
+    sync::atomic::{AtomicBool, Ordering},
+    time::Duration,
+};
 
 use anyhow::Context;
 use opentelemetry::{KeyValue, trace::TracerProvider};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::{
     Resource,
+    error::OTelSdkResult,
     runtime::Tokio,
-    trace::{BatchConfigBuilder, Sampler, SdkTracerProvider, span_processor_with_async_runtime::BatchSpanProcessor},
+    trace::{
+        BatchConfigBuilder, Sampler, SdkTracerProvider, SpanData, SpanExporter,
+        span_processor_with_async_runtime::BatchSpanProcessor,
+    },
 };
 use tracing::{Level, Subscriber};
 use tracing_subscriber::{Layer, filter::Targets, registry::LookupSpan};
@@ -83,7 +95,7 @@ where
         .with_scheduled_delay(EXPORT_INTERVAL)
         .with_max_export_timeout(EXPORT_TIMEOUT)
         .build();
-    let processor = BatchSpanProcessor::builder(exporter, Tokio)
+    let processor = BatchSpanProcessor::builder(Counted::new(exporter), Tokio)
         .with_batch_config(batches)
         .build();
     let resource = Resource::builder()
@@ -123,6 +135,61 @@ impl TraceExport {
         if !matches!(outcome, Ok(Ok(Ok(())))) {
             tracing::warn!("trace export: the last spans could not be sent");
         }
+    }
+}
+
+/// An exporter whose batches are counted and whose failures are logged on transitions.
+#[derive(Debug)]
+struct Counted<E> {
+    inner: E,
+    failing: AtomicBool,
+}
+
+impl<E> Counted<E> {
+    fn new(inner: E) -> Counted<E> {
+        Counted {
+            inner,
+            failing: AtomicBool::new(false),
+        }
+    }
+
+    /// Counts one batch of `spans` and logs a change between succeeding and failing.
+    fn record(&self, spans: usize, outcome: &OTelSdkResult) {
+        let failed = outcome.is_err();
+        let label = if failed { "failed" } else { "ok" };
+        metrics::counter!("pgmcp_trace_export_batches_total", "outcome" => label).increment(1);
+        if !failed {
+            metrics::counter!("pgmcp_trace_spans_exported_total").increment(spans as u64);
+        }
+        if self.failing.swap(failed, Ordering::Relaxed) != failed {
+            match outcome {
+                Err(error) => {
+                    tracing::warn!(%error, "trace export: the collector refused or did not answer; spans are being dropped")
+                }
+                Ok(()) => tracing::info!("trace export: the collector answers again"),
+            }
+        }
+    }
+}
+
+impl<E: SpanExporter> SpanExporter for Counted<E> {
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let spans = batch.len();
+        let outcome = self.inner.export(batch).await;
+        self.record(spans, &outcome);
+        outcome
+    }
+
+    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
+        self.inner.shutdown_with_timeout(timeout)
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.inner.force_flush()
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.inner.set_resource(resource);
     }
 }
 

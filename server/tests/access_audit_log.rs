@@ -357,6 +357,9 @@ fn config_check_masks_the_database_password_in_every_url_form() {
         format!("postgres://mcp:{DB_PASSWORD}@db.internal:5432/app"),
         format!("postgres://db.internal/app?user=mcp&password={DB_PASSWORD}"),
         format!("host=db.internal user=mcp password={DB_PASSWORD} dbname=app"),
+        format!("postgres://db.internal/app?user=mcp&PASSWORD={DB_PASSWORD}"),
+        format!("postgres://mcp@db.internal/app?options=-c%20password%3D{DB_PASSWORD}"),
+        format!("host=db.internal user=mcp PASSWORD={DB_PASSWORD}"),
     ] {
         fixture.config("mcp-check", &format!("database:\n  url: \"{url}\"\n"));
         let output = std::process::Command::new(env!("CARGO_BIN_EXE_postgres-mcp"))

@@ -54,6 +54,15 @@ async fn a_collector_that_is_down_never_fails_or_slows_a_request() {
     // A request that waited on the export would take EXPORT_TIMEOUT (5 s).
     assert!(slowest < Duration::from_secs(2), "a call took {slowest:?}");
 
+    // The failure is seen: a POST that timed out is counted as a failed batch.
+    let counted = eventually(10, || async {
+        postgres_mcp::metrics::handle()
+            .render()
+            .contains("pgmcp_trace_export_batches_total{outcome=\"failed\"}")
+    })
+    .await;
+    assert!(counted, "no failed batch counted");
+
     server.stop().await.unwrap();
     let flush = Instant::now();
     export.shutdown().await;

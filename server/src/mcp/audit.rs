@@ -10,6 +10,10 @@
 //! PostgreSQL's grammar refuses is not written at all in normalised mode (it could be anything,
 //! secrets included): its length is.
 //!
+//! The statement is cut to [`MAX_STATEMENT_BYTES`] (its length logged beside it when cut): a line as
+//! long as the request body would be split or dropped by the log pipeline, and would let any caller
+//! write a megabyte of log per call.
+//!
 //! Field names are OpenTelemetry's database conventions (`db.system.name`, `db.query.text`,
 //! `db.response.status_code`, `db.response.returned_rows`); the request id, trace id and instance
 //! come from the request span the line is written in, so an audit line joins its access line.
@@ -20,8 +24,12 @@ use crate::{
     auth::Principal,
     config::{AuditLogConfig, AuditStatement},
     exchange::Failure,
+    log_text::bounded,
     postgres::{DbError, sql_check},
 };
+
+/// Longest statement text an audit line carries.
+pub const MAX_STATEMENT_BYTES: usize = 4096;
 
 /// How audit lines show statements (`log.audit`).
 #[derive(Clone, Copy, Debug)]
@@ -66,6 +74,8 @@ impl Audit {
                 None => (None, Some(sql.len())),
             },
         };
+        let statement_bytes = text.as_ref().map(String::len).filter(|len| *len > MAX_STATEMENT_BYTES);
+        let text = text.as_deref().map(|text| bounded(text, MAX_STATEMENT_BYTES));
         let (returned, error) = match call.outcome {
             Ok(returned) => (Some(returned), None),
             Err(error) => (None, Some(error)),
@@ -77,7 +87,8 @@ impl Audit {
             user.name = &*call.principal.name,
             gen_ai.tool.name = call.tool,
             db.system.name = "postgresql",
-            db.query.text = text.as_deref(),
+            db.query.text = text,
+            pgmcp.db.query.text_bytes = statement_bytes,
             pgmcp.db.query.unparsable_bytes = unparsable_bytes,
             db.response.status_code = error.and_then(DbError::sqlstate),
             db.response.returned_rows = returned.and_then(|r| r.rows),
