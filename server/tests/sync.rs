@@ -46,6 +46,7 @@ async fn first_sync_from_s3_installs_a_verified_kb_and_records_its_etag() {
             "--dest",
             path_arg(&dest),
             "--once",
+            "--create-dest-dirs",
             "--log-format",
             "json",
         ],
@@ -322,6 +323,8 @@ async fn wrong_credentials_fail_with_the_s3_error_code_and_a_nonzero_exit() {
     let mut none = moto.env();
     none.remove("AWS_ACCESS_KEY_ID");
     none.remove("AWS_SECRET_ACCESS_KEY");
+    // The chain ends at EC2 instance metadata: pointed at a closed loopback port, it is "not on EC2".
+    none.insert("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), closed_port_url().await);
     let run = run_sync(&none, dir.path(), &args).await;
     assert_eq!(run.code, Some(1), "{}", run.output());
     assert!(run.stderr.contains("no AWS credentials found"), "{}", run.stderr);
@@ -405,15 +408,24 @@ async fn a_manifest_syncs_several_items_and_refuses_invalid_auth_files() {
         ),
     )
     .unwrap();
-    let args = ["--manifest", path_arg(&manifest), "--once", "--log-format", "json"];
+    let args = [
+        "--manifest",
+        path_arg(&manifest),
+        "--once",
+        "--create-dest-dirs",
+        "--log-format",
+        "json",
+    ];
     let run = run_sync(&moto.env(), out.path(), &args).await;
     assert_eq!(run.code, Some(0), "{}", run.output());
-    let kinds: Vec<_> = run
+    // Items sync concurrently: one outcome per kind, in whatever order they finished.
+    let mut kinds: Vec<_> = run
         .outcomes()
         .iter()
         .map(|o| o["kind"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(kinds, ["tokens", "users", "kb"]);
+    kinds.sort();
+    assert_eq!(kinds, ["kb", "tokens", "users"]);
     for name in ["tokens.yaml", "users.yaml", "kb.db"] {
         assert_eq!(
             std::fs::read(dest(name)).unwrap(),
@@ -441,12 +453,13 @@ async fn a_manifest_syncs_several_items_and_refuses_invalid_auth_files() {
     assert!(run.stderr.contains("sync failed for 1 of 3 item(s)"), "{}", run.stderr);
     assert!(run.stderr.contains("refused as users"), "{}", run.stderr);
     assert!(run.stderr.contains("not a bcrypt hash"), "{}", run.stderr);
-    let outcomes: Vec<_> = run
+    let mut outcomes: Vec<_> = run
         .outcomes()
         .iter()
-        .map(|o| o["outcome"].as_str().unwrap().to_string())
+        .map(|o| format!("{} {}", o["kind"].as_str().unwrap(), o["outcome"].as_str().unwrap()))
         .collect();
-    assert_eq!(outcomes, ["unchanged", "failed", "unchanged"]);
+    outcomes.sort();
+    assert_eq!(outcomes, ["kb unchanged", "tokens unchanged", "users failed"]);
     assert_eq!(std::fs::read(dest("users.yaml")).unwrap(), users_before);
 
     // A typo in the manifest is a usage error (exit 2), not a silently ignored key.
@@ -625,4 +638,530 @@ async fn interval_mode_follows_updates_serves_metrics_and_stops_on_sigterm() {
     assert_eq!(status.code(), Some(0));
     let stopped = || async { lines.lock().unwrap().iter().any(|l| l.contains("sync stopped")) };
     assert!(common::eventually(2, stopped).await, "the stop is logged");
+}
+
+#[tokio::test]
+async fn keep_local_serves_a_valid_local_copy_when_the_store_is_down_and_fails_without_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.yaml");
+    admin::token_create(&tokens, "last-good", None, None).unwrap();
+    let down = closed_port_url().await;
+    let source = format!("{down}/bucket/tokens.yaml");
+    let once = |dest: &Path, keep_local: bool| {
+        let mut args = vec![
+            "--source".to_string(),
+            source.clone(),
+            "--dest".into(),
+            dest.display().to_string(),
+            "--once".into(),
+            "--attempts".into(),
+            "1".into(),
+        ];
+        if keep_local {
+            args.push("--keep-local".into());
+        }
+        let home = dir.path().to_path_buf();
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            run_sync(&HashMap::new(), &home, &args).await
+        }
+    };
+
+    let run = once(&tokens, false).await;
+    assert_eq!(
+        run.code,
+        Some(1),
+        "without --keep-local an outage fails: {}",
+        run.output()
+    );
+
+    let run = once(&tokens, true).await;
+    assert_eq!(run.code, Some(0), "{}", run.output());
+    assert!(
+        run.stderr.contains("serving the local copy (1 tokens)"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("tokens.yaml"),
+        "the warning names the item: {}",
+        run.stderr
+    );
+
+    // No local copy, or one the server would refuse: still a failure.
+    let run = once(&dir.path().join("users.yaml"), true).await;
+    assert_eq!(run.code, Some(1), "{}", run.output());
+    assert!(run.stderr.contains("no local copy"), "{}", run.stderr);
+    let broken = dir.path().join("broken-tokens.yaml");
+    std::fs::write(&broken, "tokens: [{name: x, hash: nothex}]\n").unwrap();
+    let run = once(&broken, true).await;
+    assert_eq!(run.code, Some(1), "{}", run.output());
+    assert!(
+        run.stderr.contains("the local copy is refused as tokens"),
+        "{}",
+        run.stderr
+    );
+
+    // A store that answers 403 (wrong keys, expired pre-signed URL) is handled the same way.
+    let forbidden = ScriptedServer::start(vec![Reply::Status(403)]).await;
+    let source = format!("{}/tokens.yaml", forbidden.base);
+    let run = run_sync(
+        &HashMap::new(),
+        dir.path(),
+        &[
+            "--source",
+            &source,
+            "--dest",
+            path_arg(&tokens),
+            "--once",
+            "--keep-local",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.output());
+    assert!(run.stderr.contains("HTTP 403"), "{}", run.stderr);
+}
+
+#[tokio::test]
+async fn a_corrupt_object_is_downloaded_once_not_every_round() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("kb.db");
+    let good = build_kb(dir.path(), "goodversion");
+    std::fs::write(&dest, &good).unwrap();
+    moto.put("kb.db", b"SQLite format 3\0 and then garbage".to_vec()).await;
+    let syncer = Syncer::new(&moto.env(), fast_retries(2)).unwrap();
+    let item = Item::new(&moto.url("kb.db"), dest.clone(), None, None).unwrap();
+
+    let first = syncer.sync(&item).await.unwrap_err();
+    assert!(first.to_string().contains("refused as kb"), "{first}");
+    assert!(!first.is_repeat());
+    for _ in 0..3 {
+        let again = syncer.sync(&item).await.unwrap_err();
+        assert!(again.is_repeat(), "{again}");
+        assert!(again.to_string().contains("not downloaded again"), "{again}");
+    }
+    // One full download, then conditional requests on the refused ETag, answered 304.
+    assert_eq!(moto.gets("kb.db", 200, 1).await, 1, "{}", moto.log());
+    assert_eq!(moto.gets("kb.db", 304, 3).await, 3, "{}", moto.log());
+    assert_eq!(std::fs::read(&dest).unwrap(), good);
+
+    // A new, valid version is downloaded and installed at once.
+    let next = build_kb(dir.path(), "nextversion");
+    moto.put("kb.db", next.clone()).await;
+    assert!(matches!(syncer.sync(&item).await.unwrap(), Outcome::Downloaded { .. }));
+    assert_eq!(std::fs::read(&dest).unwrap(), next);
+
+    // Without validators (a plain web server) the body comes again, but the same bytes are
+    // recognised without verifying or logging them as news.
+    let http = ScriptedServer::start(vec![Reply::ok(b"tokens: [{name: x, hash: nothex}]\n")]).await;
+    let tokens = dir.path().join("tokens.yaml");
+    let item = Item::new(&format!("{}/tokens.yaml", http.base), tokens.clone(), None, None).unwrap();
+    assert!(!syncer.sync(&item).await.unwrap_err().is_repeat());
+    assert!(syncer.sync(&item).await.unwrap_err().is_repeat());
+    assert!(!tokens.exists());
+}
+
+#[tokio::test]
+async fn a_hung_download_does_not_delay_another_items_rotation() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let staging = tempfile::tempdir().unwrap();
+    let upload = staging.path().join("tokens.yaml");
+    admin::token_create(&upload, "first", None, None).unwrap();
+    moto.put("tokens.yaml", std::fs::read(&upload).unwrap()).await;
+    let hung = ScriptedServer::start(vec![Reply::Hang]).await;
+    let manifest = dir.path().join("sync.yaml");
+    let tokens = dir.path().join("tokens.yaml");
+    std::fs::write(
+        &manifest,
+        format!(
+            "items:\n  - source: {}/kb.db\n    dest: {}\n  - source: {}\n    dest: {}\n",
+            hung.base,
+            dir.path().join("kb.db").display(),
+            moto.url("tokens.yaml"),
+            tokens.display()
+        ),
+    )
+    .unwrap();
+    let run = IntervalRun::start(
+        &moto.env(),
+        dir.path(),
+        &[
+            "--manifest",
+            path_arg(&manifest),
+            "--interval",
+            "300ms",
+            "--item-timeout",
+            "4s",
+        ],
+    )
+    .await;
+    let started = std::time::Instant::now();
+    let has = |name: &'static str| {
+        let tokens = tokens.clone();
+        move || {
+            let tokens = tokens.clone();
+            async move { std::fs::read_to_string(&tokens).is_ok_and(|t| t.contains(name)) }
+        }
+    };
+    assert!(
+        common::eventually(3, has("first")).await,
+        "the first tokens.yaml arrives"
+    );
+    let first_after = started.elapsed();
+
+    // Rotate while the kb.db GET still hangs: the new token arrives within a few rounds.
+    std::fs::remove_file(&upload).unwrap();
+    admin::token_create(&upload, "rotated", None, None).unwrap();
+    moto.put("tokens.yaml", std::fs::read(&upload).unwrap()).await;
+    let rotating = std::time::Instant::now();
+    assert!(common::eventually(3, has("rotated")).await, "the rotation arrives");
+    let rotation = rotating.elapsed();
+    println!("tokens.yaml first sync {first_after:?}, rotation {rotation:?}, while kb.db hangs (deadline 4s)");
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "both tokens versions arrived before the hung kb.db round even reached its deadline"
+    );
+    assert_eq!(hung.request_count(), 1, "kb.db is still in its first round");
+
+    // The hung round ends at its deadline, and kb.db tries again.
+    assert!(
+        common::eventually(6, || async {
+            run.log().iter().any(|l| {
+                l["outcome"] == "failed"
+                    && l["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("per-item deadline of 4s"))
+            })
+        })
+        .await
+    );
+    assert!(common::eventually(3, || async { hung.request_count() >= 2 }).await);
+}
+
+#[tokio::test]
+async fn failing_rounds_back_off_exponentially_within_the_interval() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = ScriptedServer::start(vec![Reply::Status(404)]).await;
+    let source = format!("{}/notes.txt", http.base);
+    let dest = dir.path().join("notes.txt");
+    let _run = IntervalRun::start(
+        &HashMap::new(),
+        dir.path(),
+        &[
+            "--source",
+            &source,
+            "--dest",
+            path_arg(&dest),
+            "--interval",
+            "3200ms",
+            "--attempts",
+            "1",
+        ],
+    )
+    .await;
+    assert!(
+        common::eventually(12, || async { http.request_count() >= 6 }).await,
+        "six rounds"
+    );
+    let times = http.times.lock().unwrap().clone();
+    let gaps: Vec<Duration> = times.windows(2).take(5).map(|w| w[1] - w[0]).collect();
+    println!("pauses between failing rounds (interval 3.2 s): {gaps:?}");
+    // Ceilings 0.2, 0.4, 0.8, 1.6, 3.2 s; each pause in the upper half of its ceiling.
+    let slack = Duration::from_millis(150);
+    for (n, gap) in gaps.iter().enumerate() {
+        let ceiling = Duration::from_millis(200 << n);
+        assert!(
+            *gap + slack >= ceiling / 2 && *gap <= ceiling + slack,
+            "pause {}: {gap:?} (ceiling {ceiling:?}); all: {gaps:?}",
+            n + 1
+        );
+    }
+}
+
+#[tokio::test]
+async fn an_empty_token_list_is_refused_over_tokens_unless_allowed() {
+    let moto = Moto::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = dir.path().join("tokens.yaml");
+    admin::token_create(&tokens, "someone", None, None).unwrap();
+    let before = std::fs::read(&tokens).unwrap();
+    moto.put("tokens.yaml", "tokens: []\n").await;
+    let args = [
+        "--source",
+        &moto.url("tokens.yaml"),
+        "--dest",
+        path_arg(&tokens),
+        "--once",
+    ];
+
+    let run = run_sync(&moto.env(), dir.path(), &args).await;
+    assert_eq!(run.code, Some(1), "{}", run.output());
+    assert!(
+        run.stderr
+            .contains("downloaded tokens file has no entries and would replace 1 tokens"),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--allow-empty-tokens"), "{}", run.stderr);
+    assert_eq!(std::fs::read(&tokens).unwrap(), before, "the token set was not emptied");
+
+    let mut allowed = args.to_vec();
+    allowed.push("--allow-empty-tokens");
+    let run = run_sync(&moto.env(), dir.path(), &allowed).await;
+    assert_eq!(run.code, Some(0), "{}", run.output());
+    assert_eq!(std::fs::read_to_string(&tokens).unwrap(), "tokens: []\n");
+}
+
+#[tokio::test]
+async fn a_missing_destination_directory_is_refused_unless_creation_is_asked_for() {
+    let dir = tempfile::tempdir().unwrap();
+    let http = ScriptedServer::start(vec![Reply::ok(b"hello")]).await;
+    let source = format!("{}/notes.txt", http.base);
+    let dest = dir.path().join("not-mounted/notes.txt");
+    let run = run_sync(
+        &HashMap::new(),
+        dir.path(),
+        &["--source", &source, "--dest", path_arg(&dest), "--once"],
+    )
+    .await;
+    assert_eq!(run.code, Some(1), "{}", run.output());
+    assert!(
+        run.stderr.contains(&format!(
+            "destination directory {} does not exist",
+            dir.path().join("not-mounted").display()
+        )),
+        "{}",
+        run.stderr
+    );
+    assert!(run.stderr.contains("--create-dest-dirs"), "{}", run.stderr);
+    assert_eq!(http.request_count(), 0, "refused before any download");
+    assert!(!dir.path().join("not-mounted").exists());
+
+    let run = run_sync(
+        &HashMap::new(),
+        dir.path(),
+        &[
+            "--source",
+            &source,
+            "--dest",
+            path_arg(&dest),
+            "--once",
+            "--create-dest-dirs",
+        ],
+    )
+    .await;
+    assert_eq!(run.code, Some(0), "{}", run.output());
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "hello");
+}
+
+/// The image's uid: what the Compose variant runs sync as.
+const IMAGE_UID: u32 = 10001;
+
+#[tokio::test]
+async fn a_permission_error_names_the_uid_the_owner_and_the_fix() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let config = dir.path().join("config");
+    std::fs::create_dir(&config).unwrap();
+    let http = ScriptedServer::start(vec![Reply::ok(b"hello")]).await;
+    let source = format!("{}/notes.txt", http.base);
+    let dest = config.join("notes.txt");
+    let is_root = rustix::process::geteuid().is_root();
+    let (mut command, uid) = if is_root {
+        // Root may write anywhere: run the binary as the image's uid against a root-owned
+        // directory, exactly the Compose first-run case (a copy, since target/ is private).
+        let bin = dir.path().join("postgres-mcp");
+        std::fs::copy(env!("CARGO_BIN_EXE_postgres-mcp"), &bin).unwrap();
+        std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut command = tokio::process::Command::new(&bin);
+        command.uid(IMAGE_UID).gid(IMAGE_UID);
+        (command, IMAGE_UID)
+    } else {
+        std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o555)).unwrap();
+        (
+            tokio::process::Command::new(env!("CARGO_BIN_EXE_postgres-mcp")),
+            rustix::process::geteuid().as_raw(),
+        )
+    };
+    let output = command
+        .args(["sync", "--source", &source, "--dest", path_arg(&dest), "--once"])
+        .env_clear()
+        .env("HOME", dir.path())
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("Permission denied") || stderr.contains("permission denied"),
+        "{stderr}"
+    );
+    assert!(stderr.contains(&format!("sync runs as uid {uid}")), "{stderr}");
+    assert!(
+        stderr.contains(&format!("make {} writable by uid {uid}", config.display())),
+        "{stderr}"
+    );
+    assert!(stderr.contains("chown"), "{stderr}");
+    println!("{stderr}");
+    assert_eq!(http.request_count(), 0, "refused before any download");
+}
+
+#[tokio::test]
+async fn health_reports_each_item_and_turns_stale_while_rejected_versions_count_once() {
+    let moto = Moto::start().await;
+    moto.put("notes.txt", "fine").await;
+    moto.put("kb.db", b"SQLite format 3\0 and then garbage".to_vec()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let manifest = dir.path().join("sync.yaml");
+    let dest = |name: &str| dir.path().join(name);
+    std::fs::write(
+        &manifest,
+        format!(
+            "items:\n  - {{source: {}, dest: {}}}\n  - {{source: {}, dest: {}}}\n  - {{source: {}, dest: {}}}\n",
+            moto.url("notes.txt"),
+            dest("notes.txt").display(),
+            moto.url("missing/tokens.yaml"),
+            dest("tokens.yaml").display(),
+            moto.url("kb.db"),
+            dest("kb.db").display(),
+        ),
+    )
+    .unwrap();
+    let run = IntervalRun::start(
+        &moto.env(),
+        dir.path(),
+        &[
+            "--manifest",
+            path_arg(&manifest),
+            "--interval",
+            "300ms",
+            "--stale-after",
+            "2s",
+        ],
+    )
+    .await;
+    assert!(common::eventually(5, || async { dest("notes.txt").exists() }).await);
+    let (status, health) = run.health().await;
+    assert_eq!(status, 200, "{health}");
+    assert_eq!(health["status"], "ok", "{health}");
+    let item = |health: &serde_json::Value, name: &str| {
+        health["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["dest"] == dest(name).display().to_string())
+            .cloned()
+            .unwrap()
+    };
+    let notes = item(&health, "notes.txt");
+    assert!(
+        notes["last_success"].as_str().is_some_and(|t| t.ends_with('Z')),
+        "{notes}"
+    );
+    assert_eq!(
+        (notes["last_error"].clone(), notes["age_seconds"].clone()),
+        (json!(null), json!(0))
+    );
+    let tokens = item(&health, "tokens.yaml");
+    assert_eq!(tokens["last_success"], json!(null), "{tokens}");
+    assert!(tokens["last_error"].as_str().unwrap().contains("HTTP 404"), "{tokens}");
+    assert!(!health.to_string().contains(&moto.secret), "no credentials in /health");
+
+    // The never-synced items go stale after --stale-after; the answer stays 200 (the loop turns).
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    let (status, health) = run.health().await;
+    assert_eq!((status, health["status"].clone()), (200, json!("stale")), "{health}");
+    let (_, metrics) = run.get("/metrics").await;
+    for line in [
+        "pgmcp_sync_stale{kind=\"tokens\"} 1",
+        "pgmcp_sync_stale{kind=\"kb\"} 1",
+        "pgmcp_sync_stale{kind=\"raw\"} 0",
+        // Several rounds refused the corrupt kb.db; it was downloaded and counted once.
+        "pgmcp_sync_rejected_versions_total{kind=\"kb\"} 1",
+        "# HELP pgmcp_sync_stale ",
+        "# HELP pgmcp_sync_rejected_versions_total ",
+    ] {
+        assert!(metrics.contains(line), "{line} missing:\n{metrics}");
+    }
+    assert_eq!(moto.gets("kb.db", 200, 1).await, 1, "{}", moto.log());
+    let refusals = run
+        .log()
+        .iter()
+        .filter(|l| {
+            l["outcome"] == "failed"
+                && l["kind"] == "kb"
+                && l["log.level"].as_str().is_some_and(|v| v.eq_ignore_ascii_case("error"))
+        })
+        .count();
+    assert_eq!(refusals, 1, "the refusal is logged once");
+
+    // The kits' container health check.
+    let probe = std::process::Command::new(env!("CARGO_BIN_EXE_postgres-mcp"))
+        .args(["healthcheck", "--address", &run.addr, "--path", "/health"])
+        .output()
+        .unwrap();
+    assert!(probe.status.success(), "{}", String::from_utf8_lossy(&probe.stderr));
+}
+
+#[tokio::test]
+async fn ec2_instance_metadata_credentials_come_last_in_the_chain_over_imdsv2() {
+    let moto = Moto::start().await;
+    moto.put("kb.db", "instance-profile content").await;
+    let (key, secret, session_token) = moto.role_credentials().await;
+    let imds = FakeImds::start(&key, &secret, &session_token).await;
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("data.bin");
+    let env = HashMap::from([
+        ("AWS_REGION".to_string(), REGION.to_string()),
+        ("AWS_ENDPOINT_URL".to_string(), moto.endpoint.clone()),
+        ("AWS_EC2_METADATA_SERVICE_ENDPOINT".to_string(), imds.endpoint.clone()),
+    ]);
+    let args = ["--source", &moto.url("kb.db"), "--dest", path_arg(&dest), "--once"];
+    let run = run_sync(&env, dir.path(), &args).await;
+    assert_eq!(
+        run.code,
+        Some(0),
+        "{}\n{:?}\n{}",
+        run.output(),
+        imds.requests(),
+        moto.log()
+    );
+    assert_eq!(std::fs::read_to_string(&dest).unwrap(), "instance-profile content");
+    assert_eq!(
+        imds.requests(),
+        [
+            "put /latest/api/token http/1.1 token=false ttl=true",
+            "get /latest/meta-data/iam/security-credentials/ http/1.1 token=true ttl=false",
+            "get /latest/meta-data/iam/security-credentials/sync-instance-role http/1.1 token=true ttl=false",
+        ],
+        "IMDSv2: a session token first, then the role and its keys"
+    );
+
+    // Static keys come first: the metadata service is not asked.
+    std::fs::remove_file(&dest).unwrap();
+    let before = imds.requests().len();
+    let mut with_keys = moto.env();
+    with_keys.insert("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), imds.endpoint.clone());
+    assert_eq!(run_sync(&with_keys, dir.path(), &args).await.code, Some(0));
+    assert_eq!(imds.requests().len(), before);
+
+    // Turned off: nothing is asked and the error lists the sources.
+    let mut disabled = env.clone();
+    disabled.insert("AWS_EC2_METADATA_DISABLED".into(), "true".into());
+    let run = run_sync(&disabled, dir.path(), &args).await;
+    assert_eq!(run.code, Some(1), "{}", run.output());
+    assert!(run.stderr.contains("no AWS credentials found"), "{}", run.stderr);
+    assert_eq!(imds.requests().len(), before);
+
+    // Not on EC2 (nothing listens): found nothing, within the short metadata timeouts.
+    let mut absent = env.clone();
+    absent.insert("AWS_EC2_METADATA_SERVICE_ENDPOINT".into(), closed_port_url().await);
+    let started = std::time::Instant::now();
+    let run = run_sync(&absent, dir.path(), &args).await;
+    assert_eq!(run.code, Some(1), "{}", run.output());
+    assert!(run.stderr.contains("hop limit"), "{}", run.stderr);
+    assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
 }

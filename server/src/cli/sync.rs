@@ -1,9 +1,11 @@
 //! `postgres-mcp sync`: arguments, logging, the metrics listener and exit codes around
 //! [`crate::sync::Syncer`].
 //!
-//! Exit codes: 0 when every item is in place and verified (`--once`) or after SIGTERM (interval
-//! mode); 1 when an item failed (`--once`); 2 for invalid arguments or manifest. Interval mode keeps
-//! running through failures: each is logged and counted, the destination keeps its last good file.
+//! Exit codes: 0 when every item is in place and verified (`--once`; with `--keep-local` a failed
+//! item whose destination already holds a file that verifies counts as in place) or after SIGTERM
+//! (interval mode); 1 when an item failed (`--once`); 2 for invalid arguments or manifest. Interval
+//! mode keeps running through failures: each is logged and counted, the destination keeps its last
+//! good file, and `GET /health` on the metrics listener reports each item's last success and error.
 
 use std::{collections::HashMap, net::SocketAddr, path::PathBuf, process::ExitCode};
 
@@ -18,7 +20,7 @@ use crate::{
     instance::InstanceId,
     metrics,
     shutdown::{Shutdown, ShutdownTrigger, termination_signal},
-    sync::{Item, Kind, RetryPolicy, Syncer, manifest},
+    sync::{Item, Kind, RetryPolicy, Syncer, health::SyncHealth, manifest},
     telemetry,
     units::HumanDuration,
 };
@@ -57,20 +59,49 @@ pub struct SyncArgs {
     /// A tracing filter (info, debug, postgres_mcp=debug, …).
     #[arg(long, env = "PGMCP_LOG_LEVEL", default_value = "info")]
     pub log_level: String,
-    /// Serve Prometheus metrics on http://ADDR/metrics (interval mode only).
+    /// Serve Prometheus metrics on http://ADDR/metrics and the sync's health on http://ADDR/health
+    /// (interval mode only; the kits use 0.0.0.0:9464).
     #[arg(long, conflicts_with = "once")]
     pub metrics_listen: Option<SocketAddr>,
+    /// With --once: an item that cannot be synced (store down, timeout, 403, missing or refused
+    /// object) but whose destination already holds a file that verifies counts as in place (exit 0,
+    /// with a warning). Interval mode always keeps serving the local copy.
+    #[arg(long)]
+    pub keep_local: bool,
+    /// Allow a tokens or users file with no entries to replace one with entries (refused by
+    /// default: it locks everyone out). Per manifest item: `allow_empty: true`.
+    #[arg(long)]
+    pub allow_empty_tokens: bool,
+    /// Create a destination directory that does not exist (refused by default: it is usually a
+    /// volume that did not mount, or a typo).
+    #[arg(long)]
+    pub create_dest_dirs: bool,
+    /// Deadline of one item's round, retries included; a round that takes longer is abandoned
+    /// (the destination untouched) and the item tries again after its backoff.
+    #[arg(long, default_value = "10m")]
+    pub item_timeout: HumanDuration,
+    /// Interval mode: an item whose last success is older than this is reported stale on /health
+    /// and in pgmcp_sync_stale (default: 3 × --interval).
+    #[arg(long, conflicts_with = "once")]
+    pub stale_after: Option<HumanDuration>,
 }
 
 impl SyncArgs {
     fn items(&self) -> anyhow::Result<Vec<Item>> {
-        Ok(match (&self.manifest, &self.source, &self.dest) {
+        let items = match (&self.manifest, &self.source, &self.dest) {
             (Some(path), _, _) => manifest::load(path)?,
             (None, Some(source), Some(dest)) => {
                 vec![Item::new(source, dest.clone(), self.sha256.as_deref(), self.kind)?]
             }
             _ => anyhow::bail!("give --source and --dest, or --manifest"),
-        })
+        };
+        Ok(items
+            .into_iter()
+            .map(|item| {
+                let allow_empty = item.allow_empty || self.allow_empty_tokens;
+                item.allowing_empty(allow_empty)
+            })
+            .collect())
     }
 }
 
@@ -125,32 +156,42 @@ pub fn run(args: SyncArgs) -> ExitCode {
         attempts: args.attempts,
         ..RetryPolicy::default()
     };
+    let item_timeout = args.item_timeout.get();
+    if item_timeout.is_zero() {
+        eprintln!("invalid sync arguments: --item-timeout must be more than 0s");
+        return ExitCode::from(2);
+    }
     runtime.block_on(async move {
         let syncer = match Syncer::new(&env, retry) {
-            Ok(syncer) => syncer,
+            Ok(syncer) => syncer
+                .with_create_dest_dirs(args.create_dest_dirs)
+                .with_item_timeout(item_timeout),
             Err(error) => {
                 eprintln!("error: {error}");
                 return ExitCode::FAILURE;
             }
         };
         if args.once {
-            return once(&syncer, &items).await;
+            return once(&syncer, &items, args.keep_local).await;
         }
         let interval = args.interval.get();
         if interval.is_zero() {
             eprintln!("invalid sync arguments: --interval must be more than 0s");
             return ExitCode::from(2);
         }
+        let stale_after = args.stale_after.map_or(interval.saturating_mul(3), HumanDuration::get);
+        let health = SyncHealth::new(&items, stale_after, item_timeout, interval);
         let (stop_metrics, metrics_stopped) = ShutdownTrigger::new();
         if let Some(addr) = args.metrics_listen {
             // Installs the recorder now: the sync metrics recorded before the first scrape count.
             metrics::handle();
             crate::sync::describe_metrics();
+            health.sample_stale_gauge_at_scrape();
             match tokio::net::TcpListener::bind(addr).await {
                 Ok(listener) => {
                     let addr = listener.local_addr().unwrap_or(addr);
                     tracing::info!(%addr, "serving sync metrics on /metrics");
-                    tokio::spawn(serve_metrics(listener, metrics_stopped));
+                    tokio::spawn(serve_metrics(listener, health.clone(), metrics_stopped));
                 }
                 Err(error) => {
                     eprintln!("cannot listen on {addr} for metrics: {error}");
@@ -161,22 +202,44 @@ pub fn run(args: SyncArgs) -> ExitCode {
         tracing::info!(
             items = items.len(),
             interval_s = interval.as_secs_f64(),
+            item_timeout_s = item_timeout.as_secs_f64(),
+            stale_after_s = stale_after.as_secs_f64(),
             "sync started; replacing destinations atomically after verification"
         );
-        syncer.run_every(&items, interval, termination_signal()).await;
+        syncer.run_every(&items, interval, &health, termination_signal()).await;
         stop_metrics.trigger();
         tracing::info!("termination signal received; sync stopped");
         ExitCode::SUCCESS
     })
 }
 
-async fn once(syncer: &Syncer, items: &[Item]) -> ExitCode {
+async fn once(syncer: &Syncer, items: &[Item], keep_local: bool) -> ExitCode {
     let results = syncer.sync_all(items).await;
-    let failures: Vec<String> = items
-        .iter()
-        .zip(&results)
-        .filter_map(|(item, result)| result.as_ref().err().map(|e| format!("  {}: {e}", item.dest.display())))
-        .collect();
+    let mut failures = Vec::new();
+    for (item, result) in items.iter().zip(&results) {
+        let Err(error) = result else { continue };
+        if !keep_local {
+            failures.push(format!("  {}: {error}", item.dest.display()));
+            continue;
+        }
+        match syncer.verify_local(item).await {
+            Ok(local) => {
+                tracing::warn!(
+                    dest = %item.dest_label(),
+                    kind = item.kind.label(),
+                    error = %error,
+                    local = %local.detail,
+                    "sync failed; serving the local copy (--keep-local)"
+                );
+                eprintln!(
+                    "warning: {}: {error}; serving the local copy ({})",
+                    item.dest.display(),
+                    local.detail
+                );
+            }
+            Err(local) => failures.push(format!("  {}: {error} (and {local})", item.dest.display())),
+        }
+    }
     if failures.is_empty() {
         return ExitCode::SUCCESS;
     }
@@ -199,13 +262,28 @@ const METRICS_TIMEOUTS: connections::Timeouts = connections::Timeouts {
     head: std::time::Duration::from_secs(10),
 };
 
-/// `GET /metrics` on a plain TCP listener (the sidecar has nothing else to serve), with the same
-/// handler and connection handling as the server, until the sync loop ends.
-async fn serve_metrics(listener: tokio::net::TcpListener, stop: Shutdown) {
-    use poem::{Route, get};
+/// `GET /metrics` and `GET /health` on a plain TCP listener (the sidecar has nothing else to
+/// serve), with the same metrics handler and connection handling as the server, until the sync
+/// loop ends.
+async fn serve_metrics(listener: tokio::net::TcpListener, health: SyncHealth, stop: Shutdown) {
+    use poem::{EndpointExt, Route, get};
 
-    let app = Route::new().at("/metrics", get(metrics::metrics_text));
+    let app = Route::new()
+        .at("/metrics", get(metrics::metrics_text))
+        .at("/health", get(health_report))
+        .data(health);
     if let Err(error) = connections::serve(listener, app, stop, METRICS_GRACE, METRICS_TIMEOUTS).await {
         tracing::error!(error = %error, "metrics listener stopped");
     }
+}
+
+/// `GET /health`: the [`SyncHealth`] report as JSON; 200 while every item's loop is turning (stale
+/// or not), 503 when one is wedged.
+#[poem::handler]
+fn health_report(poem::web::Data(health): poem::web::Data<&SyncHealth>) -> poem::Response {
+    use poem::IntoResponse;
+    let report = health.report();
+    let status =
+        poem::http::StatusCode::from_u16(report.http_status()).unwrap_or(poem::http::StatusCode::INTERNAL_SERVER_ERROR);
+    poem::web::Json(report).with_status(status).into_response()
 }

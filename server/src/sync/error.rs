@@ -34,6 +34,36 @@ pub enum SyncError {
     Install { dest: PathBuf, error: std::io::Error },
     #[error("cannot record sync state beside {}: {error}", dest.display())]
     State { dest: PathBuf, error: std::io::Error },
+    /// The destination's directory is missing, not writable, or not a directory (see `dest_dir`).
+    #[error("{0}")]
+    Destination(String),
+    /// A tokens or users file with no entries would have replaced one with entries.
+    #[error(
+        "{from}: downloaded {kind} file has no entries and would replace {current} at {}; not installed \
+         (to empty it on purpose: `allow_empty: true` in the manifest item, or --allow-empty-tokens)",
+        dest.display()
+    )]
+    EmptyRefused {
+        from: String,
+        kind: &'static str,
+        /// What the destination holds now ("3 tokens").
+        current: String,
+        dest: PathBuf,
+    },
+    /// The object is still a version refused earlier (see `rejected`): not downloaded or verified
+    /// again. `reason` is the first refusal's text.
+    #[error("{reason} [the same version as before: not downloaded again until the object changes]")]
+    StillRejected { reason: String },
+    /// The item's round did not finish within its deadline (`--item-timeout`).
+    #[error("{from}: no result within the per-item deadline of {}s; abandoned, destination untouched", after.as_secs_f64())]
+    Deadline { from: String, after: std::time::Duration },
+}
+
+impl SyncError {
+    /// A refusal already reported: logged at debug level, not counted again as a rejected version.
+    pub fn is_repeat(&self) -> bool {
+        matches!(self, SyncError::StillRejected { .. })
+    }
 }
 
 /// Why a fetch failed, and whether trying again may help.

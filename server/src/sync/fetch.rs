@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::io::AsyncWriteExt;
 
 use super::{
+    dest_dir,
     error::{FetchError, describe_reqwest_error},
     manifest::{Item, Source},
     s3::{S3Access, describe_error, describe_signing_error},
@@ -211,17 +212,25 @@ impl Fetcher {
         let etag = header_text(header::ETAG);
         let last_modified = header_text(header::LAST_MODIFIED);
 
-        let pending = PendingFile::beside(&item.dest, Permissions::new_file(item.kind.mode()))
-            .map_err(|e| FetchError::fatal(format!("cannot create a temp file beside {}: {e}", item.dest.display())))?;
+        let pending = PendingFile::beside(&item.dest, Permissions::new_file(item.kind.mode())).map_err(|e| {
+            FetchError::fatal(dest_dir::describe_io_error(
+                &dest_dir::dir_of(&item.dest),
+                "cannot create a temp file in",
+                &e,
+            ))
+        })?;
         let mut options = tokio::fs::OpenOptions::new();
         options.write(true).create_new(true);
         // Private until the commit gives it the destination's mode, owner and group.
         #[cfg(unix)]
         options.mode(0o600);
-        let mut file = options
-            .open(pending.path())
-            .await
-            .map_err(|e| FetchError::fatal(format!("cannot create {}: {e}", pending.path().display())))?;
+        let mut file = options.open(pending.path()).await.map_err(|e| {
+            FetchError::fatal(dest_dir::describe_io_error(
+                &dest_dir::dir_of(&item.dest),
+                "cannot create a temp file in",
+                &e,
+            ))
+        })?;
         let write_error =
             |e: std::io::Error| FetchError::fatal(format!("cannot write {}: {e}", pending.path().display()));
 

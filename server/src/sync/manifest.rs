@@ -10,6 +10,7 @@
 //!   - source: https://example.com/tokens.yaml
 //!     dest: /app/config/tokens.yaml
 //!     kind: tokens                  # optional: inferred from the file name
+//!     allow_empty: false            # optional: may `tokens: []` replace a non-empty file?
 //! ```
 //!
 //! Unknown keys are errors, as in the server's configuration: a typo (`sha265:`) must not silently
@@ -165,6 +166,9 @@ pub struct Item {
     /// Expected SHA-256 of the content, if pinned.
     pub sha256: Option<[u8; 32]>,
     pub kind: Kind,
+    /// Whether a tokens or users file with no entries may replace one with entries (default: no,
+    /// such a download is refused: it would lock everyone out).
+    pub allow_empty: bool,
 }
 
 impl Item {
@@ -183,7 +187,13 @@ impl Item {
             dest,
             sha256,
             kind,
+            allow_empty: false,
         })
+    }
+
+    /// The same item, with `allow_empty` set.
+    pub fn allowing_empty(self, allow_empty: bool) -> Item {
+        Item { allow_empty, ..self }
     }
 
     /// The destination as it appears in logs and metric labels.
@@ -215,6 +225,8 @@ struct ItemSpec {
     sha256: Option<String>,
     #[serde(default)]
     kind: Option<Kind>,
+    #[serde(default)]
+    allow_empty: bool,
 }
 
 /// Reads and validates a manifest: at least one item, every destination once.
@@ -246,7 +258,8 @@ pub fn parse(text: &str) -> Result<Vec<Item>, InvalidItem> {
     let mut items = Vec::with_capacity(file.items.len());
     for (index, spec) in file.items.into_iter().enumerate() {
         let item = Item::new(&spec.source, spec.dest, spec.sha256.as_deref(), spec.kind)
-            .map_err(|e| InvalidItem(format!("items[{index}]: {e}")))?;
+            .map_err(|e| InvalidItem(format!("items[{index}]: {e}")))?
+            .allowing_empty(spec.allow_empty);
         if !seen.insert(item.dest.clone()) {
             return Err(InvalidItem(format!(
                 "items[{index}]: dest {} appears twice",
@@ -278,6 +291,10 @@ mod tests {
         assert_eq!(ok.len(), 2);
         assert_eq!(ok[0].sha256, None);
         assert_eq!(ok[1].kind, Kind::Tokens);
+        assert!(!ok[1].allow_empty);
+        let empty_ok =
+            parse("items:\n  - {source: 's3://b/t.yaml', dest: /d/tokens.yaml, allow_empty: true}\n").unwrap();
+        assert!(empty_ok[0].allow_empty);
         let typo = parse("items:\n  - {source: 's3://b/k', dest: /d/kb.db, sha265: abc}\n")
             .unwrap_err()
             .to_string();

@@ -13,11 +13,13 @@
 //!    `AssumeRoleWithWebIdentity` (EKS IRSA); our own small provider, because it must honour
 //!    `AWS_ENDPOINT_URL_STS` / `AWS_ENDPOINT_URL` like the SDKs do (MinIO has its own STS);
 //! 4. container credentials: `AWS_CONTAINER_CREDENTIALS_FULL_URI` / `_RELATIVE_URI` (EKS Pod
-//!    Identity, ECS task roles).
+//!    Identity, ECS task roles);
+//! 5. EC2 instance metadata (IMDSv2, the instance profile's role: Compose on EC2), last and with
+//!    1 s connect / 2 s request timeouts, so that outside EC2 finding nothing costs at most about
+//!    a second ([`super::imds`]). `AWS_EC2_METADATA_DISABLED=true` skips it.
 //!
-//! EC2 instance metadata (IMDS) is deliberately not probed: outside EC2 it costs a connect timeout
-//! to a link-local address on every start, and inside Kubernetes pods it is usually blocked.
-//! Temporary credentials are refreshed by reqsign's signer before they expire.
+//! Temporary credentials are refreshed by reqsign's signer before they expire. S3 requests
+//! themselves use a 10 s connect and a 60 s read timeout (per read, not per body).
 //!
 //! Addressing: with `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` (MinIO, R2, Ceph, moto), path style
 //! `ENDPOINT/bucket/key`; on AWS, virtual-hosted style `https://bucket.s3.REGION.amazonaws.com/key`
@@ -32,7 +34,10 @@ use reqsign_aws_v4::{
 };
 use reqsign_core::{Context, ProvideCredential, ProvideCredentialDyn, Signer, StaticEnv};
 
-use super::error::{InvalidItem, describe_reqwest_error, error_chain};
+use super::{
+    error::{InvalidItem, describe_reqwest_error, error_chain},
+    reqsign_io::{ReqwestSend, TokioFileRead},
+};
 
 /// An object in a bucket.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -97,8 +102,10 @@ impl fmt::Debug for S3Access {
 
 const NO_CREDENTIALS: &str = "no AWS credentials found: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY \
      (plus AWS_SESSION_TOKEN for temporary keys), or AWS_ROLE_ARN and AWS_WEB_IDENTITY_TOKEN_FILE \
-     (IRSA), or provide container credentials (EKS Pod Identity, ECS); EC2 instance metadata is not \
-     used. A public or pre-signed object can be fetched by its https:// URL instead";
+     (IRSA), or provide container credentials (EKS Pod Identity, ECS), or run on EC2 with an \
+     instance profile (the metadata service did not answer within 1 s; in a container on a bridge \
+     network set the instance's metadata hop limit to 2). A public or pre-signed object can be \
+     fetched by its https:// URL instead";
 
 fn non_empty<'a>(env: &'a HashMap<String, String>, key: &str) -> Option<&'a str> {
     env.get(key).map(|v| v.trim()).filter(|v| !v.is_empty())
@@ -142,6 +149,7 @@ impl S3Access {
                 client: client.clone(),
             }),
             Box::new(ECSCredentialProvider::new()),
+            Box::new(super::imds::InstanceMetadata::new(env)),
         ]);
         let signer = Signer::new(context, chain, RequestSigner::new("s3", &region));
         S3Access {
@@ -408,45 +416,6 @@ fn form_encode(value: &str) -> String {
         }
     }
     out
-}
-
-/// reqsign's file access (profile files), through tokio.
-#[derive(Debug)]
-struct TokioFileRead;
-
-impl reqsign_core::FileRead for TokioFileRead {
-    async fn file_read(&self, path: &str) -> reqsign_core::Result<Vec<u8>> {
-        tokio::fs::read(path)
-            .await
-            .map_err(|e| reqsign_core::Error::unexpected(format!("cannot read {path}: {e}")))
-    }
-}
-
-/// reqsign's HTTP access (container credentials), through our rustls reqwest client.
-#[derive(Debug)]
-struct ReqwestSend(reqwest::Client);
-
-impl reqsign_core::HttpSend for ReqwestSend {
-    async fn http_send(&self, request: http::Request<Bytes>) -> reqsign_core::Result<http::Response<Bytes>> {
-        let request = reqwest::Request::try_from(request)
-            .map_err(|e| reqsign_core::Error::unexpected(describe_reqwest_error(e)))?;
-        let response = self
-            .0
-            .execute(request)
-            .await
-            .map_err(|e| reqsign_core::Error::unexpected(describe_reqwest_error(e)).set_retryable(true))?;
-        let mut builder = http::Response::builder().status(response.status());
-        for (name, value) in response.headers() {
-            builder = builder.header(name, value);
-        }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|e| reqsign_core::Error::unexpected(describe_reqwest_error(e)))?;
-        builder
-            .body(body)
-            .map_err(|e| reqsign_core::Error::unexpected(e.to_string()))
-    }
 }
 
 #[cfg(test)]

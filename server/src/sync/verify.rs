@@ -10,14 +10,33 @@
 use std::path::Path;
 
 use super::manifest::Kind;
+
+/// What verification found.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Verified {
+    /// A short description for the log ("knowledge base: 12 documents, 40 chunks", "3 tokens").
+    pub detail: String,
+    /// The number of entries of a tokens or users file (`None` for other kinds): what the guard
+    /// against installing an empty list over a non-empty one compares.
+    pub entries: Option<usize>,
+}
+
+impl Verified {
+    fn described(detail: impl Into<String>) -> Verified {
+        Verified {
+            detail: detail.into(),
+            entries: None,
+        }
+    }
+}
 use crate::{
     auth::{session::SessionKeys, tokens::TokenSet, users::UserSet},
     kb::store::KbLoader,
     watch::{Loader, TextLoader},
 };
 
-/// Validates the file at `path` as `kind`; returns a short description for the log. Blocking.
-pub fn verify(kind: Kind, path: &Path) -> Result<String, String> {
+/// Validates the file at `path` as `kind`. Blocking. Errors are the loader's reason, one line.
+pub fn verify(kind: Kind, path: &Path) -> Result<Verified, String> {
     match kind {
         Kind::Kb => {
             // Opened in place, read-only: a copy would double the disk and time for nothing.
@@ -26,22 +45,28 @@ pub fn verify(kind: Kind, path: &Path) -> Result<String, String> {
                 copy_dir: std::env::temp_dir(),
             };
             let kb = loader.load(path)?.value;
-            Ok(format!(
+            Ok(Verified::described(format!(
                 "knowledge base: {} documents, {} chunks",
                 kb.documents, kb.chunks
-            ))
+            )))
         }
         Kind::Tokens => {
             let tokens = TextLoader::new(TokenSet::parse).load(path)?.value;
-            Ok(format!("{} tokens", tokens.len()))
+            Ok(Verified {
+                detail: format!("{} tokens", tokens.len()),
+                entries: Some(tokens.len()),
+            })
         }
         Kind::Users => {
             let users = TextLoader::new(UserSet::parse).load(path)?.value;
-            Ok(format!("{} users", users.len()))
+            Ok(Verified {
+                detail: format!("{} users", users.len()),
+                entries: Some(users.len()),
+            })
         }
         Kind::SessionKey => {
             TextLoader::new(SessionKeys::parse).load(path)?;
-            Ok("session key".into())
+            Ok(Verified::described("session key"))
         }
         Kind::Raw => {
             let name = path.to_string_lossy().to_lowercase();
@@ -49,11 +74,35 @@ pub fn verify(kind: Kind, path: &Path) -> Result<String, String> {
                 let bytes = crate::file_access::read(path)?;
                 let text = std::str::from_utf8(&bytes).map_err(|e| format!("not UTF-8 text: {e}"))?;
                 serde_yaml::from_str::<serde_yaml::Value>(text).map_err(|e| format!("not valid YAML: {e}"))?;
-                return Ok("YAML".into());
+                return Ok(Verified::described("YAML"));
             }
-            Ok("file".into())
+            Ok(Verified::described("file"))
         }
     }
+}
+
+/// Whether the file already at `item.dest` is one the servers accept: its pinned SHA-256 if any,
+/// then the kind's loader. What `--keep-local` serves when the store cannot be reached. Blocking.
+pub fn verify_installed(item: &super::Item) -> Result<Verified, String> {
+    if !item.dest.exists() {
+        return Err(format!("no local copy at {}", item.dest.display()));
+    }
+    if let Some(pin) = item.sha256 {
+        use sha2::{Digest, Sha256};
+        let mut file = std::fs::File::open(&item.dest).map_err(|e| format!("cannot read the local copy: {e}"))?;
+        let mut hasher = Sha256::new();
+        std::io::copy(&mut file, &mut hasher).map_err(|e| format!("cannot read the local copy: {e}"))?;
+        let actual: [u8; 32] = hasher.finalize().into();
+        if actual != pin {
+            return Err(format!(
+                "the local copy's sha256 {} is not the pinned {}",
+                hex::encode(actual),
+                hex::encode(pin)
+            ));
+        }
+    }
+    verify(item.kind, &item.dest)
+        .map_err(|reason| format!("the local copy is refused as {}: {reason}", item.kind.label()))
 }
 
 #[cfg(test)]
@@ -65,12 +114,15 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let tokens = dir.path().join("t.yaml");
         crate::auth::admin::token_create(&tokens, "a", None, None).unwrap();
-        assert_eq!(verify(Kind::Tokens, &tokens).unwrap(), "1 tokens");
+        assert_eq!(verify(Kind::Tokens, &tokens).unwrap().detail, "1 tokens");
+        assert_eq!(verify(Kind::Tokens, &tokens).unwrap().entries, Some(1));
         assert!(verify(Kind::Users, &tokens).is_err());
         std::fs::write(&tokens, "").unwrap();
         assert!(verify(Kind::Tokens, &tokens).unwrap_err().contains("empty"));
         std::fs::write(&tokens, "tokens: [{name: x, hash: nothex}]").unwrap();
         assert!(verify(Kind::Tokens, &tokens).is_err());
+        std::fs::write(&tokens, "tokens: []\n").unwrap();
+        assert_eq!(verify(Kind::Tokens, &tokens).unwrap().entries, Some(0));
         let kb = dir.path().join("kb.db");
         std::fs::write(&kb, "SQLite format 3\0 but not really").unwrap();
         assert!(verify(Kind::Kb, &kb).is_err());

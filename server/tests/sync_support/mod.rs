@@ -140,6 +140,33 @@ impl Moto {
         assert_eq!(response.status(), 200);
     }
 
+    /// Temporary credentials of [`Moto::role_arn`] (access key, secret, session token), as an
+    /// instance profile would hand them out: from moto's STS, which lets them through its checks.
+    pub async fn role_credentials(&self) -> (String, String, String) {
+        const ASSUME: &str = r#"
+import json, sys, boto3
+sts = boto3.client("sts", endpoint_url=sys.argv[1], region_name="us-east-1",
+                   aws_access_key_id="unused", aws_secret_access_key="unused")
+c = sts.assume_role_with_web_identity(RoleArn=sys.argv[2], RoleSessionName="instance",
+                                      WebIdentityToken="eyJhbGciOiJSUzI1NiJ9.e30.c2ln")["Credentials"]
+print(json.dumps([c["AccessKeyId"], c["SecretAccessKey"], c["SessionToken"]]))
+"#;
+        // The STS call itself is unsigned (the token is the credential): let that one through.
+        self.require_auth_after(1).await;
+        let out = Command::new(python())
+            .args(["-c", ASSUME, &self.endpoint, &self.role_arn])
+            .output()
+            .await
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "assume role: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let [key, secret, token]: [String; 3] = serde_json::from_slice(&out.stdout).unwrap();
+        (key, secret, token)
+    }
+
     /// The environment a sync process needs: the user's keys, region and endpoint.
     pub fn env(&self) -> HashMap<String, String> {
         HashMap::from([
@@ -223,6 +250,8 @@ impl Drop for Moto {
 #[derive(Clone)]
 pub enum Reply {
     Status(u16),
+    /// Read the request, then never answer (the connection stays open): a hung GET.
+    Hang,
     /// `Content-Length: declared`, then `body` (shorter than declared = the connection drops early).
     Body {
         body: Vec<u8>,
@@ -245,6 +274,8 @@ impl Reply {
 pub struct ScriptedServer {
     pub base: String,
     pub requests: Arc<Mutex<Vec<String>>>,
+    /// When each request arrived.
+    pub times: Arc<Mutex<Vec<std::time::Instant>>>,
     script: Arc<Mutex<Vec<Reply>>>,
     task: tokio::task::JoinHandle<()>,
 }
@@ -254,9 +285,11 @@ impl ScriptedServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let base = format!("http://{}", listener.local_addr().unwrap());
         let requests = Arc::new(Mutex::new(Vec::new()));
+        let times = Arc::new(Mutex::new(Vec::new()));
         let script = Arc::new(Mutex::new(script));
-        let (seen, replies) = (requests.clone(), script.clone());
+        let (seen, replies, arrived) = (requests.clone(), script.clone(), times.clone());
         let task = tokio::spawn(async move {
+            let mut hung = Vec::new();
             loop {
                 let Ok((mut stream, _)) = listener.accept().await else {
                     return;
@@ -270,6 +303,7 @@ impl ScriptedServer {
                     }
                 }
                 seen.lock().unwrap().push(String::from_utf8_lossy(&head).into_owned());
+                arrived.lock().unwrap().push(std::time::Instant::now());
                 let reply = {
                     let mut replies = replies.lock().unwrap();
                     if replies.len() > 1 {
@@ -279,6 +313,10 @@ impl ScriptedServer {
                     }
                 };
                 let response = match reply {
+                    Reply::Hang => {
+                        hung.push(stream);
+                        continue;
+                    }
                     Reply::Status(code) => {
                         format!("HTTP/1.1 {code} Scripted\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
                             .into_bytes()
@@ -299,6 +337,7 @@ impl ScriptedServer {
         ScriptedServer {
             base,
             requests,
+            times,
             script,
             task,
         }
@@ -403,4 +442,160 @@ pub fn identity(path: &Path) -> (u64, std::time::SystemTime) {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     use sha2::Digest;
     hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// `http://127.0.0.1:PORT` of a port nothing listens on (bound, then released).
+pub async fn closed_port_url() -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    drop(listener);
+    format!("http://{addr}")
+}
+
+/// A `postgres-mcp sync` in interval mode with `--metrics-listen 127.0.0.1:0 --log-format json`,
+/// its stdout collected line by line.
+pub struct IntervalRun {
+    pub child: Child,
+    pub lines: Arc<Mutex<Vec<String>>>,
+    /// host:port of the metrics and health listener.
+    pub addr: String,
+}
+
+impl IntervalRun {
+    pub async fn start(env: &HashMap<String, String>, home: &Path, args: &[&str]) -> IntervalRun {
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--metrics-listen", "127.0.0.1:0", "--log-format", "json"]);
+        let mut child = sync_command(env, home, &all).spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let sink = lines.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stdout).lines();
+            while let Ok(Some(line)) = reader.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        let mut addr = None;
+        for _ in 0..200 {
+            addr = lines.lock().unwrap().iter().find_map(|l| {
+                let v: serde_json::Value = serde_json::from_str(l).ok()?;
+                (v["message"] == "serving sync metrics on /metrics").then(|| v["addr"].as_str().unwrap().to_string())
+            });
+            if addr.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        IntervalRun {
+            child,
+            lines,
+            addr: addr.expect("metrics address logged"),
+        }
+    }
+
+    pub async fn get(&self, path: &str) -> (u16, String) {
+        let response = reqwest::get(format!("http://{}{path}", self.addr)).await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    pub async fn health(&self) -> (u16, serde_json::Value) {
+        let (status, body) = self.get("/health").await;
+        (
+            status,
+            serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}")),
+        )
+    }
+
+    /// The JSON log lines so far.
+    pub fn log(&self) -> Vec<serde_json::Value> {
+        self.lines
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    }
+}
+
+/// A loopback EC2 instance metadata service (IMDSv2) that hands out `key`/`secret` as the instance
+/// profile's credentials; it records each request line with the headers that matter.
+pub struct FakeImds {
+    pub endpoint: String,
+    pub requests: Arc<Mutex<Vec<String>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+const IMDS_TOKEN: &str = "imds-session-token-1";
+
+impl FakeImds {
+    pub async fn start(key: &str, secret: &str, session_token: &str) -> FakeImds {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let endpoint = format!("http://{}", listener.local_addr().unwrap());
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        let credentials = serde_json::json!({
+            "Code": "Success",
+            "LastUpdated": "2026-11-30T10:00:00Z",
+            "Type": "AWS-HMAC",
+            "AccessKeyId": key,
+            "SecretAccessKey": secret,
+            "Token": session_token,
+            "Expiration": "2099-01-01T00:00:00Z",
+        })
+        .to_string();
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((mut stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let mut head = Vec::new();
+                let mut byte = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") {
+                    match stream.read(&mut byte).await {
+                        Ok(1) => head.push(byte[0]),
+                        _ => break,
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).to_lowercase();
+                let line = head.lines().next().unwrap_or_default().to_string();
+                let has_token = head.contains(&format!("x-aws-ec2-metadata-token: {IMDS_TOKEN}"));
+                let has_ttl = head.contains("x-aws-ec2-metadata-token-ttl-seconds:");
+                seen.lock()
+                    .unwrap()
+                    .push(format!("{line} token={has_token} ttl={has_ttl}"));
+                let (status, body) = if line.starts_with("put /latest/api/token ") && has_ttl {
+                    (200, IMDS_TOKEN.to_string())
+                } else if !has_token {
+                    (401, String::new())
+                } else if line.starts_with("get /latest/meta-data/iam/security-credentials/ ") {
+                    (200, "sync-instance-role".to_string())
+                } else if line.starts_with("get /latest/meta-data/iam/security-credentials/sync-instance-role ") {
+                    (200, credentials.clone())
+                } else {
+                    (404, String::new())
+                };
+                let response = format!(
+                    "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            }
+        });
+        FakeImds {
+            endpoint,
+            requests,
+            task,
+        }
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+impl Drop for FakeImds {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
