@@ -241,7 +241,11 @@ impl S3Store {
             .map_err(anyhow::Error::msg)?;
         let response = self.client.execute(request).await?;
         if !response.status().is_success() {
-            bail!("{what}: {} {}", response.status(), response.text().await.unwrap_or_default());
+            bail!(
+                "{what}: {} {}",
+                response.status(),
+                response.text().await.unwrap_or_default()
+            );
         }
         Ok(())
     }

@@ -146,7 +146,10 @@ impl Observer {
             .send()
             .await
             .ok()?;
-        RpcReply::read(response).await.ok().filter(|reply| !reply.instance.is_empty())
+        RpcReply::read(response)
+            .await
+            .ok()
+            .filter(|reply| !reply.instance.is_empty())
     }
 
     /// How long until every instance has answered `token` as `accepted` says (success, or
@@ -249,10 +252,16 @@ async fn the_compose_sync_variant_starts_rotates_through_s3_and_keeps_serving_th
             ("MCP_TLS_DIR".into(), tls.path().display().to_string()),
             ("MCP_HTTPS_PORT".into(), https_port.to_string()),
             ("MCP_HTTP_PORT".into(), free_port().to_string()),
-            ("MCP_NET_PREFIX".into(), format!("10.{}.{}", 100 + seed[2] % 100, seed[3])),
+            (
+                "MCP_NET_PREFIX".into(),
+                format!("10.{}.{}", 100 + seed[2] % 100, seed[3]),
+            ),
             ("MCP_DRAIN_DELAY".into(), "1s".into()),
             ("MCP_GRACE".into(), "5s".into()),
-            ("MCP_SYNC_MANIFEST".into(), write_manifest(scratch.path(), &store).display().to_string()),
+            (
+                "MCP_SYNC_MANIFEST".into(),
+                write_manifest(scratch.path(), &store).display().to_string(),
+            ),
             ("MCP_SYNC_INTERVAL".into(), INTERVAL.into()),
             ("MCP_SYNC_METRICS_PORT".into(), metrics_port.to_string()),
             ("AWS_ENDPOINT_URL".into(), store.endpoint_for_containers()),
@@ -277,7 +286,10 @@ async fn the_compose_sync_variant_starts_rotates_through_s3_and_keeps_serving_th
         url: format!("https://127.0.0.1:{https_port}/mcp"),
     };
     assert!(
-        observer.until_all(&source.token, true, Duration::from_secs(10)).await.is_some(),
+        observer
+            .until_all(&source.token, true, Duration::from_secs(10))
+            .await
+            .is_some(),
         "the synced seed token is not accepted by all three instances"
     );
     let http = reqwest::Client::new();
@@ -300,8 +312,14 @@ async fn the_compose_sync_variant_starts_rotates_through_s3_and_keeps_serving_th
             refused.map_or("-".into(), |d| d.as_millis().to_string()),
         ),
     );
-    assert!(accepted.is_some(), "a token uploaded to S3 did not reach all three instances");
-    assert!(refused.is_some(), "a token revoked in S3 was still accepted by an instance");
+    assert!(
+        accepted.is_some(),
+        "a token uploaded to S3 did not reach all three instances"
+    );
+    assert!(
+        refused.is_some(),
+        "a token revoked in S3 was still accepted by an instance"
+    );
 
     // --- B: the store goes down; a restart of everything still serves the last good files -----------
     store.go_down();
@@ -334,7 +352,10 @@ async fn the_compose_sync_variant_starts_rotates_through_s3_and_keeps_serving_th
         init_log.contains("serving the local copy"),
         "sync-init did not say it kept the local files:\n{init_log}"
     );
-    assert!(after_restart.is_ok(), "sync /health after the restart during the outage: {after_restart:?}");
+    assert!(
+        after_restart.is_ok(),
+        "sync /health after the restart during the outage: {after_restart:?}"
+    );
 
     store.come_back().await.unwrap();
     let back = Instant::now();
@@ -354,6 +375,12 @@ async fn the_compose_sync_variant_starts_rotates_through_s3_and_keeps_serving_th
             accepted_again.map_or("-".into(), |d| d.as_millis().to_string()),
         ),
     );
-    assert!(recovered.is_ok(), "sync did not recover after the store came back: {recovered:?}");
-    assert!(accepted_again.is_some(), "after the outage a token uploaded to S3 did not reach all three");
+    assert!(
+        recovered.is_ok(),
+        "sync did not recover after the store came back: {recovered:?}"
+    );
+    assert!(
+        accepted_again.is_some(),
+        "after the outage a token uploaded to S3 did not reach all three"
+    );
 }
