@@ -16,17 +16,14 @@ use std::{
     collections::HashMap,
     net::{Ipv4Addr, SocketAddr},
     process::Stdio,
-    sync::{Arc, Mutex},
     time::Duration,
 };
 
 use anyhow::{Context, bail};
 use postgres_mcp::sync::s3::S3Access;
 use tokio::{
-    io::{AsyncBufReadExt, BufReader},
     net::{TcpListener, TcpStream},
-    process::{Child, Command},
-    task::JoinHandle,
+    process::Command,
 };
 
 use crate::{docker::docker, images::repo_root};
@@ -87,53 +84,82 @@ impl Drop for StoreNetwork {
     }
 }
 
-/// Forwards TCP connections from `listen` to `target` until stopped. Stopping closes the listener
-/// and every forwarded connection, as a store that went away would.
+/// Forwards TCP connections from `listen` to `target` until stopped, on a thread and runtime of its
+/// own: the test blocks its own runtime in `docker compose up --wait` while the sync containers
+/// must reach the store. Stopping ends that runtime, which closes the listener and every forwarded
+/// connection, as a store that went away would.
 struct Forwarder {
-    accept: JoinHandle<()>,
-    connections: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Forwarder {
-    async fn start(listen: SocketAddr, target: SocketAddr) -> anyhow::Result<(Forwarder, SocketAddr)> {
-        let listener = TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen} for the store"))?;
-        let bound = listener.local_addr()?;
-        let connections: Arc<Mutex<Vec<JoinHandle<()>>>> = Arc::default();
-        let tracked = connections.clone();
-        let accept = tokio::spawn(async move {
-            while let Ok((mut inbound, _)) = listener.accept().await {
-                let task = tokio::spawn(async move {
-                    if let Ok(mut outbound) = TcpStream::connect(target).await {
-                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+    fn start(listen: SocketAddr, target: SocketAddr) -> anyhow::Result<(Forwarder, SocketAddr)> {
+        let (bound_tx, bound_rx) = std::sync::mpsc::channel();
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let thread = std::thread::Builder::new()
+            .name("s3-store-forwarder".into())
+            .spawn(move || {
+                let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                    Ok(runtime) => runtime,
+                    Err(error) => {
+                        let _ = bound_tx.send(Err(error.to_string()));
+                        return;
+                    }
+                };
+                runtime.block_on(async move {
+                    let listener = match TcpListener::bind(listen).await {
+                        Ok(listener) => listener,
+                        Err(error) => {
+                            let _ = bound_tx.send(Err(format!("cannot listen on {listen} for the store: {error}")));
+                            return;
+                        }
+                    };
+                    let _ = bound_tx.send(listener.local_addr().map_err(|e| e.to_string()));
+                    let accept = async {
+                        while let Ok((mut inbound, _)) = listener.accept().await {
+                            tokio::spawn(async move {
+                                if let Ok(mut outbound) = TcpStream::connect(target).await {
+                                    let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                                }
+                            });
+                        }
+                    };
+                    tokio::select! {
+                        _ = accept => {}
+                        _ = stopped => {}
                     }
                 });
-                let mut tracked = tracked.lock().expect("forwarder list");
-                tracked.retain(|t| !t.is_finished());
-                tracked.push(task);
-            }
-        });
-        Ok((Forwarder { accept, connections }, bound))
-    }
-
-    fn stop(&self) {
-        self.accept.abort();
-        for task in self.connections.lock().expect("forwarder list").drain(..) {
-            task.abort();
-        }
+                // Dropping the runtime here drops every connection task and its sockets.
+            })?;
+        let bound = bound_rx
+            .recv()
+            .context("the forwarder thread ended")?
+            .map_err(anyhow::Error::msg)?;
+        Ok((
+            Forwarder {
+                stop: Some(stop),
+                thread: Some(thread),
+            },
+            bound,
+        ))
     }
 }
 
 impl Drop for Forwarder {
     fn drop(&mut self) {
-        self.stop();
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
     }
 }
 
 /// moto on loopback, exposed to one Docker network through a [`Forwarder`].
 pub struct S3Store {
-    moto: Child,
+    moto: std::process::Child,
     /// moto's own address (the test's uploads go here, never through the forwarder).
     loopback: SocketAddr,
     /// Where the containers reach the store: the network's gateway and a fixed port.
@@ -152,29 +178,35 @@ impl S3Store {
     pub async fn start(network: StoreNetwork) -> anyhow::Result<S3Store> {
         postgres_mcp::tls::install_crypto_provider();
         let python = python();
-        let mut moto = Command::new(&python)
+        let mut moto = std::process::Command::new(&python)
             .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", "0"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
-            .kill_on_drop(true)
             .spawn()
             .with_context(|| format!("cannot run {} -m moto.server (set TEST_PYTHON)", python.display()))?;
-        let mut lines = BufReader::new(moto.stderr.take().context("moto's stderr")?).lines();
-        let port: u16 = tokio::time::timeout(Duration::from_secs(60), async {
-            while let Ok(Some(line)) = lines.next_line().await {
-                if let Some(rest) = line.split("Running on http://127.0.0.1:").nth(1) {
-                    return rest.trim().parse().ok();
+        let stderr = moto.stderr.take().context("moto's stderr")?;
+        // A thread, not a task: moto writes a line per request and blocks once the pipe is full, and
+        // the test's runtime is blocked at times (in `docker compose up --wait`).
+        let (port_tx, port_rx) = std::sync::mpsc::channel::<u16>();
+        std::thread::Builder::new().name("moto-log".into()).spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)).map_while(Result::ok) {
+                if let Some(port) = line
+                    .split("Running on http://127.0.0.1:")
+                    .nth(1)
+                    .and_then(|rest| rest.trim().parse().ok())
+                {
+                    let _ = port_tx.send(port);
                 }
             }
-            None
-        })
-        .await
-        .ok()
-        .flatten()
-        .with_context(|| format!("moto did not start with {} (requirements-test.txt)", python.display()))?;
-        // moto writes a line per request: keep reading, or it blocks once the pipe is full.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        })?;
+        let port = match port_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(port) => port,
+            Err(_) => {
+                let _ = moto.kill();
+                bail!("moto did not start with {} (requirements-test.txt)", python.display());
+            }
+        };
         let loopback = SocketAddr::from(([127, 0, 0, 1], port));
         let setup = Command::new(&python)
             .args(["-c", IAM_SETUP, &format!("http://{loopback}")])
@@ -196,7 +228,7 @@ impl S3Store {
             ]),
             client.clone(),
         );
-        let (forwarder, exposed) = Forwarder::start(SocketAddr::from((network.gateway, 0)), loopback).await?;
+        let (forwarder, exposed) = Forwarder::start(SocketAddr::from((network.gateway, 0)), loopback)?;
         let store = S3Store {
             moto,
             loopback,
@@ -261,9 +293,9 @@ impl S3Store {
     }
 
     /// The same store comes back at the same address.
-    pub async fn come_back(&mut self) -> anyhow::Result<()> {
+    pub fn come_back(&mut self) -> anyhow::Result<()> {
         if self.forwarder.is_none() {
-            let (forwarder, _) = Forwarder::start(self.exposed, self.loopback).await?;
+            let (forwarder, _) = Forwarder::start(self.exposed, self.loopback)?;
             self.forwarder = Some(forwarder);
         }
         Ok(())
@@ -273,6 +305,7 @@ impl S3Store {
 impl Drop for S3Store {
     fn drop(&mut self) {
         self.forwarder.take();
-        let _ = self.moto.start_kill();
+        let _ = self.moto.kill();
+        let _ = self.moto.wait();
     }
 }
