@@ -193,12 +193,16 @@ def test_nfs_without_its_server_or_export_is_a_clear_error(missing):
     assert f"set {missing}" in result.stderr, result.stderr
 
 
+SYNC_COMMAND = ["sync", "--manifest", "/app/etc/sync.yaml"]
+SYNC_METRICS_PORT = 9464
+
+
 def test_sync_pulls_once_before_the_instances_start_then_keeps_the_shared_directory_current():
     rendered = model("compose.yaml", "compose.sync.yaml", env=dict(SYNC_ENV, MCP_CONFIG_DIR="/srv/mcp"))
     services = rendered["services"]
     init, sidecar = services["sync-init"], services["sync"]
-    assert init["command"] == ["sync", "--manifest", "/app/etc/sync.yaml", "--once"]
-    assert sidecar["command"] == ["sync", "--manifest", "/app/etc/sync.yaml", "--interval", "30s"]
+    assert init["command"][:4] == SYNC_COMMAND + ["--once"]
+    assert sidecar["command"][:5] == SYNC_COMMAND + ["--interval", "30s"]
     assert sidecar["depends_on"]["sync-init"]["condition"] == "service_completed_successfully"
     for name in INSTANCES:
         assert services[name]["depends_on"]["sync-init"]["condition"] == "service_completed_successfully", name
@@ -214,7 +218,108 @@ def test_sync_pulls_once_before_the_instances_start_then_keeps_the_shared_direct
         assert service["user"] == "10001:10001"
     assert rendered["configs"]["sync-manifest"]["file"] == SYNC_ENV["MCP_SYNC_MANIFEST"]
     interval = model("compose.yaml", "compose.sync.yaml", env=dict(SYNC_ENV, MCP_SYNC_INTERVAL="5m"))
-    assert interval["services"]["sync"]["command"][-1] == "5m"
+    command = interval["services"]["sync"]["command"]
+    assert command[command.index("--interval") + 1] == "5m"
+
+
+def test_sync_init_serves_the_last_good_local_files_when_the_store_is_down():
+    # An outage at `up` (or a second `up` after a host restart) must not hold the instances back
+    # when valid files are on disk: --keep-local counts a verified local copy as in place. A small
+    # retry budget keeps that wait short; restarts cover a blip on a first start (nothing local).
+    init = model("compose.yaml", "compose.sync.yaml", env=SYNC_ENV)["services"]["sync-init"]
+    command = init["command"]
+    assert "--once" in command and "--keep-local" in command
+    attempts = int(command[command.index("--attempts") + 1])
+    assert 1 <= attempts <= 3, attempts
+    assert init["restart"].startswith("on-failure:")
+    # A one-shot container: it must not inherit the image's health check of the server's port.
+    assert init["healthcheck"] == {"disable": True}
+
+
+def test_sync_sidecar_has_its_own_health_check_on_its_metrics_listener():
+    # The image's health check probes the server's :8080, which sync never serves: inherited, it
+    # made `up --wait` fail with "container ...-sync-1 is unhealthy".
+    sidecar = model("compose.yaml", "compose.sync.yaml", env=SYNC_ENV)["services"]["sync"]
+    command = sidecar["command"]
+    assert command[command.index("--metrics-listen") + 1] == f"0.0.0.0:{SYNC_METRICS_PORT}"
+    assert sidecar["healthcheck"]["test"] == [
+        "CMD", "/usr/local/bin/postgres-mcp", "healthcheck",
+        "--address", f"127.0.0.1:{SYNC_METRICS_PORT}", "--path", "/health"]
+    assert not sidecar["healthcheck"].get("disable", False)
+    # `up --wait` waits for healthy: the first check must come within seconds.
+    assert seconds(sidecar["healthcheck"]["interval"]) <= 10
+    assert sidecar["restart"] == "unless-stopped"
+
+
+def test_sync_metrics_are_published_on_loopback_by_default_and_configurable_for_prometheus():
+    ports = model("compose.yaml", "compose.sync.yaml", env=SYNC_ENV)["services"]["sync"]["ports"]
+    assert [(p["host_ip"], str(p["published"]), p["target"]) for p in ports] == [
+        ("127.0.0.1", "9464", SYNC_METRICS_PORT)]
+    env = dict(SYNC_ENV, MCP_SYNC_METRICS_BIND="0.0.0.0", MCP_SYNC_METRICS_PORT="19464")
+    ports = model("compose.yaml", "compose.sync.yaml", env=env)["services"]["sync"]["ports"]
+    assert [(p["host_ip"], str(p["published"]), p["target"]) for p in ports] == [
+        ("0.0.0.0", "19464", SYNC_METRICS_PORT)]
+
+
+def test_sync_passes_the_s3_endpoint_and_credentials_from_the_environment():
+    env = dict(SYNC_ENV, AWS_ENDPOINT_URL="http://minio.internal:9000", AWS_REGION="eu-west-1",
+               AWS_ACCESS_KEY_ID="AKIAEXAMPLE", AWS_SECRET_ACCESS_KEY="example-secret")
+    services = model("compose.yaml", "compose.sync.yaml", env=env)["services"]
+    for name in ("sync-init", "sync"):
+        environment = services[name]["environment"]
+        assert environment["AWS_ENDPOINT_URL"] == "http://minio.internal:9000", name
+        assert environment["AWS_REGION"] == "eu-west-1", name
+        assert environment["AWS_ACCESS_KEY_ID"] == "AKIAEXAMPLE", name
+    for name in INSTANCES:
+        # The instances never see the store's credentials.
+        assert not any(key.startswith("AWS_") for key in services[name]["environment"]), name
+
+
+def server_source(*relative: str) -> str:
+    src = COMPOSE_DIR.parent / "server" / "src"
+    return "\n".join((src / path).read_text() for path in relative)
+
+
+def test_the_sync_flags_the_kit_passes_exist_in_the_server_cli():
+    services = model("compose.yaml", "compose.sync.yaml", env=SYNC_ENV)["services"]
+    sync_cli = server_source("cli/sync.rs")
+    for name in ("sync-init", "sync"):
+        for flag in [arg for arg in services[name]["command"] if arg.startswith("--")]:
+            field = flag[2:].replace("-", "_")
+            assert re.search(rf"pub {field}:", sync_cli), f"{name}: `postgres-mcp sync` has no {flag}"
+    healthcheck_cli = server_source("cli/healthcheck.rs")
+    assert re.search(r"\baddress: String", healthcheck_cli)
+    assert '"/health"' in healthcheck_cli, "postgres-mcp healthcheck must accept --path /health"
+
+
+def compose_variables(*names: str) -> set[str]:
+    found = set()
+    for name in names:
+        found |= set(re.findall(r"\$\{([A-Z0-9_]+)", (COMPOSE_DIR / name).read_text()))
+    return found - {"COMPOSE_PROJECT_NAME"}
+
+
+def test_env_example_documents_every_variable_the_compose_files_read():
+    example = (COMPOSE_DIR / ".env.example").read_text()
+    documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, re.MULTILINE))
+    files = ["compose.yaml", "compose.nfs.yaml", "compose.efs.yaml", "compose.sync.yaml"]
+    missing = compose_variables(*files) - documented
+    assert not missing, f".env.example lacks {sorted(missing)}"
+    for name in ["MCP_SYNC_MANIFEST", "MCP_SYNC_INTERVAL", "AWS_ENDPOINT_URL", "MCP_SYNC_METRICS_PORT"]:
+        assert name in documented, name
+
+
+def test_the_uid_the_sync_containers_write_as_is_stated_where_users_look():
+    sync_user = model("compose.yaml", "compose.sync.yaml", env=SYNC_ENV)["services"]["sync"]["user"]
+    uid = sync_user.split(":")[0]
+    readme = (COMPOSE_DIR.parent / "README.md").read_text()
+    example = (COMPOSE_DIR / ".env.example").read_text()
+    for text, where in [(example, ".env.example"), (readme, "README.md")]:
+        assert f"uid {uid}" in text, where
+        assert f"-o {uid} -g {uid}" in text or f"chown {uid}:{uid}" in text, where
+    # The variants need Compose v2 (`docker compose`): v1 cannot merge long-syntax depends_on.
+    assert "docker compose -f compose/compose.yaml -f compose/compose.sync.yaml up -d --wait" in readme
+    assert "Compose v2" in readme
 
 
 def test_sync_without_a_manifest_is_a_clear_error():

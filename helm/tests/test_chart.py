@@ -35,7 +35,7 @@ UID = 10001
 
 
 def test_the_expected_values_files_are_all_there():
-    assert VALUES_FILES == sorted(["default", "ha", "pvc", "existing-secret", "sync-sidecar", "download"])
+    assert VALUES_FILES == sorted(["default", "ha", "pvc", "existing-secret", "sync-sidecar", "download", "auth-sync"])
 
 
 @pytest.fixture(scope="session")
@@ -160,6 +160,13 @@ def test_chart_declares_kubernetes_1_30_or_newer(chart):
         pytest.param({"kb": {"download": {"sha256": "abc"}}}, "/kb/download/sha256'", id="short-sha256"),
         pytest.param({"kb": {"source": "download"}}, "/kb/download/url': minLength", id="download-without-url"),
         pytest.param({"kb": {"source": "sync"}}, "/kb/sync/items': minItems", id="sync-without-items"),
+        pytest.param({"kb": {"sync": {"interval": "60s"}}}, "additional properties 'interval'", id="kb-sync-interval-moved-to-sync"),
+        pytest.param({"auth": {"source": "s3"}}, "/auth/source': value must be one of", id="wrong-enum-auth-source"),
+        pytest.param({"auth": {"source": "sync"}}, "/auth/sync/tokens': minLength", id="auth-sync-without-tokens"),
+        pytest.param({"auth": {"sync": {"tokens": "/srv/tokens.yaml"}}}, "/auth/sync/tokens'", id="auth-sync-not-a-url"),
+        pytest.param({"auth": {"sync": {"allowEmtpy": True}}}, "additional properties 'allowEmtpy'", id="typo-in-auth-sync"),
+        pytest.param({"sync": {"metricsPort": 8080}}, "/sync/metricsPort'", id="sync-metrics-on-the-server-port"),
+        pytest.param({"sync": {"staleAfter": "five minutes"}}, "/sync/staleAfter'", id="unparseable-stale-after"),
         pytest.param({"ingress": {"enabled": True, "hosts": [{"host": "a.example.com", "paths": [{"path": "/metrics", "pathType": "Prefix"}]}]}},
                      "/ingress/hosts/0/paths/0/path'", id="ingress-exposing-metrics"),
         pytest.param({"securityContext": {"runAsUser": 0}}, "/securityContext/runAsUser': minimum", id="root-user"),
@@ -178,8 +185,13 @@ def test_schema_rejects_bad_values(chart, values, complaint):
         ({"auth": {"login": {"enabled": True}}}, "auth.sessionKey"),
         ({"autoscaling": {"minReplicas": 5, "maxReplicas": 3}}, "maxReplicas"),
         ({"resources": {"requests": {"cpu": None}}}, "requests.cpu"),  # null removes the default
+        ({"auth": {"source": "sync", "existingSecret": "mcp-auth", "sync": {"tokens": "s3://b/tokens.yaml"}}},
+         "auth.existingSecret is for auth.source secret"),
+        ({"auth": {"source": "sync", "login": {"enabled": True}, "sync": {"tokens": "s3://b/tokens.yaml"}}},
+         "needs auth.sync.users and auth.sync.sessionKey"),
     ],
-    ids=["login-without-session-key", "max-below-min", "hpa-without-cpu-request"],
+    ids=["login-without-session-key", "max-below-min", "hpa-without-cpu-request", "auth-sync-and-existing-secret",
+         "auth-sync-login-without-users"],
 )
 def test_inconsistent_values_fail_with_a_message(chart, values, complaint):
     with pytest.raises(helm.HelmError) as refused:
@@ -440,7 +452,15 @@ def test_prestop_is_the_kubernetes_sleep_action_never_a_shell(rendered):
 # --- auth files and config --------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name", VALUES_FILES)
+# The renderings whose auth files come from a Secret (auth-sync's come from object storage: below).
+SECRET_AUTH_FILES = [n for n in VALUES_FILES if values_file(n).get("auth", {}).get("source", "secret") == "secret"]
+
+
+def test_both_auth_sources_are_rendered():
+    assert "auth-sync" in VALUES_FILES and "auth-sync" not in SECRET_AUTH_FILES and "default" in SECRET_AUTH_FILES
+
+
+@pytest.mark.parametrize("name", SECRET_AUTH_FILES)
 def test_auth_secret_is_mounted_as_a_directory_at_app_config(rendered, name):
     objects = rendered[name]
     server = container(objects)
@@ -639,11 +659,12 @@ def test_checksum_secret_changes_when_the_tokens_change(chart):
 def test_sync_runs_an_init_container_and_a_sidecar_sharing_app_data(rendered):
     objects = rendered["sync-sidecar"]
     spec = pod_spec(objects)
-    init = container(objects, "kb-sync-init")
-    sidecar = container(objects, "kb-sync")
+    init = container(objects, "sync-init")
+    sidecar = container(objects, "sync")
     assert init in spec["initContainers"] and sidecar in spec["containers"]
-    assert init["args"] == ["sync", "--manifest", "/app/etc/sync.yaml", "--once"]
-    assert sidecar["args"] == ["sync", "--manifest", "/app/etc/sync.yaml", "--interval", "60s"]
+    assert init["args"] == ["sync", "--manifest", "/app/etc/sync.yaml", "--once", "--keep-local"]
+    assert sidecar["args"] == ["sync", "--manifest", "/app/etc/sync.yaml", "--interval", "60s",
+                               "--metrics-listen", "0.0.0.0:9464"]
     server = container(objects)
     data = mounts(server)["/app/data"]
     assert data["readOnly"] is True
@@ -664,6 +685,96 @@ def test_sync_runs_an_init_container_and_a_sidecar_sharing_app_data(rendered):
     assert server_config(objects)["kb"]["path"] == "/app/data/kb.db"
     account = one(objects, "ServiceAccount")
     assert account["metadata"]["annotations"]["eks.amazonaws.com/role-arn"].startswith("arn:aws:iam::")
+    # kb.db only: the auth files still come from the Secret.
+    assert "secret" in volumes(objects)[mounts(server)["/app/config"]["name"]]
+    assert "/app/config" not in mounts(sidecar)
+
+
+# --- auth files from object storage -------------------------------------------------------------
+
+
+def test_auth_sync_pulls_the_auth_files_into_an_empty_dir_the_server_mounts_read_only(rendered):
+    objects = rendered["auth-sync"]
+    server, init, sidecar = container(objects), container(objects, "sync-init"), container(objects, "sync")
+    auth = mounts(server)["/app/config"]
+    assert auth["readOnly"] is True
+    volume = volumes(objects)[auth["name"]]
+    assert volume == {"name": auth["name"], "emptyDir": {"sizeLimit": "16Mi"}}
+    for c in (init, sidecar):
+        # The sync containers are the only writers, as uid 10001 (fsGroup makes the emptyDir theirs).
+        assert mounts(c)["/app/config"]["name"] == auth["name"] and not mounts(c)["/app/config"].get("readOnly")
+        assert mounts(c)["/app/data"]["name"] == mounts(server)["/app/data"]["name"]
+        assert {"name": "AWS_ENDPOINT_URL", "value": "http://minio.storage.svc:9000"} in c["env"]
+        assert c["envFrom"] == [{"secretRef": {"name": "mcp-sync-s3"}}]
+    # One manifest for kb.db and the auth files, kinds given (the key names need not say them).
+    manifest = yaml.safe_load(one(objects, "ConfigMap")["data"]["sync.yaml"])
+    assert manifest == {"items": [
+        {"source": "s3://example-kb-bucket/prod/kb.db", "dest": "/app/data/kb.db"},
+        {"source": "s3://example-auth-bucket/prod/tokens.yaml", "dest": "/app/config/api-tokens.yaml", "kind": "tokens"},
+        {"source": "s3://example-auth-bucket/prod/users.yaml", "dest": "/app/config/users.yaml", "kind": "users"},
+        {"source": "s3://example-auth-bucket/prod/session.key", "dest": "/app/config/session.key",
+         "kind": "session-key"},
+    ]}
+    # The server reads the files where the sync containers write them.
+    config = server_config(objects)["auth"]
+    dests = {item["dest"] for item in manifest["items"]}
+    for key in ("tokens_file", "users_file", "session_secret_file"):
+        assert config[key] in dests, key
+    assert server_config(objects)["watch"]["mode"] == "auto"
+
+
+def test_auth_sync_and_the_secret_are_exclusive(rendered):
+    objects = rendered["auth-sync"]
+    assert "Secret" not in kinds(objects)
+    assert not any("secret" in v for v in volumes(objects).values())
+    annotations = deployment(objects)["spec"]["template"]["metadata"]["annotations"]
+    assert "checksum/secret" not in annotations and "checksum/config" in annotations
+
+
+def test_auth_sync_without_login_pulls_only_tokens(chart):
+    objects = render(chart, {"auth": {"source": "sync", "sync": {"tokens": "s3://b/mcp/tokens.yaml"}}})
+    manifest = yaml.safe_load(one(objects, "ConfigMap")["data"]["sync.yaml"])
+    assert manifest == {"items": [{"source": "s3://b/mcp/tokens.yaml", "dest": "/app/config/tokens.yaml",
+                                   "kind": "tokens"}]}
+    assert "users_file" not in server_config(objects)["auth"]
+    assert "/app/data" not in mounts(container(objects, "sync"))
+
+
+def test_auth_sync_allow_empty_marks_the_tokens_and_users_items_only(chart):
+    values = merge(values_file("auth-sync"), {"auth": {"sync": {"allowEmpty": True}}})
+    manifest = yaml.safe_load(one(render(chart, values), "ConfigMap")["data"]["sync.yaml"])
+    flagged = {item["kind"]: item.get("allow_empty", False) for item in manifest["items"] if "kind" in item}
+    assert flagged == {"tokens": True, "users": True, "session-key": False}
+
+
+def test_the_sync_sidecar_serves_metrics_and_health_on_a_named_port(rendered):
+    objects = rendered["auth-sync"]
+    sidecar = container(objects, "sync")
+    args = sidecar["args"]
+    assert args[args.index("--metrics-listen") + 1] == "0.0.0.0:9464"
+    assert args[args.index("--stale-after") + 1] == "5m"
+    assert sidecar["ports"] == [{"name": "sync-metrics", "containerPort": 9464, "protocol": "TCP"}]
+    # Liveness only: /health stays 200 while the loop turns (also when stale); a readiness probe on
+    # it would take serving pods out of the Service for a store outage.
+    assert sidecar["livenessProbe"]["httpGet"] == {"path": "/health", "port": "sync-metrics"}
+    assert "readinessProbe" not in sidecar
+    service = one(objects, "Service")
+    assert {"name": "sync-metrics", "port": 9464, "targetPort": "sync-metrics", "protocol": "TCP"} in service["spec"]["ports"]
+    monitor = one(objects, "ServiceMonitor")
+    jsonschema.validate(monitor, SERVICE_MONITOR_SCHEMA)
+    endpoints = {e["port"]: e for e in monitor["spec"]["endpoints"]}
+    assert endpoints["sync-metrics"]["path"] == "/metrics" and endpoints["http"]["path"] == "/metrics"
+
+
+def test_without_sync_there_is_no_sync_port_or_manifest(rendered):
+    for name in ("default", "ha", "pvc", "download", "existing-secret"):
+        objects = rendered[name]
+        assert [p["name"] for p in one(objects, "Service")["spec"]["ports"]] == ["http"], name
+        assert "sync.yaml" not in one(objects, "ConfigMap")["data"], name
+        names = {c["name"] for c in pod_spec(objects)["containers"]}
+        assert names == {"server"}, name
+    monitor = one(rendered["ha"], "ServiceMonitor")
+    assert [e["port"] for e in monitor["spec"]["endpoints"]] == ["http"]
 
 
 def test_download_uses_the_server_image_to_fetch_verify_and_rename(rendered):
@@ -800,6 +911,9 @@ def test_sync_flags_match_the_server_cli():
         pytest.skip("`postgres-mcp sync` is not in server/src yet: flags cannot be cross-checked")
     for flag in ("manifest", "once", "interval", "source", "dest", "sha256"):
         assert re.search(rf"\b{flag}\b", source), f"sync has no --{flag}"
+    sync_cli = (REPO / "server" / "src" / "cli" / "sync.rs").read_text()
+    for flag in ("keep_local", "metrics_listen", "stale_after"):
+        assert re.search(rf"pub {flag}:", sync_cli), f"sync has no --{flag.replace('_', '-')}"
 
 
 def test_notes_tell_how_to_reach_the_service_and_create_a_token(chart):

@@ -140,9 +140,19 @@ file paths, allowed hosts). instance_id is not here: PGMCP_INSTANCE_ID comes fro
 {{- toYaml $config }}
 {{- end }}
 
-{{/* The sync manifest (/app/etc/sync.yaml) for kb.source=sync. */}}
+{{/* "true" when the pod runs the sync init container and sidecar (kb.source or auth.source sync), else "". */}}
+{{- define "postgres-mcp.syncEnabled" -}}
+{{- if or (eq .Values.kb.source "sync") (eq .Values.auth.source "sync") }}true{{ end }}
+{{- end }}
+
+{{/*
+The sync manifest (/app/etc/sync.yaml): kb.sync.items for kb.source=sync, then the auth files for
+auth.source=sync (kind given, so the file names in auth.keys need not follow the naming the sync
+command infers kinds from).
+*/}}
 {{- define "postgres-mcp.syncManifest" -}}
 {{- $items := list }}
+{{- if eq .Values.kb.source "sync" }}
 {{- range .Values.kb.sync.items }}
 {{- $item := dict "source" .source "dest" (.dest | default (printf "/app/data/%s" $.Values.kb.file)) }}
 {{- if .sha256 }}
@@ -150,7 +160,43 @@ file paths, allowed hosts). instance_id is not here: PGMCP_INSTANCE_ID comes fro
 {{- end }}
 {{- $items = append $items $item }}
 {{- end }}
+{{- end }}
+{{- if eq .Values.auth.source "sync" }}
+{{- $auth := .Values.auth }}
+{{- $files := list (list $auth.sync.tokens $auth.keys.tokens "tokens") }}
+{{- if $auth.login.enabled }}
+{{- $files = append $files (list $auth.sync.users $auth.keys.users "users") }}
+{{- $files = append $files (list $auth.sync.sessionKey $auth.keys.sessionKey "session-key") }}
+{{- end }}
+{{- range $files }}
+{{- $item := dict "source" (index . 0) "dest" (printf "/app/config/%s" (index . 1)) "kind" (index . 2) }}
+{{- if and $auth.sync.allowEmpty (ne (index . 2) "session-key") }}
+{{- $_ := set $item "allow_empty" true }}
+{{- end }}
+{{- $items = append $items $item }}
+{{- end }}
+{{- end }}
 {{- toYaml (dict "items" $items) }}
+{{- end }}
+
+{{/*
+A sync container's volume mounts: the manifest, the directories it writes (kb.db's /app/data, the
+auth files' /app/config) and /tmp (SQLite's scratch space for the kb.db check).
+*/}}
+{{- define "postgres-mcp.syncMounts" -}}
+- name: etc
+  mountPath: /app/etc
+  readOnly: true
+{{- if eq .Values.kb.source "sync" }}
+- name: data
+  mountPath: /app/data
+{{- end }}
+{{- if eq .Values.auth.source "sync" }}
+- name: auth
+  mountPath: /app/config
+{{- end }}
+- name: tmp
+  mountPath: /tmp
 {{- end }}
 
 {{/* Security context of every container: non-root, read-only root, no capabilities. */}}
@@ -168,7 +214,7 @@ seccompProfile:
 
 {{/* Environment of the sync containers: AWS region, endpoint, credentials. */}}
 {{- define "postgres-mcp.syncEnv" -}}
-{{- with .Values.kb.sync.aws }}
+{{- with .Values.sync.aws }}
 {{- if or .region .endpointUrl }}
 env:
   {{- if .region }}
@@ -190,7 +236,14 @@ envFrom:
 
 {{/* Checks across values that a JSON schema cannot express clearly. */}}
 {{- define "postgres-mcp.validate" -}}
-{{- if and .Values.auth.login.enabled (not .Values.auth.existingSecret) (not .Values.auth.sessionKey) }}
+{{- if eq .Values.auth.source "sync" }}
+{{- if .Values.auth.existingSecret }}
+{{- fail "auth.existingSecret is for auth.source secret: with auth.source sync the auth files come from auth.sync (object storage) only; set one or the other" }}
+{{- end }}
+{{- if and .Values.auth.login.enabled (not (and .Values.auth.sync.users .Values.auth.sync.sessionKey)) }}
+{{- fail "auth.login.enabled with auth.source sync needs auth.sync.users and auth.sync.sessionKey (the objects of users.yaml and the session key)" }}
+{{- end }}
+{{- else if and .Values.auth.login.enabled (not .Values.auth.existingSecret) (not .Values.auth.sessionKey) }}
 {{- fail "auth.login.enabled needs auth.sessionKey (postgres-mcp session-key create) or auth.existingSecret" }}
 {{- end }}
 {{- if and .Values.autoscaling.enabled (lt (int .Values.autoscaling.maxReplicas) (int .Values.autoscaling.minReplicas)) }}

@@ -3,6 +3,7 @@
 
 mod balancing;
 mod compose_stack;
+mod compose_sync;
 mod failover;
 mod files;
 mod operator_cli;
