@@ -33,7 +33,7 @@ use opentelemetry::{KeyValue, trace::TracerProvider};
 use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig};
 use opentelemetry_sdk::{
     Resource,
-    error::OTelSdkResult,
+    error::{OTelSdkError, OTelSdkResult},
     runtime::Tokio,
     trace::{
         BatchConfigBuilder, Sampler, SdkTracerProvider, SpanData, SpanExporter,
@@ -172,11 +172,40 @@ impl<E> Counted<E> {
     }
 }
 
+/// One batch being exported: counted when it ends, and counted as timed out when the batch
+/// processor gives up on it first (its `max_export_timeout` drops the export future, so code after
+/// the `.await` would never run for exactly the collector that does not answer).
+struct InFlight<'a, E> {
+    exporter: &'a Counted<E>,
+    spans: usize,
+    ended: bool,
+}
+
+impl<E> InFlight<'_, E> {
+    fn end(mut self, outcome: &OTelSdkResult) {
+        self.ended = true;
+        self.exporter.record(self.spans, outcome);
+    }
+}
+
+impl<E> Drop for InFlight<'_, E> {
+    fn drop(&mut self) {
+        if !self.ended {
+            self.exporter
+                .record(self.spans, &Err(OTelSdkError::Timeout(EXPORT_TIMEOUT)));
+        }
+    }
+}
+
 impl<E: SpanExporter> SpanExporter for Counted<E> {
     async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
-        let spans = batch.len();
+        let in_flight = InFlight {
+            exporter: self,
+            spans: batch.len(),
+            ended: false,
+        };
         let outcome = self.inner.export(batch).await;
-        self.record(spans, &outcome);
+        in_flight.end(&outcome);
         outcome
     }
 
