@@ -187,27 +187,28 @@ impl Syncer {
                     outcome.label()
                 );
             }
-            Err(error) if error.is_repeat() => {
-                tracing::debug!(
-                    dest = %dest,
-                    source = %item.source,
-                    kind = item.kind.label(),
-                    outcome = "failed",
-                    error = %error,
-                    elapsed_ms,
-                    "sync failed again; destination left as it was"
-                );
-            }
             Err(error) => {
-                tracing::error!(
-                    dest = %dest,
-                    source = %item.source,
-                    kind = item.kind.label(),
-                    outcome = "failed",
-                    error = %error,
-                    elapsed_ms,
-                    "sync failed; destination left as it was"
-                );
+                // A failure seen before (same error, same version refused) is logged at debug: a
+                // schedule retrying every minute must not fill the log with one error per minute.
+                macro_rules! failed {
+                    ($level:expr, $message:literal) => {
+                        tracing::event!(
+                            $level,
+                            dest = %dest,
+                            source = %item.source,
+                            kind = item.kind.label(),
+                            outcome = "failed",
+                            error = %error,
+                            elapsed_ms,
+                            $message
+                        )
+                    };
+                }
+                if error.is_repeat() {
+                    failed!(tracing::Level::DEBUG, "sync failed again; destination left as it was");
+                } else {
+                    failed!(tracing::Level::ERROR, "sync failed; destination left as it was");
+                }
             }
         }
         record_metrics(item, &result);
