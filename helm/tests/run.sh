@@ -10,4 +10,4 @@ python=${PYTHON:-python3}
 echo "helm chart: $(cd ../postgres-mcp && pwd)"
 echo "values files: $(cd values && echo *.yaml)"
 # -rA: one line per check in the summary, plus what the checks printed (e.g. the validator's count).
-exec "$python" -m pytest -q -rA -p no:cacheprovider test_chart.py
+exec "$python" -m pytest -q -rA -p no:cacheprovider test_chart.py test_monitoring.py
