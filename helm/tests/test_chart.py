@@ -1272,3 +1272,25 @@ def test_service_monitor_relabelings_apply_to_every_endpoint(chart):
     assert all(e["relabelings"] == [{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}]
                for e in endpoints)
     assert all("metricRelabelings" not in e for e in endpoints)
+
+
+@pytest.mark.parametrize(
+    "path,path_type,exposed",
+    [("/", "Prefix", "/metrics"), ("/health", "Prefix", "/health/details"), ("/health/", "Prefix", "/health/details"),
+     ("/health/details", "Exact", "/health/details"), ("/he", "ImplementationSpecific", "/health/details")],
+)
+def test_an_ingress_path_covering_an_internal_route_is_refused(chart, path, path_type, exposed):
+    """/health/details (counts, errors, versions) and /metrics share port 8080 with the public routes:
+    only the Ingress' paths keep them inside the cluster."""
+    values = merge(INGRESS_ON, {"config": {"auth": {"trusted_proxies": ["10.244.0.0/16"]}},
+                                "ingress": {"hosts": [{"host": "mcp.example.com", "paths": [{"path": path, "pathType": path_type}]}]}})
+    with pytest.raises(helm.HelmError) as refused:
+        render_raw(chart, values)
+    assert f"would expose {exposed}" in str(refused.value)
+
+
+@pytest.mark.parametrize("path,path_type", [("/health", "Exact"), ("/mcp", "Prefix"), ("/healthz", "Prefix")])
+def test_ingress_paths_beside_the_internal_routes_render(chart, path, path_type):
+    values = merge(INGRESS_ON, {"config": {"auth": {"trusted_proxies": ["10.244.0.0/16"]}},
+                                "ingress": {"hosts": [{"host": "mcp.example.com", "paths": [{"path": path, "pathType": path_type}]}]}})
+    assert one(render(chart, values), "Ingress")

@@ -275,6 +275,22 @@ envFrom:
 {{- if and .Values.ingress.enabled (not .Values.ingress.tls) (not .Values.ingress.allowWithoutTLS) }}
 {{- fail "ingress.enabled without ingress.tls would send bearer tokens and passwords in clear text: set ingress.tls ([{secretName: mcp-tls, hosts: [mcp.example.com]}]), or ingress.allowWithoutTLS: true when TLS ends in front of the ingress controller" }}
 {{- end }}
+{{- /* The instance-internal routes (/metrics, /health/details: counts, errors, versions) share port 8080
+       with the public ones, so only the Ingress' paths keep them private: no path may cover them. */}}
+{{- if .Values.ingress.enabled }}
+{{- range .Values.ingress.hosts }}
+{{- range .paths }}
+{{- $path := .path }}
+{{- $pathType := .pathType }}
+{{- range list "/metrics" "/health/details" }}
+{{- $covered := or (eq $path .) (and (ne $pathType "Exact") (or (eq $path "/") (hasPrefix (printf "%s/" (trimSuffix "/" $path)) .) (and (eq $pathType "ImplementationSpecific") (hasPrefix $path .)))) }}
+{{- if $covered }}
+{{- fail (printf "ingress path %q (%s) would expose %s, which is internal (read it on the pod: kubectl port-forward); route the public paths only: /mcp (Prefix), /api/login and /health (Exact)" $path $pathType .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- with .Values.networkPolicy }}
 {{- if and .enabled .egress.restrict }}
 {{- $reach := "or give a rule in networkPolicy.egress.extra (a podSelector for an in-cluster one)" }}
