@@ -205,7 +205,15 @@ async fn a_scrape_passes_promtool_and_lists_exactly_the_readme_metrics() {
 
 /// Labels Prometheus gives every series of a target (kubernetes_sd and the Prometheus Operator's
 /// ServiceMonitor), which the server itself never exports.
-const TARGET_LABELS: &[&str] = &["job", "namespace", "pod", "instance", "service", "endpoint", "container"];
+const TARGET_LABELS: &[&str] = &[
+    "job",
+    "namespace",
+    "pod",
+    "instance",
+    "service",
+    "endpoint",
+    "container",
+];
 
 /// Series Prometheus writes itself for each target.
 const PROMETHEUS_SERIES: &[&str] = &["up"];
@@ -214,7 +222,10 @@ const PROMETHEUS_SERIES: &[&str] = &["up"];
 /// seen on it.
 fn scraped_labels(text: &str) -> BTreeMap<String, BTreeSet<String>> {
     let mut names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for line in text.lines().filter(|line| !line.starts_with('#') && !line.trim().is_empty()) {
+    for line in text
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+    {
         let end = line.find(['{', ' ']).unwrap_or(line.len());
         let labels = names.entry(line[..end].to_string()).or_default();
         if let Some(close) = line.rfind('}').filter(|_| line[end..].starts_with('{')) {
@@ -225,10 +236,13 @@ fn scraped_labels(text: &str) -> BTreeMap<String, BTreeSet<String>> {
     names
 }
 
+/// A query of the chart's monitoring files: where it is, and its PromQL.
+type Query = (String, String);
+
 /// The chart's monitoring files, as (where, PromQL): every `expr` of the dashboards (and the
 /// selector of each `label_values(…)` variable, with the label it lists), and every `expr:` of the
 /// PrometheusRule template with its Go template actions (the release selector, thresholds) removed.
-fn chart_queries() -> (Vec<(String, String)>, Vec<(String, String)>) {
+fn chart_queries() -> (Vec<Query>, Vec<Query>) {
     let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../helm/postgres-mcp");
     let mut dashboard = Vec::new();
     let mut files: Vec<_> = std::fs::read_dir(chart.join("dashboards"))
@@ -240,7 +254,7 @@ fn chart_queries() -> (Vec<(String, String)>, Vec<(String, String)>) {
     for path in files {
         let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        collect_exprs(&json, &name, &mut dashboard);
+        collect_exprs(&json["panels"], &name, &mut dashboard);
         for variable in json["templating"]["list"].as_array().into_iter().flatten() {
             if let Some(query) = variable["query"]["query"].as_str() {
                 let inner = query
@@ -261,7 +275,9 @@ fn chart_queries() -> (Vec<(String, String)>, Vec<(String, String)>) {
     let lines: Vec<&str> = template.lines().collect();
     let mut alerts = Vec::new();
     for (index, line) in lines.iter().enumerate() {
-        let Some(rest) = line.trim_start().strip_prefix("expr:") else { continue };
+        let Some(rest) = line.trim_start().strip_prefix("expr:") else {
+            continue;
+        };
         let indent = line.len() - line.trim_start().len();
         let expr = if rest.trim().starts_with('|') || rest.trim().starts_with('>') {
             lines[index + 1..]
@@ -275,7 +291,10 @@ fn chart_queries() -> (Vec<(String, String)>, Vec<(String, String)>) {
         };
         let mut plain = expr;
         while let Some(open) = plain.find("{{") {
-            let close = plain[open..].find("}}").map(|c| open + c + 2).expect("an unclosed {{ in an expr");
+            let close = plain[open..]
+                .find("}}")
+                .map(|c| open + c + 2)
+                .expect("an unclosed {{ in an expr");
             plain.replace_range(open..close, "");
         }
         alerts.push((format!("prometheusrule.yaml line {}", index + 1), plain));
@@ -283,13 +302,18 @@ fn chart_queries() -> (Vec<(String, String)>, Vec<(String, String)>) {
     (dashboard, alerts)
 }
 
-fn collect_exprs(node: &Value, source: &str, into: &mut Vec<(String, String)>) {
+/// Every `expr` string under `node`, named by the title of the panel holding it.
+fn collect_exprs(node: &Value, source: &str, into: &mut Vec<Query>) {
     match node {
         Value::Object(map) => {
-            if let (Some(Value::String(expr)), Some(title)) = (map.get("expr"), map.get("refId")) {
-                into.push((format!("{source} target {title}"), expr.clone()));
+            let source = match map.get("title") {
+                Some(Value::String(title)) => format!("{source} panel {title:?}"),
+                _ => source.to_string(),
+            };
+            if let Some(Value::String(expr)) = map.get("expr") {
+                into.push((source.clone(), expr.clone()));
             }
-            map.values().for_each(|v| collect_exprs(v, source, into));
+            map.values().for_each(|v| collect_exprs(v, &source, into));
         }
         Value::Array(items) => items.iter().for_each(|v| collect_exprs(v, source, into)),
         _ => {}
@@ -332,7 +356,10 @@ async fn the_helm_alerts_and_dashboard_query_only_names_a_scrape_has() {
             };
             for label in &selector.labels {
                 if !labels.contains(label) && !TARGET_LABELS.contains(&label.as_str()) {
-                    problems.push(format!("{source}: {} has no label {label:?} (it has {labels:?})", selector.metric));
+                    problems.push(format!(
+                        "{source}: {} has no label {label:?} (it has {labels:?})",
+                        selector.metric
+                    ));
                 }
             }
             used.insert(selector.metric);

@@ -21,9 +21,34 @@ pub struct Selector {
 /// Aggregation operators, keywords and set operators: names that are never metrics even when no `(`
 /// follows them (`sum by (job) (…)`, `x and on (job) y`, `> bool 1`, `offset 5m`).
 const NOT_METRICS: &[&str] = &[
-    "sum", "min", "max", "avg", "group", "stddev", "stdvar", "count", "count_values", "bottomk", "topk",
-    "quantile", "limitk", "limit_ratio", "by", "without", "on", "ignoring", "group_left", "group_right", "bool",
-    "and", "or", "unless", "offset", "atan2", "inf", "nan",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "group",
+    "stddev",
+    "stdvar",
+    "count",
+    "count_values",
+    "bottomk",
+    "topk",
+    "quantile",
+    "limitk",
+    "limit_ratio",
+    "by",
+    "without",
+    "on",
+    "ignoring",
+    "group_left",
+    "group_right",
+    "bool",
+    "and",
+    "or",
+    "unless",
+    "offset",
+    "atan2",
+    "inf",
+    "nan",
 ];
 
 /// Clauses followed by a parenthesised list of label names, not of expressions.
@@ -43,7 +68,10 @@ pub fn selectors(expr: &str) -> Vec<Selector> {
             at = after_closing(&chars, at, '[', ']');
         } else if c == '{' {
             let (labels, next) = matchers(&chars, at);
-            found.push(Selector { metric: String::new(), labels });
+            found.push(Selector {
+                metric: String::new(),
+                labels,
+            });
             at = next;
         } else if c.is_ascii_digit() || (c == '.' && chars.get(at + 1).is_some_and(char::is_ascii_digit)) {
             // A number or a duration (0.05, 1e3, 0x1f, 5m): one token.
@@ -168,5 +196,11 @@ fn finds_metrics_and_their_matchers_and_nothing_else() {
 #[test]
 fn a_selector_without_a_name_is_reported_with_an_empty_metric() {
     let found = selectors(r#"count({__name__=~"pgmcp_.+"})"#);
-    assert_eq!(found, vec![Selector { metric: String::new(), labels: vec!["__name__".into()] }]);
+    assert_eq!(
+        found,
+        vec![Selector {
+            metric: String::new(),
+            labels: vec!["__name__".into()]
+        }]
+    );
 }
