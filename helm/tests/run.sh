@@ -2,8 +2,10 @@
 # Validates the Helm chart without a helm binary or a cluster: renders every values file in values/
 # with Helm v4's SDK (PyPI helm-python-sdk), runs lint --strict, checks the values schema refuses bad
 # values, validates every manifest with kubernetes-validate --strict, and asserts what production
-# depends on (see test_chart.py). Called as PYTHON=/path/to/venv/python helm/tests/run.sh with
-# helm/tests/requirements.txt installed into that Python. Exits non-zero on any failure.
+# depends on (see test_chart.py); runs promtool on the rendered PrometheusRule (check + the unit tests
+# in promtool/) and on every dashboard query (test_monitoring.py; promtool from scripts/setup.sh).
+# Called as PYTHON=/path/to/venv/python helm/tests/run.sh with helm/tests/requirements.txt installed
+# into that Python. Exits non-zero on any failure.
 set -euo pipefail
 cd "$(dirname "$0")"
 python=${PYTHON:-python3}
