@@ -28,7 +28,7 @@ ALERT_TESTS = HERE / "promtool" / "alerts.test.yaml"
 # What alerts.test.yaml was written for (see its header).
 ALERT_VALUES = {
     "metrics": {"prometheusRule": {"enabled": True, "alertLabels": {"team": "search"}}},
-    "kb": {"source": "download", "download": {"url": "https://downloads.example.com/kb.db"}},
+    "kb": {"source": "sync", "sync": {"items": [{"source": "s3://example-kb-bucket/prod/kb.db"}]}},
     "database": {"existingSecret": "mcp-database"},
 }
 
@@ -144,7 +144,7 @@ def test_every_alert_has_unit_tests_that_fire_it_and_keep_it_quiet(alerting):
     names = {r["alert"] for r in alert_rules(alerting)}
     assert names == fired, f"alerts without a firing test: {names - fired}; tests of no alert: {fired - names}"
     assert names <= quiet, f"alerts never shown quiet: {names - quiet}"
-    assert len(names) == 10
+    assert len(names) == 11
 
 
 def test_alerts_cover_what_the_issue_asks_for(alerting):
@@ -157,6 +157,7 @@ def test_alerts_cover_what_the_issue_asks_for(alerting):
     assert "pgmcp_auth_failures_total{" in exprs["PostgresMcpFailedAuthSpike"]
     assert "pgmcp_knowledgebase_built_timestamp_seconds{" in exprs["PostgresMcpKnowledgeBaseStale"]
     assert "pgmcp_database_up{" in exprs["PostgresMcpDatabaseUnavailable"]
+    assert "pgmcp_sync_stale{" in exprs["PostgresMcpSyncStale"]
 
 
 def test_every_expression_selects_this_release_only(alerting):
@@ -188,7 +189,7 @@ def test_alerts_follow_the_release_and_the_thresholds(chart):
 
 def test_alerts_for_absent_parts_are_not_rendered(chart):
     names = {r["alert"] for r in alert_rules(render(chart, {"metrics": {"prometheusRule": {"enabled": True}}}))}
-    assert "PostgresMcpKnowledgeBaseStale" not in names and "PostgresMcpDatabaseUnavailable" not in names
+    assert not names & {"PostgresMcpKnowledgeBaseStale", "PostgresMcpDatabaseUnavailable", "PostgresMcpSyncStale"}
     assert "PostgresMcpInstanceDown" in names
 
 

@@ -10,9 +10,10 @@
 mod common;
 mod pg_cluster;
 mod promql;
+mod sync_support;
 
 use std::{
-    collections::{BTreeMap, BTreeSet},
+    collections::{BTreeMap, BTreeSet, HashMap},
     io::Write,
     path::Path,
     process::Command,
@@ -23,6 +24,7 @@ use common::*;
 use pg_cluster::PgCluster;
 use postgres_mcp::server::RunningServer;
 use serde_json::{Value, json};
+use sync_support::{IntervalRun, Reply, ScriptedServer};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -322,7 +324,7 @@ fn collect_exprs(node: &Value, source: &str, into: &mut Vec<Query>) {
 
 /// The issue this answers (#18): a dashboard or an alert on a misspelt metric or label shows "no data"
 /// or never fires, silently. Every name they use must be in a scrape of a server that has done one
-/// of everything.
+/// of everything, or of a sync sidecar that has succeeded and failed.
 #[tokio::test]
 async fn the_helm_alerts_and_dashboard_query_only_names_a_scrape_has() {
     let _one = ONE_AT_A_TIME.lock().await;
@@ -330,8 +332,40 @@ async fn the_helm_alerts_and_dashboard_query_only_names_a_scrape_has() {
     let fixture = Fixture::new();
     let server = start_with_a_strict_limiter(&cluster, &fixture).await;
     one_of_each_event(&server, &fixture).await;
-    let scraped = scraped_labels(&scrape(&server).await);
+    let mut scraped = scraped_labels(&scrape(&server).await);
     server.drain_and_stop().await.unwrap();
+
+    // The sync sidecar's own series (pgmcp_sync_*), from a `postgres-mcp sync` whose first round
+    // downloaded its file and whose later rounds fail.
+    let store = ScriptedServer::start(vec![Reply::ok(b"version 1"), Reply::Status(500)]).await;
+    let home = tempfile::tempdir().unwrap();
+    let dest = home.path().join("notes.txt");
+    let source = format!("{}/notes.txt", store.base);
+    let sidecar = IntervalRun::start(
+        &HashMap::new(),
+        home.path(),
+        &[
+            "--source",
+            &source,
+            "--dest",
+            dest.to_str().unwrap(),
+            "--interval",
+            "200ms",
+        ],
+    )
+    .await;
+    let sync_text = || async { sidecar.get("/metrics").await.1 };
+    assert!(
+        eventually(10, || async {
+            sync_text().await.contains("pgmcp_sync_last_failure_timestamp_seconds")
+        })
+        .await,
+        "the sidecar downloaded once and failed since:\n{}",
+        sync_text().await
+    );
+    for (name, labels) in scraped_labels(&sync_text().await) {
+        scraped.entry(name).or_default().extend(labels);
+    }
 
     let (dashboard, alerts) = chart_queries();
     // The extraction itself must have found the files' queries (a broken one would pass vacuously).
