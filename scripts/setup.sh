@@ -15,7 +15,8 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql
 # Both the library and clang's own headers (stddef.h …), which bindgen needs too.
 { compgen -G '/usr/lib/llvm-*/lib/libclang.so*' && compgen -G '/usr/lib/llvm-*/lib/clang/*/include/stddef.h'; } >/dev/null ||
   missing+=(libclang-dev)
-# promtool (`promtool check metrics`) for server/tests/metrics_scrape.rs, which lints a real scrape.
+# promtool (`promtool check metrics`) for server/tests/metrics_scrape.rs, which lints a real scrape,
+# and (`promtool check rules` / `test rules`) for the Helm chart's alerts and dashboard (helm/tests).
 command -v promtool >/dev/null || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""

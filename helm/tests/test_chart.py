@@ -72,8 +72,11 @@ def render(chart, values: dict) -> list[dict]:
     return objects
 
 
-def one(objects: list[dict], kind: str) -> dict:
-    found = [o for o in objects if o["kind"] == kind]
+def one(objects: list[dict], kind: str, name: str | None = None) -> dict:
+    """The one object of `kind` (named `name`; for a ConfigMap the server's own by default)."""
+    if name is None and kind == "ConfigMap":
+        name = FULLNAME
+    found = [o for o in objects if o["kind"] == kind and name in (None, o["metadata"]["name"])]
     assert len(found) == 1, f"expected one {kind}, got {[o['metadata']['name'] for o in found]}"
     return found[0]
 
@@ -229,6 +232,24 @@ def test_default_values_satisfy_the_schema(chart):
 
 # --- Kubernetes' schemas ----------------------------------------------------------------------
 
+RELABEL_CONFIG_SCHEMA = {
+    # monitoring.coreos.com/v1 RelabelConfig.
+    "type": "object",
+    "additionalProperties": False,
+    "properties": {
+        "sourceLabels": {"type": "array", "items": {"type": "string", "pattern": "^[a-zA-Z_][a-zA-Z0-9_]*$"}},
+        "separator": {"type": "string"},
+        "targetLabel": {"type": "string"},
+        "regex": {"type": "string"},
+        "modulus": {"type": "integer"},
+        "replacement": {"type": "string"},
+        "action": {"type": "string"},
+    },
+}
+
+# Custom resources kubernetes-validate has no schema for: each is checked by its own test.
+CUSTOM_KINDS = {"ServiceMonitor", "PrometheusRule"}
+
 SERVICE_MONITOR_SCHEMA = {
     # The subset of monitoring.coreos.com/v1 ServiceMonitor this chart uses, closed like the strict
     # Kubernetes schemas: kubernetes-validate ships no CRD schemas.
@@ -275,6 +296,8 @@ SERVICE_MONITOR_SCHEMA = {
                             "path": {"type": "string"},
                             "interval": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
                             "scrapeTimeout": {"type": "string", "pattern": "^[0-9]+(ms|s|m|h)$"},
+                            "relabelings": {"type": "array", "items": RELABEL_CONFIG_SCHEMA},
+                            "metricRelabelings": {"type": "array", "items": RELABEL_CONFIG_SCHEMA},
                         },
                     },
                 },
@@ -286,10 +309,10 @@ SERVICE_MONITOR_SCHEMA = {
 
 def test_every_manifest_passes_kubernetes_validate_strict(rendered, tmp_path):
     """All renderings at once through the kubernetes-validate CLI, for the oldest and newest version.
-    ServiceMonitor is a CRD the validator has no schema for: it is checked by the next test instead."""
+    ServiceMonitor and PrometheusRule are CRDs the validator has no schema for: their own tests check them."""
     files, expected = [], 0
     for name, objects in rendered.items():
-        built_in = [o for o in objects if o["kind"] != "ServiceMonitor"]
+        built_in = [o for o in objects if o["kind"] not in CUSTOM_KINDS]
         path = tmp_path / f"{name}.yaml"
         path.write_text(yaml.safe_dump_all(built_in))
         files.append(str(path))
@@ -334,7 +357,8 @@ def test_service_monitor_scrapes_metrics_of_the_service(rendered):
 
 def test_optional_resources_are_off_by_default(rendered):
     found = kinds(rendered["default"])
-    assert "Ingress" not in found and "ServiceMonitor" not in found and "PersistentVolumeClaim" not in found
+    assert not found & {"Ingress", "ServiceMonitor", "PrometheusRule", "NetworkPolicy", "PersistentVolumeClaim"}
+    assert [o["metadata"]["name"] for o in rendered["default"] if o["kind"] == "ConfigMap"] == [FULLNAME]
     assert {"Deployment", "Service", "ConfigMap", "Secret", "ServiceAccount", "HorizontalPodAutoscaler",
             "PodDisruptionBudget", "Pod"} <= found
 
@@ -497,7 +521,10 @@ def test_no_configmap_holds_tokens_users_or_keys(rendered, name):
     configmaps = [o for o in rendered[name] if o["kind"] == "ConfigMap"]
     assert configmaps
     for configmap in configmaps:
-        assert set(configmap["data"]) <= {"config.yaml", "sync.yaml"}
+        if configmap["metadata"]["name"] == FULLNAME:
+            assert set(configmap["data"]) <= {"config.yaml", "sync.yaml"}
+        else:
+            assert configmap["metadata"]["name"] == f"{FULLNAME}-dashboard"
         text = "\n".join(configmap["data"].values())
         assert not re.search(r"sha256:[0-9a-f]{64}|password_hash|^\s*-?\s*hash:", text, re.M)
         for secret in filter(None, secrets):
@@ -583,7 +610,8 @@ def test_ingress_hosts_are_allowed_and_metrics_stay_private(rendered):
     assert config["public_url"] == "https://mcp.example.com"
 
 
-INGRESS_ON = {"ingress": {"enabled": True, "className": "nginx"}}
+INGRESS_ON = {"ingress": {"enabled": True, "className": "nginx",
+                          "tls": [{"secretName": "mcp-tls", "hosts": ["mcp.example.com"]}]}}
 
 
 def test_an_ingress_without_trusted_proxies_is_refused_with_what_to_set(chart):
@@ -661,7 +689,10 @@ def test_sync_runs_an_init_container_and_a_sidecar_sharing_app_data(rendered):
     spec = pod_spec(objects)
     init = container(objects, "sync-init")
     sidecar = container(objects, "sync")
-    assert init in spec["initContainers"] and sidecar in spec["containers"]
+    # A native sidecar: an init container that keeps running (restartPolicy Always), after sync-init.
+    assert [c["name"] for c in spec["initContainers"]] == ["sync-init", "sync"]
+    assert sidecar["restartPolicy"] == "Always" and "restartPolicy" not in init
+    assert [c["name"] for c in spec["containers"]] == ["server"]
     assert init["args"] == ["sync", "--manifest", "/app/etc/sync.yaml", "--once", "--keep-local"]
     assert sidecar["args"] == ["sync", "--manifest", "/app/etc/sync.yaml", "--interval", "60s",
                                "--metrics-listen", "0.0.0.0:9464"]
@@ -987,3 +1018,279 @@ def test_values_yaml_comments_every_key():
         elif not comment:
             undocumented.append(key)
     assert not undocumented
+
+
+# --- extension points, network policy, scaling behaviour, TLS -----------------------------------
+
+EXTENDED = {
+    "image": {"digest": "sha256:" + "ab" * 32},
+    "commonLabels": {"team": "search", "cost-center": "42"},
+    "podAnnotations": {"example.com/scrape": "true"},
+    "extraEnv": [{"name": "PGMCP_LOG_LEVEL", "value": "debug"},
+                 {"name": "HTTPS_PROXY", "valueFrom": {"secretKeyRef": {"name": "proxy", "key": "url"}}}],
+    "extraVolumes": [{"name": "rds-ca", "configMap": {"name": "rds-ca-bundle"}}],
+    "extraVolumeMounts": [{"name": "rds-ca", "mountPath": "/app/ca", "readOnly": True}],
+    "extraContainers": [{
+        "name": "log-shipper", "image": "registry.example.com/shipper:1.2",
+        "resources": {"requests": {"cpu": "10m", "memory": "16Mi"}, "limits": {"memory": "64Mi"}},
+        "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID, "readOnlyRootFilesystem": True,
+                            "allowPrivilegeEscalation": False, "capabilities": {"drop": ["ALL"]},
+                            "seccompProfile": {"type": "RuntimeDefault"}},
+    }],
+    "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "node.example.com/pool", "operator": "In", "values": ["mcp"]}]}]}}},
+    "topologySpreadConstraints": [{"maxSkew": 2, "topologyKey": "topology.kubernetes.io/zone",
+                                   "whenUnsatisfiable": "DoNotSchedule",
+                                   "labelSelector": {"matchLabels": {"app.kubernetes.io/name": "postgres-mcp"}}}],
+}
+
+
+@pytest.fixture(scope="session")
+def extended(chart) -> list[dict]:
+    return render(chart, EXTENDED)
+
+
+def test_extension_points_reach_the_pod(extended):
+    spec = pod_spec(extended)
+    server = container(extended)
+    assert server["image"] == "postgres-mcp@sha256:" + "ab" * 32
+    env = [e["name"] for e in server["env"]]
+    assert env == ["PGMCP_INSTANCE_ID", "PGMCP_LOG_LEVEL", "HTTPS_PROXY"]  # the chart's first
+    assert mounts(server)["/app/ca"] == {"name": "rds-ca", "mountPath": "/app/ca", "readOnly": True}
+    assert volumes(extended)["rds-ca"]["configMap"] == {"name": "rds-ca-bundle"}
+    assert [c["name"] for c in spec["containers"]] == ["server", "log-shipper"]
+    # The overrides replace the presets instead of merging into them.
+    assert spec["affinity"] == EXTENDED["affinity"]
+    assert spec["topologySpreadConstraints"] == EXTENDED["topologySpreadConstraints"]
+    assert deployment(extended)["spec"]["template"]["metadata"]["annotations"]["example.com/scrape"] == "true"
+
+
+def test_common_labels_are_on_every_object_but_never_in_the_selector(extended):
+    for o in extended:
+        labels = o["metadata"]["labels"]
+        if o["kind"] == "Pod":  # the helm test hook keeps its own labels
+            continue
+        assert labels["team"] == "search" and labels["cost-center"] == "42", o["kind"]
+    assert "team" in deployment(extended)["spec"]["template"]["metadata"]["labels"]
+    assert "team" not in deployment(extended)["spec"]["selector"]["matchLabels"]
+
+
+def test_common_labels_cannot_replace_the_chart_labels(chart):
+    objects = render(chart, {"commonLabels": {"app.kubernetes.io/name": "other", "team": "a"}})
+    labels = deployment(objects)["metadata"]["labels"]
+    assert labels["app.kubernetes.io/name"] == "postgres-mcp" and labels["team"] == "a"
+
+
+def test_extended_rendering_passes_kubernetes_validate_strict(extended, tmp_path):
+    path = tmp_path / "extended.yaml"
+    built_in = [o for o in extended if o["kind"] not in CUSTOM_KINDS]
+    path.write_text(yaml.safe_dump_all(built_in))
+    args = [sys.executable, "-m", "kubernetes_validate", "--strict"]
+    for version in KUBE_VERSIONS:
+        args += ["-k", version]
+    result = subprocess.run(args + [str(path)], capture_output=True, text=True)
+    assert result.returncode == 0 and "ERROR" not in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(
+    "values,complaint",
+    [
+        pytest.param({"extraEnv": [{"name": "X", "vaule": "1"}]}, "additional properties 'vaule'", id="typo-in-extra-env"),
+        pytest.param({"extraVolumeMounts": [{"name": "x", "mountPath": "relative"}]}, "/extraVolumeMounts/0/mountPath'",
+                     id="relative-mount-path"),
+        pytest.param({"extraVolumes": [{"name": "x", "confgMap": {"name": "y"}}]}, "additional properties 'confgMap'",
+                     id="typo-in-extra-volume"),
+        pytest.param({"extraContainers": [{"name": "x"}]}, "missing property 'image'", id="container-without-image"),
+        pytest.param({"extraContainers": [{"name": "x", "image": "y", "envv": []}]}, "additional properties 'envv'",
+                     id="typo-in-extra-container"),
+        pytest.param({"affinity": {"podAntiAfinity": {}}}, "additional properties 'podAntiAfinity'", id="typo-in-affinity"),
+        pytest.param({"image": {"digest": "sha256:abc"}}, "/image/digest'", id="short-digest"),
+        pytest.param({"autoscaling": {"behavior": {"scaleDown": {"stabilizationWindowSeconds": 7200}}}},
+                     "/autoscaling/behavior/scaleDown/stabilizationWindowSeconds'", id="hpa-window-over-an-hour"),
+        pytest.param({"autoscaling": {"behavior": {"scaleUp": {"policies": [{"type": "Nodes", "value": 1, "periodSeconds": 60}]}}}},
+                     "/autoscaling/behavior/scaleUp/policies/0/type'", id="hpa-policy-type"),
+        pytest.param({"networkPolicy": {"egress": {"database": {"cidrs": ["db.example.com"]}}}},
+                     "/networkPolicy/egress/database/cidrs/0'", id="database-cidr-not-a-cidr"),
+        pytest.param({"networkPolicy": {"ingress": {"controller": {"namespaceSelecter": {}}}}},
+                     "additional properties 'namespaceSelecter'", id="typo-in-network-peer"),
+        pytest.param({"metrics": {"serviceMonitor": {"relabelings": [{"sourceLabel": ["a"]}]}}},
+                     "additional properties 'sourceLabel'", id="typo-in-relabeling"),
+        pytest.param({"metrics": {"prometheusRule": {"rules": {"http5xx": {"ratio": 5}}}}},
+                     "/metrics/prometheusRule/rules/http5xx/ratio'", id="error-ratio-above-one"),
+        pytest.param({"metrics": {"prometheusRule": {"rules": {"instanceDown": {"severity": "page"}}}}},
+                     "/metrics/prometheusRule/rules/instanceDown/severity'", id="unknown-severity"),
+        pytest.param({"metrics": {"prometheusRule": {"selector": "job=foo"}}}, "/metrics/prometheusRule/selector'",
+                     id="selector-not-promql-matchers"),
+        pytest.param({"config": {"trace": {"sample_ratio": 2}}}, "/config/trace/sample_ratio'", id="sample-ratio-above-one"),
+        pytest.param({"config": {"trace": {"otlp_endpoint": "otel:4318"}}}, "/config/trace/otlp_endpoint'",
+                     id="otlp-endpoint-without-scheme"),
+        pytest.param({"ingress": {"allowWithoutTls": True}}, "additional properties 'allowWithoutTls'", id="typo-in-allow-tls"),
+    ],
+)
+def test_schema_rejects_bad_extension_values(chart, values, complaint):
+    with pytest.raises(helm.HelmValuesError) as refused:
+        render_raw(chart, values)
+    assert complaint in str(refused.value)
+
+
+def test_hpa_scales_up_fast_and_down_slowly_by_default(rendered):
+    behavior = one(rendered["default"], "HorizontalPodAutoscaler")["spec"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 300
+    assert behavior["scaleDown"]["policies"] == [{"type": "Pods", "value": 1, "periodSeconds": 60}]
+    assert behavior["scaleUp"]["stabilizationWindowSeconds"] == 0
+
+
+def test_hpa_behavior_can_be_left_to_kubernetes(chart):
+    assert "behavior" not in one(render(chart, {"autoscaling": {"behavior": None}}), "HorizontalPodAutoscaler")["spec"]
+    objects = render(chart, {"autoscaling": {"behavior": {"scaleDown": None, "scaleUp": None}}})
+    assert "behavior" not in one(objects, "HorizontalPodAutoscaler")["spec"]
+
+
+@pytest.mark.parametrize(
+    "values,has_pdb",
+    [
+        ({}, True),  # HPA min 2
+        ({"autoscaling": {"minReplicas": 1}}, False),
+        ({"autoscaling": {"enabled": False}, "replicaCount": 1}, False),
+        ({"autoscaling": {"enabled": False}, "replicaCount": 2}, True),
+        ({"autoscaling": {"enabled": False}, "replicaCount": 3, "podDisruptionBudget": {"enabled": False}}, False),
+    ],
+    ids=["hpa-min-2", "hpa-min-1", "one-replica", "two-replicas", "disabled"],
+)
+def test_pdb_only_when_two_instances_always_run(chart, values, has_pdb):
+    assert ("PodDisruptionBudget" in kinds(render(chart, values))) == has_pdb
+    notes = render_raw(chart, values)["postgres-mcp/templates/NOTES.txt"]
+    assert ("no\nPodDisruptionBudget was created" in notes) == (not has_pdb and values.get("podDisruptionBudget") is None)
+
+
+def test_an_ingress_without_tls_is_refused_unless_allowed(chart):
+    values = {"ingress": {"enabled": True}, "config": {"auth": {"trusted_proxies": ["10.244.0.0/16"]}}}
+    with pytest.raises(helm.HelmError) as refused:
+        render_raw(chart, values)
+    assert "ingress.tls" in str(refused.value) and "ingress.allowWithoutTLS" in str(refused.value)
+    objects = render(chart, merge(values, {"ingress": {"allowWithoutTLS": True}}))
+    assert "tls" not in one(objects, "Ingress")["spec"]
+
+
+def test_the_ingress_routes_only_the_public_port(rendered):
+    """Everything routed goes to the Service port `http`; the sync sidecar's metrics port (and any
+    internal listener) is on the Service for Prometheus but never behind the Ingress."""
+    for name, objects in rendered.items():
+        for ingress in (o for o in objects if o["kind"] == "Ingress"):
+            for rule in ingress["spec"]["rules"]:
+                for path in rule["http"]["paths"]:
+                    assert path["backend"]["service"]["port"] == {"name": "http"}, name
+                    assert not path["path"].startswith("/metrics"), name
+
+
+def network_policy(objects: list[dict]) -> dict:
+    return one(objects, "NetworkPolicy")
+
+
+def test_network_policy_lets_in_the_ingress_controller_prometheus_and_helm_test(rendered):
+    objects = rendered["ha"]
+    policy = network_policy(objects)["spec"]
+    assert policy["podSelector"]["matchLabels"] == deployment(objects)["spec"]["selector"]["matchLabels"]
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    public, scrape = policy["ingress"]
+    assert public["ports"] == [{"port": "http", "protocol": "TCP"}]
+    controller, test_pod = public["from"]
+    assert controller["namespaceSelector"]["matchLabels"] == {"kubernetes.io/metadata.name": "ingress-nginx"}
+    # The `helm test` pod's own labels are let in (it probes /health through the Service).
+    hook = one(objects, "Pod")
+    assert test_pod["podSelector"]["matchLabels"].items() <= hook["metadata"]["labels"].items()
+    assert scrape["from"][0]["podSelector"]["matchLabels"] == {"app.kubernetes.io/name": "prometheus"}
+    assert scrape["ports"] == [{"port": "http", "protocol": "TCP"}]
+    # Every port the policy names is a container port of the pod.
+    names = {p["name"] for c in pod_spec(objects)["containers"] + pod_spec(objects).get("initContainers", [])
+             for p in c.get("ports", [])}
+    assert {p["port"] for rule in policy["ingress"] for p in rule["ports"]} <= names
+
+
+def test_network_policy_egress_allows_dns_the_database_and_the_collector_only(rendered):
+    egress = network_policy(rendered["ha"])["spec"]["egress"]
+    dns, database, collector = egress
+    assert {(p["port"], p["protocol"]) for p in dns["ports"]} == {(53, "UDP"), (53, "TCP")}
+    assert dns["to"][0]["podSelector"]["matchLabels"] == {"k8s-app": "kube-dns"}
+    assert database == {"to": [{"ipBlock": {"cidr": "10.0.32.0/20"}}], "ports": [{"port": 5432, "protocol": "TCP"}]}
+    assert collector["ports"] == [{"port": 4318, "protocol": "TCP"}]
+
+
+def test_network_policy_with_sync_lets_prometheus_scrape_the_sidecar(rendered):
+    policy = network_policy(rendered["auth-sync"])["spec"]
+    assert "controller" not in json.dumps(policy["ingress"][0]["from"])  # no ingress in this release
+    assert len(policy["ingress"][0]["from"]) == 1  # only the helm test pod
+    assert {p["port"] for p in policy["ingress"][1]["ports"]} == {"http", "sync-metrics"}
+    dns, minio = policy["egress"]
+    assert minio["ports"] == [{"port": 9000, "protocol": "TCP"}]
+
+
+@pytest.mark.parametrize(
+    "values,complaint",
+    [
+        ({"database": {"existingSecret": "db"}}, "networkPolicy.egress.database.cidrs"),
+        ({"kb": {"source": "download", "download": {"url": "https://x.example.com/kb.db"}}}, "networkPolicy.egress.objectStorage.cidrs"),
+        ({"auth": {"source": "sync", "sync": {"tokens": "s3://b/tokens.yaml"}}}, "networkPolicy.egress.objectStorage.cidrs"),
+        ({"config": {"trace": {"otlp_endpoint": "http://otel:4318"}}}, "networkPolicy.egress.extra"),
+    ],
+    ids=["database", "kb-download", "auth-sync", "trace-export"],
+)
+def test_a_restricted_egress_that_cuts_off_a_dependency_is_refused(chart, values, complaint):
+    with pytest.raises(helm.HelmError) as refused:
+        render_raw(chart, merge({"networkPolicy": {"enabled": True}}, values))
+    assert complaint in str(refused.value)
+    # Unrestricted egress, or a CIDR for it, renders.
+    render_raw(chart, merge({"networkPolicy": {"enabled": True, "egress": {"restrict": False}}}, values))
+
+
+def test_network_policy_object_storage_cidrs_open_its_ports(chart):
+    values = {"networkPolicy": {"enabled": True, "egress": {"objectStorage": {"cidrs": ["0.0.0.0/0"]}}},
+              "kb": {"source": "sync", "sync": {"items": [{"source": "s3://b/kb.db"}]}}}
+    egress = network_policy(render(chart, values))["spec"]["egress"]
+    assert egress[1] == {"to": [{"ipBlock": {"cidr": "0.0.0.0/0"}}], "ports": [{"port": 443, "protocol": "TCP"}]}
+
+
+def test_unrestricted_egress_has_no_egress_rules(chart):
+    policy = network_policy(render(chart, {"networkPolicy": {"enabled": True, "egress": {"restrict": False}}}))["spec"]
+    assert policy["policyTypes"] == ["Ingress"] and "egress" not in policy
+
+
+def test_trace_settings_reach_the_server_config(rendered):
+    trace = server_config(rendered["ha"])["trace"]
+    assert trace == {"otlp_endpoint": "http://otel-collector.observability:4318", "sample_ratio": 0.25,
+                     "service_name": "postgres-mcp"}
+    assert server_config(rendered["default"])["trace"]["otlp_endpoint"] == ""
+
+
+def test_service_monitor_relabelings_apply_to_every_endpoint(chart):
+    values = merge(values_file("auth-sync"), {"metrics": {"serviceMonitor": {
+        "relabelings": [{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}]}}})
+    monitor = one(render(chart, values), "ServiceMonitor")
+    jsonschema.validate(monitor, SERVICE_MONITOR_SCHEMA)
+    endpoints = monitor["spec"]["endpoints"]
+    assert [e["port"] for e in endpoints] == ["http", "sync-metrics"]
+    assert all(e["relabelings"] == [{"sourceLabels": ["__meta_kubernetes_pod_node_name"], "targetLabel": "node"}]
+               for e in endpoints)
+    assert all("metricRelabelings" not in e for e in endpoints)
+
+
+@pytest.mark.parametrize(
+    "path,path_type,exposed",
+    [("/", "Prefix", "/metrics"), ("/health", "Prefix", "/health/details"), ("/health/", "Prefix", "/health/details"),
+     ("/health/details", "Exact", "/health/details"), ("/he", "ImplementationSpecific", "/health/details")],
+)
+def test_an_ingress_path_covering_an_internal_route_is_refused(chart, path, path_type, exposed):
+    """/health/details (counts, errors, versions) and /metrics share port 8080 with the public routes:
+    only the Ingress' paths keep them inside the cluster."""
+    values = merge(INGRESS_ON, {"config": {"auth": {"trusted_proxies": ["10.244.0.0/16"]}},
+                                "ingress": {"hosts": [{"host": "mcp.example.com", "paths": [{"path": path, "pathType": path_type}]}]}})
+    with pytest.raises(helm.HelmError) as refused:
+        render_raw(chart, values)
+    assert f"would expose {exposed}" in str(refused.value)
+
+
+@pytest.mark.parametrize("path,path_type", [("/health", "Exact"), ("/mcp", "Prefix"), ("/healthz", "Prefix")])
+def test_ingress_paths_beside_the_internal_routes_render(chart, path, path_type):
+    values = merge(INGRESS_ON, {"config": {"auth": {"trusted_proxies": ["10.244.0.0/16"]}},
+                                "ingress": {"hosts": [{"host": "mcp.example.com", "paths": [{"path": path, "pathType": path_type}]}]}})
+    assert one(render(chart, values), "Ingress")

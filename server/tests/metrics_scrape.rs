@@ -1,6 +1,7 @@
 //! `/metrics` as a monitoring system sees it: a real scrape of a server with tokens, a KB and a
 //! PostgreSQL database passes `promtool check metrics`, and lists exactly the metrics of the README's
-//! table; the pool's figures under saturation tell load from an outage.
+//! table; the Helm chart's alerts and Grafana dashboard query only metric and label names that scrape
+//! has; the pool's figures under saturation tell load from an outage.
 //!
 //! promtool comes from Debian's `prometheus` package (`scripts/setup.sh` installs it); without it the
 //! test fails, never skips. Metrics are per process, so the tests here take [`ONE_AT_A_TIME`]: under
@@ -8,13 +9,22 @@
 
 mod common;
 mod pg_cluster;
+mod promql;
+mod sync_support;
 
-use std::{collections::BTreeSet, io::Write, process::Command, time::Duration};
+use std::{
+    collections::{BTreeMap, BTreeSet, HashMap},
+    io::Write,
+    path::Path,
+    process::Command,
+    time::Duration,
+};
 
 use common::*;
 use pg_cluster::PgCluster;
 use postgres_mcp::server::RunningServer;
 use serde_json::{Value, json};
+use sync_support::{IntervalRun, Reply, ScriptedServer};
 
 static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -73,34 +83,34 @@ async fn start(cluster: &PgCluster, fixture: &Fixture, extra: &str) -> RunningSe
     fixture.start_with("metrics-1", &config).await
 }
 
-#[tokio::test]
-async fn a_scrape_passes_promtool_and_lists_exactly_the_readme_metrics() {
-    let _one = ONE_AT_A_TIME.lock().await;
-    let cluster = PgCluster::start();
-    let fixture = Fixture::new();
-    let server = start(
-        &cluster,
-        &fixture,
+/// A server on `cluster` whose failed-auth limiter locks an address out after two failures.
+async fn start_with_a_strict_limiter(cluster: &PgCluster, fixture: &Fixture) -> RunningServer {
+    start(
+        cluster,
+        fixture,
         "auth:\n  rate_limit:\n    failures: 2\n    window: 1m\n    lockout: 1m\n    max_clients: 100\n",
     )
-    .await;
+    .await
+}
 
-    // One of each event: tool calls, refused tokens up to a lockout and one 429, logins, a reload
-    // that adds an expiring token.
-    let kb = rpc(&server, Some(&fixture.token), search_call(1, "vacuum")).await;
+/// One of each event, so that every metric that only appears after one is in the next scrape: tool
+/// calls, refused tokens up to a lockout and one 429, logins, a reload that adds an expiring token,
+/// the database probe's first answer.
+async fn one_of_each_event(server: &RunningServer, fixture: &Fixture) {
+    let kb = rpc(server, Some(&fixture.token), search_call(1, "vacuum")).await;
     assert_eq!(kb.status(), 200);
-    let rows = tool(&server, &fixture.token, "query_database", json!({"sql": "SELECT 1"})).await;
+    let rows = tool(server, &fixture.token, "query_database", json!({"sql": "SELECT 1"})).await;
     assert_eq!(rows["isError"], false, "{rows}");
-    assert_eq!(login(&server, "alice", PASSWORD).await.status(), 200);
+    assert_eq!(login(server, "alice", PASSWORD).await.status(), 200);
     let wrong = "pgmcp_0000000000000000000000000000000000000000000";
-    let statuses: Vec<u16> = statuses_of_sequential_calls(&server, wrong, 3).await;
+    let statuses: Vec<u16> = statuses_of_sequential_calls(server, wrong, 3).await;
     assert_eq!(statuses, [401, 401, 429], "two failures lock the address out");
     let expires: chrono::DateTime<chrono::Utc> = "2031-05-06T07:08:09Z".parse().unwrap();
     postgres_mcp::auth::admin::token_create(&fixture.path("tokens.yaml"), "expiring", Some(expires), None).unwrap();
     assert!(
         eventually(5, || async {
             sample(
-                &scrape(&server).await,
+                &scrape(server).await,
                 "pgmcp_credential_earliest_expiry_timestamp_seconds{file=\"tokens\"}",
             ) == Some(expires.timestamp() as f64)
         })
@@ -109,11 +119,20 @@ async fn a_scrape_passes_promtool_and_lists_exactly_the_readme_metrics() {
     );
     assert!(
         eventually(5, || async {
-            sample(&scrape(&server).await, "pgmcp_database_up") == Some(1.0)
+            sample(&scrape(server).await, "pgmcp_database_up") == Some(1.0)
         })
         .await,
         "the probe reaches the database"
     );
+}
+
+#[tokio::test]
+async fn a_scrape_passes_promtool_and_lists_exactly_the_readme_metrics() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let cluster = PgCluster::start();
+    let fixture = Fixture::new();
+    let server = start_with_a_strict_limiter(&cluster, &fixture).await;
+    one_of_each_event(&server, &fixture).await;
 
     let text = scrape(&server).await;
     let mut file = tempfile::NamedTempFile::new().unwrap();
@@ -184,6 +203,210 @@ async fn a_scrape_passes_promtool_and_lists_exactly_the_readme_metrics() {
     );
 
     server.drain_and_stop().await.unwrap();
+}
+
+/// Labels Prometheus gives every series of a target (kubernetes_sd and the Prometheus Operator's
+/// ServiceMonitor), which the server itself never exports.
+const TARGET_LABELS: &[&str] = &[
+    "job",
+    "namespace",
+    "pod",
+    "instance",
+    "service",
+    "endpoint",
+    "container",
+];
+
+/// Series Prometheus writes itself for each target.
+const PROMETHEUS_SERIES: &[&str] = &["up"];
+
+/// Every sample name of a scrape (`_bucket`, `_sum`, `_count` for histograms) with the label names
+/// seen on it.
+fn scraped_labels(text: &str) -> BTreeMap<String, BTreeSet<String>> {
+    let mut names: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for line in text
+        .lines()
+        .filter(|line| !line.starts_with('#') && !line.trim().is_empty())
+    {
+        let end = line.find(['{', ' ']).unwrap_or(line.len());
+        let labels = names.entry(line[..end].to_string()).or_default();
+        if let Some(close) = line.rfind('}').filter(|_| line[end..].starts_with('{')) {
+            // `{a="1",b="2"}` reads as a selector without a name.
+            labels.extend(promql::selectors(&line[end..=close]).into_iter().flat_map(|s| s.labels));
+        }
+    }
+    names
+}
+
+/// A query of the chart's monitoring files: where it is, and its PromQL.
+type Query = (String, String);
+
+/// The chart's monitoring files, as (where, PromQL): every `expr` of the dashboards (and the
+/// selector of each `label_values(…)` variable, with the label it lists), and every `expr:` of the
+/// PrometheusRule template with its Go template actions (the release selector, thresholds) removed.
+fn chart_queries() -> (Vec<Query>, Vec<Query>) {
+    let chart = Path::new(env!("CARGO_MANIFEST_DIR")).join("../helm/postgres-mcp");
+    let mut dashboard = Vec::new();
+    let mut files: Vec<_> = std::fs::read_dir(chart.join("dashboards"))
+        .expect("helm/postgres-mcp/dashboards")
+        .map(|entry| entry.unwrap().path())
+        .filter(|path| path.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    for path in files {
+        let json: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        collect_exprs(&json["panels"], &name, &mut dashboard);
+        for variable in json["templating"]["list"].as_array().into_iter().flatten() {
+            if let Some(query) = variable["query"]["query"].as_str() {
+                let inner = query
+                    .strip_prefix("label_values(")
+                    .and_then(|q| q.strip_suffix(')'))
+                    .unwrap_or_else(|| panic!("{name}: variable {} is not label_values(…): {query}", variable["name"]));
+                let (selector, label) = inner.rsplit_once(',').unwrap();
+                // The listed label must be on the series: checked as a matcher on it.
+                let with_label = match selector.trim().strip_suffix('}') {
+                    Some(open) => format!("{open},{}=\"\"}}", label.trim()),
+                    None => format!("{}{{{}=\"\"}}", selector.trim(), label.trim()),
+                };
+                dashboard.push((format!("{name} variable {}", variable["name"]), with_label));
+            }
+        }
+    }
+    let template = std::fs::read_to_string(chart.join("templates/prometheusrule.yaml")).unwrap();
+    let lines: Vec<&str> = template.lines().collect();
+    let mut alerts = Vec::new();
+    for (index, line) in lines.iter().enumerate() {
+        let Some(rest) = line.trim_start().strip_prefix("expr:") else {
+            continue;
+        };
+        let indent = line.len() - line.trim_start().len();
+        let expr = if rest.trim().starts_with('|') || rest.trim().starts_with('>') {
+            lines[index + 1..]
+                .iter()
+                .take_while(|l| l.len() - l.trim_start().len() > indent)
+                .copied()
+                .collect::<Vec<_>>()
+                .join("\n")
+        } else {
+            rest.to_string()
+        };
+        let mut plain = expr;
+        while let Some(open) = plain.find("{{") {
+            let close = plain[open..]
+                .find("}}")
+                .map(|c| open + c + 2)
+                .expect("an unclosed {{ in an expr");
+            plain.replace_range(open..close, "");
+        }
+        alerts.push((format!("prometheusrule.yaml line {}", index + 1), plain));
+    }
+    (dashboard, alerts)
+}
+
+/// Every `expr` string under `node`, named by the title of the panel holding it.
+fn collect_exprs(node: &Value, source: &str, into: &mut Vec<Query>) {
+    match node {
+        Value::Object(map) => {
+            let source = match map.get("title") {
+                Some(Value::String(title)) => format!("{source} panel {title:?}"),
+                _ => source.to_string(),
+            };
+            if let Some(Value::String(expr)) = map.get("expr") {
+                into.push((source.clone(), expr.clone()));
+            }
+            map.values().for_each(|v| collect_exprs(v, &source, into));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_exprs(v, source, into)),
+        _ => {}
+    }
+}
+
+/// The issue this answers (#18): a dashboard or an alert on a misspelt metric or label shows "no data"
+/// or never fires, silently. Every name they use must be in a scrape of a server that has done one
+/// of everything, or of a sync sidecar that has succeeded and failed.
+#[tokio::test]
+async fn the_helm_alerts_and_dashboard_query_only_names_a_scrape_has() {
+    let _one = ONE_AT_A_TIME.lock().await;
+    let cluster = PgCluster::start();
+    let fixture = Fixture::new();
+    let server = start_with_a_strict_limiter(&cluster, &fixture).await;
+    one_of_each_event(&server, &fixture).await;
+    let mut scraped = scraped_labels(&scrape(&server).await);
+    server.drain_and_stop().await.unwrap();
+
+    // The sync sidecar's own series (pgmcp_sync_*), from a `postgres-mcp sync` whose first round
+    // downloaded its file and whose later rounds fail.
+    let store = ScriptedServer::start(vec![Reply::ok(b"version 1"), Reply::Status(500)]).await;
+    let home = tempfile::tempdir().unwrap();
+    let dest = home.path().join("notes.txt");
+    let source = format!("{}/notes.txt", store.base);
+    let sidecar = IntervalRun::start(
+        &HashMap::new(),
+        home.path(),
+        &[
+            "--source",
+            &source,
+            "--dest",
+            dest.to_str().unwrap(),
+            "--interval",
+            "200ms",
+        ],
+    )
+    .await;
+    let sync_text = || async { sidecar.get("/metrics").await.1 };
+    assert!(
+        eventually(10, || async {
+            sync_text().await.contains("pgmcp_sync_last_failure_timestamp_seconds")
+        })
+        .await,
+        "the sidecar downloaded once and failed since:\n{}",
+        sync_text().await
+    );
+    for (name, labels) in scraped_labels(&sync_text().await) {
+        scraped.entry(name).or_default().extend(labels);
+    }
+
+    let (dashboard, alerts) = chart_queries();
+    // The extraction itself must have found the files' queries (a broken one would pass vacuously).
+    assert!(dashboard.len() >= 40, "{} dashboard queries", dashboard.len());
+    assert!(alerts.len() >= 10, "{} alert expressions", alerts.len());
+    let mut problems = Vec::new();
+    let mut used = BTreeSet::new();
+    for (source, expr) in dashboard.iter().chain(&alerts) {
+        let selectors = promql::selectors(expr);
+        if selectors.is_empty() {
+            problems.push(format!("{source}: no metric in {expr:?}"));
+        }
+        for selector in selectors {
+            let known = if PROMETHEUS_SERIES.contains(&selector.metric.as_str()) {
+                Some(BTreeSet::new())
+            } else {
+                scraped.get(&selector.metric).cloned()
+            };
+            let Some(labels) = known else {
+                problems.push(format!("{source}: {:?} is not in a scrape", selector.metric));
+                continue;
+            };
+            for label in &selector.labels {
+                if !labels.contains(label) && !TARGET_LABELS.contains(&label.as_str()) {
+                    problems.push(format!(
+                        "{source}: {} has no label {label:?} (it has {labels:?})",
+                        selector.metric
+                    ));
+                }
+            }
+            used.insert(selector.metric);
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    println!(
+        "{} dashboard queries and {} alert expressions use {} metric names, all in a scrape of {} sample names",
+        dashboard.len(),
+        alerts.len(),
+        used.len(),
+        scraped.len()
+    );
 }
 
 /// `count` requests with the same bearer token, one after the other; their statuses.

@@ -27,12 +27,15 @@ read it cannot disagree.
 {{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
 {{- end }}
 
-{{/* Labels on every resource. */}}
+{{/* Labels on every resource: the chart's, then commonLabels (which cannot replace the chart's). */}}
 {{- define "postgres-mcp.labels" -}}
-helm.sh/chart: {{ include "postgres-mcp.chart" . }}
-{{ include "postgres-mcp.selectorLabels" . }}
-app.kubernetes.io/version: {{ (.Values.image.tag | default .Chart.AppVersion) | trunc 63 | quote }}
-app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- $own := dict
+  "helm.sh/chart" (include "postgres-mcp.chart" .)
+  "app.kubernetes.io/name" (include "postgres-mcp.name" .)
+  "app.kubernetes.io/instance" .Release.Name
+  "app.kubernetes.io/version" ((.Values.image.tag | default .Chart.AppVersion) | trunc 63)
+  "app.kubernetes.io/managed-by" .Release.Service }}
+{{- toYaml (merge $own (.Values.commonLabels | default dict)) }}
 {{- end }}
 
 {{/* Labels that select the server pods (immutable in a Deployment: never add to them). */}}
@@ -54,8 +57,23 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 {{- .Values.auth.existingSecret | default (printf "%s-auth" (include "postgres-mcp.fullname" .)) }}
 {{- end }}
 
+{{/* repository@digest when image.digest is set (immutable), else repository:tag. */}}
 {{- define "postgres-mcp.image" -}}
+{{- if .Values.image.digest }}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest }}
+{{- else }}
 {{- printf "%s:%s" .Values.image.repository (.Values.image.tag | default .Chart.AppVersion) }}
+{{- end }}
+{{- end }}
+
+{{/*
+"true" when the PodDisruptionBudget is rendered: enabled, and at least two instances always run (the
+fixed count, or the HPA's minimum). With one instance a PDB either blocks every node drain
+(minAvailable 1) or protects nothing.
+*/}}
+{{- define "postgres-mcp.pdbEnabled" -}}
+{{- $fewest := ternary .Values.autoscaling.minReplicas .Values.replicaCount .Values.autoscaling.enabled | int }}
+{{- if and .Values.podDisruptionBudget.enabled (ge $fewest 2) }}true{{ end }}
 {{- end }}
 
 {{/*
@@ -254,6 +272,39 @@ envFrom:
 {{- end }}
 {{- /* Behind the ingress every client has the controller's address: without trusting it, one client's
        bad tokens or wrong passwords would lock every client's logins out (valid tokens are still served). */}}
+{{- if and .Values.ingress.enabled (not .Values.ingress.tls) (not .Values.ingress.allowWithoutTLS) }}
+{{- fail "ingress.enabled without ingress.tls would send bearer tokens and passwords in clear text: set ingress.tls ([{secretName: mcp-tls, hosts: [mcp.example.com]}]), or ingress.allowWithoutTLS: true when TLS ends in front of the ingress controller" }}
+{{- end }}
+{{- /* The instance-internal routes (/metrics, /health/details: counts, errors, versions) share port 8080
+       with the public ones, so only the Ingress' paths keep them private: no path may cover them. */}}
+{{- if .Values.ingress.enabled }}
+{{- range .Values.ingress.hosts }}
+{{- range .paths }}
+{{- $path := .path }}
+{{- $pathType := .pathType }}
+{{- range list "/metrics" "/health/details" }}
+{{- $covered := or (eq $path .) (and (ne $pathType "Exact") (or (eq $path "/") (hasPrefix (printf "%s/" (trimSuffix "/" $path)) .) (and (eq $pathType "ImplementationSpecific") (hasPrefix $path .)))) }}
+{{- if $covered }}
+{{- fail (printf "ingress path %q (%s) would expose %s, which is internal (read it on the pod: kubectl port-forward); route the public paths only: /mcp (Prefix), /api/login and /health (Exact)" $path $pathType .) }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- with .Values.networkPolicy }}
+{{- if and .enabled .egress.restrict }}
+{{- $reach := "or give a rule in networkPolicy.egress.extra (a podSelector for an in-cluster one)" }}
+{{- if and $.Values.database.existingSecret (not .egress.database.cidrs) (not .egress.extra) }}
+{{- fail (printf "networkPolicy.egress.restrict with database.existingSecret: the pods could not reach PostgreSQL; set networkPolicy.egress.database.cidrs, %s" $reach) }}
+{{- end }}
+{{- if and (or (has $.Values.kb.source (list "download" "sync")) (eq $.Values.auth.source "sync")) (not .egress.objectStorage.cidrs) (not .egress.extra) }}
+{{- fail (printf "networkPolicy.egress.restrict with kb.source %s / auth.source %s: the pods could not reach the object store or download host; set networkPolicy.egress.objectStorage.cidrs (S3: [\"0.0.0.0/0\"] or your VPC endpoint's subnet), %s" $.Values.kb.source $.Values.auth.source $reach) }}
+{{- end }}
+{{- if and $.Values.config.trace.otlp_endpoint (not .egress.extra) }}
+{{- fail (printf "networkPolicy.egress.restrict with config.trace.otlp_endpoint: the pods could not reach the OTLP collector; %s" (trimPrefix "or " $reach)) }}
+{{- end }}
+{{- end }}
+{{- end }}
 {{- if and .Values.ingress.enabled (not .Values.config.auth.trusted_proxies) }}
 {{- fail "ingress.enabled needs config.auth.trusted_proxies: set it to your ingress controller's pod CIDR (the cluster's pod network, e.g. [\"10.244.0.0/16\"]; the node CIDR if the controller runs with hostNetwork), so the server sees each client's address in X-Forwarded-For and the failed-auth limiter does not put every client behind the ingress in one bucket" }}
 {{- end }}
