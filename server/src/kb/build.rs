@@ -342,7 +342,14 @@ fn write(
                 "INSERT INTO chunks_fts (rowid, title, section, content) SELECT id, title, section, content FROM chunks",
                 [],
             )?;
+            tx.execute(
+                "INSERT INTO pages_fts (rowid, title, sections, content) \
+                 SELECT document_id, min(title), group_concat(section, ' | '), group_concat(content, ' ') \
+                 FROM (SELECT document_id, title, section, content FROM chunks ORDER BY id) GROUP BY document_id",
+                [],
+            )?;
             tx.execute("INSERT INTO chunks_fts (chunks_fts) VALUES ('optimize')", [])?;
+            tx.execute("INSERT INTO pages_fts (pages_fts) VALUES ('optimize')", [])?;
             let mut meta = tx.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
             for (key, value) in [
                 ("schema_version", SCHEMA_VERSION.to_string()),

@@ -9,6 +9,11 @@
 //! means `PostgreSQL`. The tokenizer folds case and diacritics (`remove_diacritics 2`, SQLite's
 //! FTS5 documentation §4.3.1) and stems English words (`porter`), so `vacuuming` finds `vacuum`.
 //!
+//! `pages_fts` indexes each whole document (rowid = `documents.id`: title, every heading, all text)
+//! for ranking only — contentless (`content = ''`), so it costs index pages and no second copy of
+//! the text. A page's score is its best section's plus its own: the section says where the answer
+//! is, the page says whether the page as a whole is about the question (see `store.rs`).
+//!
 //! A server of version 1 (before issue #16) reads `meta.schema_version`, finds `2` and refuses
 //! the file with "schema version 2 is not supported (expected 1)", keeping its previous KB.
 
@@ -37,6 +42,11 @@ CREATE INDEX chunks_document ON chunks (document_id);
 CREATE VIRTUAL TABLE chunks_fts USING fts5(
     title, section, content,
     content = 'chunks', content_rowid = 'id',
+    tokenize = 'porter unicode61 remove_diacritics 2'
+);
+CREATE VIRTUAL TABLE pages_fts USING fts5(
+    title, sections, content,
+    content = '',
     tokenize = 'porter unicode61 remove_diacritics 2'
 );
 ";

@@ -21,7 +21,8 @@ const SKIPPED_ELEMENTS: &[&str] = &[
     "select",
 ];
 
-/// Classes of navigation blocks: DocBook (`navheader`, `navfooter`, `toc`, `list-of-*`) and Sphinx
+/// Classes of navigation blocks: DocBook (`navheader`, `navfooter`, `toc`, `list-of-*`, and the
+/// back-of-book index's `indexdiv`, a list of every term pointing elsewhere) and Sphinx
 /// (`sphinxsidebar`, `related`, `headerlink`).
 const SKIPPED_CLASSES: &[&str] = &[
     "navheader",
@@ -33,6 +34,7 @@ const SKIPPED_CLASSES: &[&str] = &[
     "sphinxsidebar",
     "related",
     "headerlink",
+    "indexdiv",
 ];
 
 /// Classes of admonitions, whose headings are labels ("Note", "Warning"), not sections.
