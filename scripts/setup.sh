@@ -18,6 +18,11 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql
 # promtool (`promtool check metrics`) for server/tests/metrics_scrape.rs, which lints a real scrape,
 # and (`promtool check rules` / `test rules`) for the Helm chart's alerts and dashboard (helm/tests).
 command -v promtool >/dev/null || missing+=(prometheus)
+# --- knowledge base relevance (issue #16) ---
+# PostgreSQL 15's HTML manual: the real corpus server/tests/kb_eval.rs builds a kb.db from and scores
+# search relevance on (with ../shared/search-eval/eval.py). Documentation only, ~18 MB.
+[ -f /usr/share/doc/postgresql-doc-15/html/index.html ] || missing+=(postgresql-doc-15)
+# --- end knowledge base relevance ---
 if [ ${#missing[@]} -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo=sudo

@@ -38,7 +38,22 @@ async fn initialize_then_tool_call_with_an_api_token() {
     let tool = &list["result"]["tools"][0];
     assert_eq!(tool["name"], "search_knowledgebase");
     assert_eq!(tool["inputSchema"]["type"], "object");
-    assert_eq!(tool["inputSchema"]["required"], json!(["query"]));
+    // `query` is required unless `list_sources` is true, which the tool checks (issue #16).
+    assert!(tool["inputSchema"].get("required").is_none(), "{tool}");
+    for argument in [
+        "query",
+        "limit",
+        "products",
+        "versions",
+        "source_prefix",
+        "all_sections",
+        "list_sources",
+    ] {
+        assert!(
+            tool["inputSchema"]["properties"].get(argument).is_some(),
+            "{argument}: {tool}"
+        );
+    }
     assert!(
         list["result"].get("resultType").is_none(),
         "2025-11-25 results carry no resultType"

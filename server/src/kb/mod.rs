@@ -1,16 +1,23 @@
-//! The knowledge base: Markdown and text documents in a SQLite FTS5 file (`kb.db`).
+//! The knowledge base: HTML, Markdown and text documents in a SQLite FTS5 file (`kb.db`).
 //!
-//! [`build`] turns a folder of documents into a kb.db (offline, by the CLI); [`store`] opens one
-//! read-only, validates it, and searches it. The file format ([`format`]) is the contract between the
-//! two: tables `meta`, `chunks` and the FTS5 index `chunks_fts`, versioned by `meta.schema_version`.
+//! [`build`] turns documentation trees into a kb.db (offline, by the CLI), reading each file with
+//! [`html`] or [`markdown`] into a [`document::Document`]; [`store`] opens one read-only, validates
+//! it, and searches it, narrowed by a [`filter::SearchFilter`]; [`sources`] lists the products and
+//! versions it holds. The file format ([`format`]) is the contract between the two: tables `meta`,
+//! `documents`, `chunks` and the FTS5 index `chunks_fts`, versioned by `meta.schema_version`.
 //! [`local_copies`] is where a server keeps its private copies of the served file. A search's cost
 //! is bounded twice (issue #13 §B.9): [`terms`] refuses queries past the measured limits before they
 //! run, and [`cancel`] stops SQLite work whose request is gone.
 
 pub mod build;
 pub mod cancel;
+pub mod document;
+pub mod filter;
 mod format;
+pub mod html;
 pub mod local_copies;
+pub mod markdown;
+pub mod sources;
 pub mod store;
 pub mod terms;
 

@@ -31,6 +31,7 @@ use sha2::{Digest, Sha256};
 use tracing::Instrument;
 
 use super::cancel::{CancelOnDrop, is_interrupted};
+use super::filter::SearchFilter;
 use super::format::SCHEMA_VERSION;
 use super::terms::{SearchTerms, TermsError};
 use crate::watch::{Loaded, Loader, Served, Watched};
@@ -50,6 +51,9 @@ pub fn search_concurrency() -> usize {
 pub struct SearchHit {
     pub source: String,
     pub title: String,
+    /// The document's product and version (empty when it was built without them).
+    pub product: String,
+    pub version: String,
     pub section: String,
     pub snippet: String,
     /// bm25 relevance; higher is better.
@@ -223,6 +227,17 @@ impl KnowledgeBase {
     /// Full-text search, best first, through [`run`](Self::run); the query is checked against the
     /// limits of [`super::terms`] before any slot is taken.
     pub async fn search_async(self: Arc<Self>, query: String, limit: usize) -> Result<Vec<SearchHit>, SearchError> {
+        self.search_in_async(query, SearchFilter::default(), limit).await
+    }
+
+    /// [`search_async`](Self::search_async) narrowed by `filter` (products, versions, source prefix;
+    /// one hit per page unless `all_sections`).
+    pub async fn search_in_async(
+        self: Arc<Self>,
+        query: String,
+        filter: SearchFilter,
+        limit: usize,
+    ) -> Result<Vec<SearchHit>, SearchError> {
         let span = tracing::info_span!(
             "kb.search",
             db.system.name = "sqlite",
@@ -231,7 +246,7 @@ impl KnowledgeBase {
         );
         let outcome = async {
             let terms = SearchTerms::parse(&query)?;
-            self.run(move |db| search_on(db, &terms, limit)).await
+            self.run(move |db| search_on(db, &terms, &filter, limit)).await
         }
         .instrument(span.clone())
         .await;
@@ -249,31 +264,85 @@ impl KnowledgeBase {
     /// The same search, blocking and not cancellable: for measurements and tools in process, not for
     /// the request path.
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SearchError> {
+        self.search_in(query, &SearchFilter::default(), limit)
+    }
+
+    /// [`search`](Self::search) narrowed by `filter`.
+    pub fn search_in(&self, query: &str, filter: &SearchFilter, limit: usize) -> Result<Vec<SearchHit>, SearchError> {
         let terms = SearchTerms::parse(query)?;
         let db = self.connection()?;
-        let result = search_on(&db, &terms, limit);
+        let result = search_on(&db, &terms, filter, limit);
         self.release(db);
         Ok(result?)
     }
 }
 
-/// The one search statement: bm25 with title and section weighted above the text.
-fn search_on(db: &Connection, terms: &SearchTerms, limit: usize) -> Result<Vec<SearchHit>, rusqlite::Error> {
+/// The one search statement (issue #16 §3), in steps:
+/// 1. `matches`: every chunk matching any query word, with its bm25 score (SQLite FTS5 §5.1.1),
+///    the title weighted 10 and the section path 4 against the text's 1: a section *about* the
+///    words outranks one that mentions them in passing. `MATERIALIZED`, because bm25() can only run
+///    in the scan of its own FTS table, not where the planner would otherwise move it (the
+///    aggregate below);
+/// 2. `sections`: the best chunk of each document (`min(rank)` with bare columns takes the other
+///    columns from the row holding the minimum, SQLite's "Bare columns in an aggregate query"),
+///    or every chunk when `all_sections` (?6);
+/// 3. `best`: the filters applied, each hit scored by its section plus its whole page (`pages_fts`,
+///    same weights) — the section says where the answer is, the page whether the page as a whole
+///    is about the question; on the PostgreSQL manual this lifted MRR@5 from 0.74 to 0.83 on the
+///    shared questions — and the `limit` best;
+/// 4. the snippet, computed for those hits only (a `rowid =` lookup in the FTS index per hit).
+fn search_on(
+    db: &Connection,
+    terms: &SearchTerms,
+    filter: &SearchFilter,
+    limit: usize,
+) -> Result<Vec<SearchHit>, rusqlite::Error> {
     let mut statement = db.prepare_cached(
-        "SELECT c.source, c.title, c.section, \
-                snippet(chunks_fts, 2, '**', '**', '…', 32), \
-                bm25(chunks_fts, 5.0, 3.0, 1.0) \
-         FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid \
+        "WITH matches AS MATERIALIZED ( \
+             SELECT rowid AS id, bm25(chunks_fts, 10.0, 4.0, 1.0) AS rank \
+             FROM chunks_fts WHERE chunks_fts MATCH ?1 \
+         ), pages AS MATERIALIZED ( \
+             SELECT rowid AS document_id, bm25(pages_fts, 10.0, 4.0, 1.0) AS rank \
+             FROM pages_fts WHERE pages_fts MATCH ?1 \
+         ), sections AS ( \
+             SELECT m.id, c.document_id, min(m.rank) AS rank \
+             FROM matches m JOIN chunks c ON c.id = m.id \
+             GROUP BY CASE WHEN ?6 THEN m.id ELSE c.document_id END \
+         ), best AS ( \
+             SELECT s.id, s.document_id, s.rank + p.rank AS rank \
+             FROM sections s JOIN pages p ON p.document_id = s.document_id \
+             JOIN documents d ON d.id = s.document_id \
+             WHERE (?3 IS NULL OR d.product IN (SELECT value FROM json_each(?3))) \
+               AND (?4 IS NULL OR d.version IN (SELECT value FROM json_each(?4))) \
+               AND (?5 IS NULL OR substr(d.source, 1, length(?5)) = ?5) \
+             ORDER BY rank LIMIT ?2 \
+         ) \
+         SELECT d.source, d.title, d.product, d.version, c.section, \
+                snippet(chunks_fts, 2, '**', '**', '…', 32), best.rank \
+         FROM best \
+         JOIN chunks c ON c.id = best.id \
+         JOIN documents d ON d.id = best.document_id \
+         JOIN chunks_fts ON chunks_fts.rowid = best.id \
          WHERE chunks_fts MATCH ?1 \
-         ORDER BY bm25(chunks_fts, 5.0, 3.0, 1.0) LIMIT ?2",
+         ORDER BY best.rank",
     )?;
-    let rows = statement.query_map(params![terms.fts_expression(), limit as i64], |row| {
+    let bound = params![
+        terms.fts_expression(),
+        limit as i64,
+        filter.products_json(),
+        filter.versions_json(),
+        filter.prefix(),
+        filter.all_sections,
+    ];
+    let rows = statement.query_map(bound, |row| {
         Ok(SearchHit {
             source: row.get(0)?,
             title: row.get(1)?,
-            section: row.get(2)?,
-            snippet: row.get(3)?,
-            score: -row.get::<_, f64>(4)?,
+            product: row.get(2)?,
+            version: row.get(3)?,
+            section: row.get(4)?,
+            snippet: row.get(5)?,
+            score: -row.get::<_, f64>(6)?,
         })
     })?;
     rows.collect()
