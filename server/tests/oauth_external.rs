@@ -170,7 +170,10 @@ async fn a_key_rotated_at_the_idp_is_used_without_restart_and_a_dead_idp_fails_n
     let fixture = Fixture::new();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let server = start_at(&fixture, "ext-rotate", port, &base, &external(&idp.base)).await;
+    // The failed-auth limiter would turn the unknown-kid probes below into 429 after 10; this test
+    // counts JWKS fetches, so it raises the budget.
+    let config = format!("{}  rate_limit:\n    failures: 1000\n", external(&idp.base));
+    let server = start_at(&fixture, "ext-rotate", port, &base, &config).await;
     let resource = format!("{base}/mcp");
 
     let old = idp.token(&resource, &[]).await;
