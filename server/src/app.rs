@@ -142,20 +142,33 @@ fn oauth_routes(
 ) -> Route {
     use auth::oauth;
     let metadata = oauth::RESOURCE_METADATA_PATH;
-    for path in [metadata.to_string(), format!("{metadata}/mcp"), format!("{metadata}/mcp/v1")] {
+    for path in [
+        metadata.to_string(),
+        format!("{metadata}/mcp"),
+        format!("{metadata}/mcp/v1"),
+    ] {
         route = route.at(
             path,
-            allow(get(oauth::ResourceMetadata(resource.clone())), "GET, HEAD", "metadata answers GET"),
+            allow(
+                get(oauth::ResourceMetadata(resource.clone())),
+                "GET, HEAD",
+                "metadata answers GET",
+            ),
         );
     }
     if config.auth.oauth.mode != crate::config::OAuthMode::Builtin {
         return route;
     }
-    let server = oauth::AuthorizationServer::new(&config.auth.oauth, resource, files.auth.clone(), gate.clone(), max_body);
+    let server =
+        oauth::AuthorizationServer::new(&config.auth.oauth, resource, files.auth.clone(), gate.clone(), max_body);
     route
         .at(
             oauth::SERVER_METADATA_PATH,
-            allow(get(oauth::ServerMetadata(server.clone())), "GET, HEAD", "metadata answers GET"),
+            allow(
+                get(oauth::ServerMetadata(server.clone())),
+                "GET, HEAD",
+                "metadata answers GET",
+            ),
         )
         .at(
             oauth::REGISTER_PATH,

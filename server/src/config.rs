@@ -640,7 +640,10 @@ impl Config {
             OAuthMode::Off => {}
         }
         for (key, value) in [
-            ("auth.oauth.external.jwks_refresh_interval", oauth.external.jwks_refresh_interval),
+            (
+                "auth.oauth.external.jwks_refresh_interval",
+                oauth.external.jwks_refresh_interval,
+            ),
             ("auth.oauth.external.request_timeout", oauth.external.request_timeout),
             ("auth.oauth.builtin.access_token_ttl", oauth.builtin.access_token_ttl),
             ("auth.oauth.builtin.refresh_token_ttl", oauth.builtin.refresh_token_ttl),

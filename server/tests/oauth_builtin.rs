@@ -104,7 +104,11 @@ async fn every_step_is_served_by_whichever_instance_gets_it() {
     let refused = tools_list(&pair.base_b, None).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     let metadata_url = format!("{}/.well-known/oauth-protected-resource/mcp", pair.base_a);
-    assert!(challenge(&refused).contains(&format!("resource_metadata=\"{metadata_url}\"")), "{}", challenge(&refused));
+    assert!(
+        challenge(&refused).contains(&format!("resource_metadata=\"{metadata_url}\"")),
+        "{}",
+        challenge(&refused)
+    );
     let prm: Value = http()
         .get(format!("{}/.well-known/oauth-protected-resource/mcp", pair.base_b))
         .send()
@@ -142,7 +146,11 @@ async fn every_step_is_served_by_whichever_instance_gets_it() {
     let refresh = tokens["refresh_token"].as_str().unwrap();
     let (status, refreshed) = token(
         &pair.base_a,
-        &[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", &client_id)],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", &client_id),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{refreshed}");
@@ -150,20 +158,31 @@ async fn every_step_is_served_by_whichever_instance_gets_it() {
     assert_ne!(rotated, refresh);
     let (status, again) = token(
         &pair.base_a,
-        &[("grant_type", "refresh_token"), ("refresh_token", refresh), ("client_id", &client_id)],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh),
+            ("client_id", &client_id),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert_eq!(again["error"], "invalid_grant");
     let (status, _) = token(
         &pair.base_b,
-        &[("grant_type", "refresh_token"), ("refresh_token", rotated), ("client_id", &client_id)],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", rotated),
+            ("client_id", &client_id),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::OK);
 
     // API tokens keep working beside OAuth.
-    assert_eq!(tools_list(&pair.base_b, Some(&fixture.token)).await.status(), StatusCode::OK);
+    assert_eq!(
+        tools_list(&pair.base_b, Some(&fixture.token)).await.status(),
+        StatusCode::OK
+    );
     pair.a.stop().await.unwrap();
     pair.b.stop().await.unwrap();
 }
@@ -175,13 +194,22 @@ async fn a_code_needs_its_pkce_verifier_and_is_redeemed_once_per_instance() {
     let (client_id, verifier, code) = code_via_both(&pair, "pkce-replay").await;
     let (wrong, _) = pkce("another-verifier");
     let (status, body) = redeem(&pair.base_a, &client_id, &code, &wrong).await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_grant")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
     assert!(body["error_description"].as_str().unwrap().contains("PKCE"), "{body}");
     // The right verifier on A works once; a replay on A is refused.
-    assert_eq!(redeem(&pair.base_a, &client_id, &code, &verifier).await.0, StatusCode::OK);
+    assert_eq!(
+        redeem(&pair.base_a, &client_id, &code, &verifier).await.0,
+        StatusCode::OK
+    );
     let (status, body) = redeem(&pair.base_a, &client_id, &code, &verifier).await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
-    assert!(body["error_description"].as_str().unwrap().contains("already used"), "{body}");
+    assert!(
+        body["error_description"].as_str().unwrap().contains("already used"),
+        "{body}"
+    );
     // Another client cannot redeem it even with the verifier.
     let other_client = register(&pair.base_b, &[REDIRECT]).await;
     let (status, body) = redeem(&pair.base_b, &other_client, &code, &verifier).await;
@@ -218,20 +246,31 @@ async fn unregistered_and_open_redirect_uris_get_a_page_never_a_redirect() {
         )
         .await;
         assert_eq!(response.status(), StatusCode::BAD_REQUEST, "{redirect_uri}");
-        assert!(response.headers().get("location").is_none(), "{redirect_uri} was redirected to");
+        assert!(
+            response.headers().get("location").is_none(),
+            "{redirect_uri} was redirected to"
+        );
         let body = response.text().await.unwrap();
         assert!(!body.contains("evil"), "the page must not reflect the request: {body}");
     }
     // A forged client id is not a registration either.
     let response = authorize(
         &pair.base_a,
-        &[("response_type", "code"), ("client_id", "pgmcc_forged"), ("redirect_uri", "https://evil.example.com/")],
+        &[
+            ("response_type", "code"),
+            ("client_id", "pgmcc_forged"),
+            ("redirect_uri", "https://evil.example.com/"),
+        ],
     )
     .await;
     assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     assert!(response.headers().get("location").is_none());
     // Registration refuses what can never be a safe redirect.
-    for bad in ["http://evil.example.com/cb", "javascript:alert(1)", "https://a.example.com/#frag"] {
+    for bad in [
+        "http://evil.example.com/cb",
+        "javascript:alert(1)",
+        "https://a.example.com/#frag",
+    ] {
         let response = http()
             .post(format!("{}/oauth/register", pair.base_a))
             .json(&serde_json::json!({"redirect_uris": [bad]}))
@@ -283,7 +322,11 @@ async fn the_sign_in_form_needs_the_cookie_of_the_page_that_showed_it() {
         .post(format!("{}/oauth/authorize", pair.base_a))
         .header("origin", "https://evil.example.com")
         .header("cookie", &cookie)
-        .form(&[("request", request.as_str()), ("username", "alice"), ("password", PASSWORD)])
+        .form(&[
+            ("request", request.as_str()),
+            ("username", "alice"),
+            ("password", PASSWORD),
+        ])
         .send()
         .await
         .unwrap();
@@ -317,13 +360,20 @@ async fn a_password_change_ends_access_and_refresh_tokens_on_every_instance() {
             tools_list(base, Some(&access)).await.status() == StatusCode::UNAUTHORIZED
         })
         .await;
-        assert!(revoked, "{base} still accepts the access token after the password change");
+        assert!(
+            revoked,
+            "{base} still accepts the access token after the password change"
+        );
     }
     let refused = tools_list(&pair.base_a, Some(&access)).await;
     assert!(challenge(&refused).contains("error=\"invalid_token\""));
     let (status, body) = token(
         &pair.base_b,
-        &[("grant_type", "refresh_token"), ("refresh_token", &refresh), ("client_id", &client_id)],
+        &[
+            ("grant_type", "refresh_token"),
+            ("refresh_token", &refresh),
+            ("client_id", &client_id),
+        ],
     )
     .await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
@@ -349,7 +399,10 @@ async fn tokens_are_only_for_this_resource() {
         ],
     )
     .await;
-    assert_eq!((status, body["error"].as_str()), (StatusCode::BAD_REQUEST, Some("invalid_target")));
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_target"))
+    );
 
     // ...and a token that the same issuer, with the same key, made for another resource is refused
     // here: the audience is checked, not just the signature.
@@ -358,12 +411,16 @@ async fn tokens_are_only_for_this_resource() {
         "elsewhere",
         Some(&pair.public),
         Some("https://other.example.com/mcp"),
-    ).await;
+    )
+    .await;
     let (client_id, verifier, code) = code_via_both(&elsewhere, "elsewhere").await;
     let (status, tokens) = redeem(&elsewhere.base_a, &client_id, &code, &verifier).await;
     assert_eq!(status, StatusCode::OK, "{tokens}");
     let foreign = tokens["access_token"].as_str().unwrap();
-    assert_eq!(tools_list(&elsewhere.base_a, Some(foreign)).await.status(), StatusCode::OK);
+    assert_eq!(
+        tools_list(&elsewhere.base_a, Some(foreign)).await.status(),
+        StatusCode::OK
+    );
     let refused = tools_list(&pair.base_a, Some(foreign)).await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
     assert!(

@@ -47,7 +47,10 @@ impl Idp {
             .expect("python starts");
         let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let ready = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
-        assert!(matches!(ready, Ok(Ok(Some(ref line))) if line == "ready"), "the IdP did not start: {ready:?}");
+        assert!(
+            matches!(ready, Ok(Ok(Some(ref line))) if line == "ready"),
+            "the IdP did not start: {ready:?}"
+        );
         Idp {
             child,
             base: format!("http://127.0.0.1:{port}"),
@@ -108,7 +111,10 @@ fn assert_invalid_token(response: &reqwest::Response, reason: &str, metadata: &s
     let value = challenge(response);
     assert!(value.starts_with("Bearer "), "{value}");
     assert!(value.contains("error=\"invalid_token\""), "{reason}: {value}");
-    assert!(value.contains(&format!("error_description=\"{reason}\"")), "{reason}: {value}");
+    assert!(
+        value.contains(&format!("error_description=\"{reason}\"")),
+        "{reason}: {value}"
+    );
     assert!(value.contains(&format!("resource_metadata=\"{metadata}\"")), "{value}");
 }
 
@@ -125,10 +131,23 @@ async fn idp_tokens_are_checked_for_signature_audience_expiry_and_key() {
     // Discovery: no token → 401 naming the metadata, which names the IdP.
     let anonymous = tools_list(&base, None).await;
     assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
-    assert!(!challenge(&anonymous).contains("error="), "no error code without a token (RFC 6750 §3.1)");
+    assert!(
+        !challenge(&anonymous).contains("error="),
+        "no error code without a token (RFC 6750 §3.1)"
+    );
     assert!(challenge(&anonymous).contains(&format!("resource_metadata=\"{metadata}\"")));
-    for path in ["/.well-known/oauth-protected-resource", "/.well-known/oauth-protected-resource/mcp"] {
-        let prm: Value = http().get(format!("{base}{path}")).send().await.unwrap().json().await.unwrap();
+    for path in [
+        "/.well-known/oauth-protected-resource",
+        "/.well-known/oauth-protected-resource/mcp",
+    ] {
+        let prm: Value = http()
+            .get(format!("{base}{path}"))
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
         assert_eq!(prm["resource"], resource);
         assert_eq!(prm["authorization_servers"][0], idp.base);
     }
@@ -138,7 +157,11 @@ async fn idp_tokens_are_checked_for_signature_audience_expiry_and_key() {
     assert_eq!(served.status(), StatusCode::OK);
 
     let other_audience = idp.token("https://other.example.com/mcp", &[]).await;
-    assert_invalid_token(&tools_list(&base, Some(&other_audience)).await, "wrong_audience", &metadata);
+    assert_invalid_token(
+        &tools_list(&base, Some(&other_audience)).await,
+        "wrong_audience",
+        &metadata,
+    );
     let expired = idp.token(&resource, &[("ttl", "-600")]).await;
     assert_invalid_token(&tools_list(&base, Some(&expired)).await, "expired", &metadata);
     let unknown_key = idp.token(&resource, &[("unpublished", "1")]).await;
@@ -151,7 +174,11 @@ async fn idp_tokens_are_checked_for_signature_audience_expiry_and_key() {
     .unwrap()
     .replace("service-account-ci", "administrator-root");
     parts[1] = base64::Engine::encode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload);
-    assert_invalid_token(&tools_list(&base, Some(&parts.join("."))).await, "bad_signature", &metadata);
+    assert_invalid_token(
+        &tools_list(&base, Some(&parts.join("."))).await,
+        "bad_signature",
+        &metadata,
+    );
 
     // A valid token without any of our scopes: 403 insufficient_scope (RFC 6750 §3.1).
     let unscoped = idp.token(&resource, &[("scope", "openid email")]).await;
@@ -189,21 +216,37 @@ async fn a_key_rotated_at_the_idp_is_used_without_restart_and_a_dead_idp_fails_n
     let new = idp.token(&resource, &[]).await;
     // The first token with the new kid may land inside the refresh interval (1 s here) of the
     // start-up fetch; within a few seconds it is served, with no restart.
-    let picked_up = common::eventually(10, || async { tools_list(&base, Some(&new)).await.status() == StatusCode::OK }).await;
+    let picked_up = common::eventually(10, || async {
+        tools_list(&base, Some(&new)).await.status() == StatusCode::OK
+    })
+    .await;
     assert!(picked_up, "the rotated key was never fetched");
-    assert_eq!(tools_list(&base, Some(&old)).await.status(), StatusCode::OK, "the old key is still published");
+    assert_eq!(
+        tools_list(&base, Some(&old)).await.status(),
+        StatusCode::OK,
+        "the old key is still published"
+    );
 
     // Unknown kids do not turn into a flood of fetches: at most one per interval.
     let before = idp.jwks_fetches().await;
     let unknown = idp.token(&resource, &[("unpublished", "1")]).await;
     let started = std::time::Instant::now();
     for _ in 0..30 {
-        assert_eq!(tools_list(&base, Some(&unknown)).await.status(), StatusCode::UNAUTHORIZED);
+        assert_eq!(
+            tools_list(&base, Some(&unknown)).await.status(),
+            StatusCode::UNAUTHORIZED
+        );
     }
     let fetched = idp.jwks_fetches().await - before;
     let allowed = started.elapsed().as_secs() + 1;
-    println!("30 requests with an unknown kid in {:?}: {fetched} JWKS fetches", started.elapsed());
-    assert!(fetched <= allowed, "unknown kids must not each fetch the JWKS: {fetched} fetches");
+    println!(
+        "30 requests with an unknown kid in {:?}: {fetched} JWKS fetches",
+        started.elapsed()
+    );
+    assert!(
+        fetched <= allowed,
+        "unknown kids must not each fetch the JWKS: {fetched} fetches"
+    );
 
     // The IdP goes away: tokens whose key is cached are still served.
     idp.child.kill().await.unwrap();
@@ -213,7 +256,10 @@ async fn a_key_rotated_at_the_idp_is_used_without_restart_and_a_dead_idp_fails_n
     }
     // And an unknown key is refused quickly rather than hanging on the dead IdP.
     let started = std::time::Instant::now();
-    assert_eq!(tools_list(&base, Some(&unknown)).await.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        tools_list(&base, Some(&unknown)).await.status(),
+        StatusCode::UNAUTHORIZED
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
     server.stop().await.unwrap();
 }

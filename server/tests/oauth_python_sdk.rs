@@ -31,11 +31,24 @@ async fn the_python_sdk_signs_in_with_oauth_calls_tools_and_refreshes() {
     let fixture = Fixture::new();
     let port = free_port();
     let base = format!("http://127.0.0.1:{port}");
-    let server = start_at(&fixture, "oauth-py", port, &base, "auth:\n  oauth:\n    mode: builtin\n").await;
+    let server = start_at(
+        &fixture,
+        "oauth-py",
+        port,
+        &base,
+        "auth:\n  oauth:\n    mode: builtin\n",
+    )
+    .await;
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/oauth_client.py");
     let output = tokio::process::Command::new(python())
         .arg(script)
-        .args([&format!("{base}/mcp"), "alice", PASSWORD, "replication slot standby", "3"])
+        .args([
+            &format!("{base}/mcp"),
+            "alice",
+            PASSWORD,
+            "replication slot standby",
+            "3",
+        ])
         .output()
         .await
         .expect("python starts");

@@ -25,9 +25,12 @@ pub fn free_port() -> u16 {
 /// share it), with `extra` YAML merged over the fixture's config.
 pub async fn start_at(fixture: &Fixture, instance: &str, port: u16, public: &str, extra: &str) -> RunningServer {
     let yaml = format!("listen: 127.0.0.1:{port}\npublic_url: {public}\n{extra}");
-    postgres_mcp::server::start(fixture.config(instance, &yaml), InstanceId::resolve(Some(instance), None))
-        .await
-        .unwrap()
+    postgres_mcp::server::start(
+        fixture.config(instance, &yaml),
+        InstanceId::resolve(Some(instance), None),
+    )
+    .await
+    .unwrap()
 }
 
 /// An HTTP client that shows redirects instead of following them.
@@ -114,10 +117,18 @@ pub async fn page_and_cookie(response: reqwest::Response) -> (String, String) {
 }
 
 /// Posts the sign-in form.
-pub async fn sign_in(base: &str, request: &str, cookie: Option<&str>, username: &str, password: &str) -> reqwest::Response {
-    let mut post = http()
-        .post(format!("{base}/oauth/authorize"))
-        .form(&[("request", request), ("username", username), ("password", password)]);
+pub async fn sign_in(
+    base: &str,
+    request: &str,
+    cookie: Option<&str>,
+    username: &str,
+    password: &str,
+) -> reqwest::Response {
+    let mut post = http().post(format!("{base}/oauth/authorize")).form(&[
+        ("request", request),
+        ("username", username),
+        ("password", password),
+    ]);
     if let Some(cookie) = cookie {
         post = post.header("cookie", cookie);
     }

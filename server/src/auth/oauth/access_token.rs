@@ -135,7 +135,10 @@ mod tests {
         let other = mint(&keys, &claims(60, "https://other.example.com/mcp"));
         assert_eq!(verify(&keys, &other, ISS, RES, 0), Err(AuthFailure::WrongAudience));
         let token = mint(&keys, &claims(60, RES));
-        assert_eq!(verify(&keys, &token, "https://evil.example.com", RES, 0), Err(AuthFailure::WrongIssuer));
+        assert_eq!(
+            verify(&keys, &token, "https://evil.example.com", RES, 0),
+            Err(AuthFailure::WrongIssuer)
+        );
         let stranger = SessionKeys::parse(&generate_key_file()).unwrap();
         assert_eq!(verify(&stranger, &token, ISS, RES, 0), Err(AuthFailure::BadSignature));
     }

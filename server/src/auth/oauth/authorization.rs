@@ -107,7 +107,10 @@ impl Authorize {
             Err(error) => return error_page(StatusCode::BAD_REQUEST, &error.0),
         };
         let Ok(keys) = server.session_keys() else {
-            return error_page(StatusCode::SERVICE_UNAVAILABLE, "Sign-in is not configured on this server.");
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is not configured on this server.",
+            );
         };
         // 1. Who asks, and where the answer may go: errors stay on this page.
         let Some(client) = params.get("client_id").and_then(|id| Client::open(&keys, id)) else {
@@ -142,7 +145,10 @@ impl Authorize {
             return fail("invalid_request", "code_challenge_method must be S256");
         }
         if !is_s256_challenge(challenge) {
-            return fail("invalid_request", "code_challenge is not an S256 challenge (43 base64url characters)");
+            return fail(
+                "invalid_request",
+                "code_challenge is not an S256 challenge (43 base64url characters)",
+            );
         }
         if let Some(resource) = params.get("resource")
             && resource != server.resource()
@@ -154,7 +160,10 @@ impl Authorize {
             .map(str::to_string)
             .unwrap_or_else(|| server.scopes().default_scope());
         if server.scopes().tools(scope.split_ascii_whitespace()).is_none() {
-            return fail("invalid_scope", "none of the requested scopes is offered by this server");
+            return fail(
+                "invalid_scope",
+                "none of the requested scopes is offered by this server",
+            );
         }
         let mut nonce = [0u8; 16];
         rand::rng().fill_bytes(&mut nonce);
@@ -176,7 +185,13 @@ impl Authorize {
         response
     }
 
-    fn page(&self, pending: &PendingAuthorization, sealed: &str, notice: Option<&'static str>, status: StatusCode) -> Response {
+    fn page(
+        &self,
+        pending: &PendingAuthorization,
+        sealed: &str,
+        notice: Option<&'static str>,
+        status: StatusCode,
+    ) -> Response {
         let destination = Url::parse(&pending.r)
             .ok()
             .map(|url| match url.host_str() {
@@ -204,7 +219,10 @@ impl Authorize {
             .and_then(|v| v.split(';').next())
             .map(|v| v.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"));
         if form_type != Some(true) {
-            return error_page(StatusCode::UNSUPPORTED_MEDIA_TYPE, "The sign-in form must be posted as a form.");
+            return error_page(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "The sign-in form must be posted as a form.",
+            );
         }
         let body = match read_body_limited(request, server.max_body()).await {
             Ok(body) => body,
@@ -215,7 +233,10 @@ impl Authorize {
             Err(error) => return error_page(StatusCode::BAD_REQUEST, &error.0),
         };
         let Ok(keys) = server.session_keys() else {
-            return error_page(StatusCode::SERVICE_UNAVAILABLE, "Sign-in is not configured on this server.");
+            return error_page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Sign-in is not configured on this server.",
+            );
         };
         let expired = "This sign-in form expired or was altered. Start again from your application.";
         let Some(sealed) = params.get("request") else {
@@ -237,7 +258,12 @@ impl Authorize {
             );
         }
         let (Some(username), Some(password)) = (params.get("username"), params.get("password")) else {
-            return self.page(&pending, sealed, Some("Enter your username and password."), StatusCode::BAD_REQUEST);
+            return self.page(
+                &pending,
+                sealed,
+                Some("Enter your username and password."),
+                StatusCode::BAD_REQUEST,
+            );
         };
         let (username, password) = (username.to_string(), password.to_string());
         let ip = server.gate().client_address(request);
@@ -288,7 +314,12 @@ impl Authorize {
                 let _verdict = attempt.failed();
                 metrics::counter!("pgmcp_oauth_sign_ins_total", "outcome" => "failure").increment(1);
                 tracing::warn!(client.address = %ip, error.r#type = failure.label(), "oauth sign-in refused");
-                return self.page(&pending, sealed, Some("Wrong username or password."), StatusCode::UNAUTHORIZED);
+                return self.page(
+                    &pending,
+                    sealed,
+                    Some("Wrong username or password."),
+                    StatusCode::UNAUTHORIZED,
+                );
             }
         };
         let state = pending.st.as_deref();
@@ -311,7 +342,12 @@ impl Authorize {
         }
         answer.push(("iss", server.issuer()));
         let mut response = redirect(&pending.r, &answer);
-        if let Ok(cookie) = format!("{}=; Path=/oauth; HttpOnly; SameSite=Strict; Max-Age=0", super::login::CSRF_COOKIE).parse() {
+        if let Ok(cookie) = format!(
+            "{}=; Path=/oauth; HttpOnly; SameSite=Strict; Max-Age=0",
+            super::login::CSRF_COOKIE
+        )
+        .parse()
+        {
             response.headers_mut().insert("set-cookie", cookie);
         }
         response

@@ -13,9 +13,7 @@ use serde_json::{Value, json};
 
 use super::{replay::UsedOnce, resource::ResourceServer, scopes::ScopeMap};
 use crate::{
-    auth::{
-        authenticator::Authenticator, http::Gate, session::SessionKeys, users::UserSet,
-    },
+    auth::{authenticator::Authenticator, http::Gate, session::SessionKeys, users::UserSet},
     config::{BuiltinAsConfig, OAuthConfig},
     http_error::HttpError,
 };

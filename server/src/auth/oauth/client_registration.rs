@@ -41,7 +41,17 @@ pub const MAX_REDIRECT_URI_BYTES: usize = 512;
 const MAX_CLIENT_NAME_CHARS: usize = 100;
 
 /// Schemes that can never be a redirect target: they run code or read local data in a browser.
-const FORBIDDEN_SCHEMES: &[&str] = &["javascript", "data", "vbscript", "file", "about", "blob", "ws", "wss", "ftp"];
+const FORBIDDEN_SCHEMES: &[&str] = &[
+    "javascript",
+    "data",
+    "vbscript",
+    "file",
+    "about",
+    "blob",
+    "ws",
+    "wss",
+    "ftp",
+];
 
 /// What a client id seals.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -104,7 +114,9 @@ fn check_redirect_uri(uri: &str) -> Result<(), String> {
     }
     let url = Url::parse(uri).map_err(|e| format!("redirect URI `{uri}` is not an absolute URI: {e}"))?;
     if url.fragment().is_some() {
-        return Err(format!("redirect URI `{uri}` has a fragment (OAuth 2.1 §2.3.1 forbids one)"));
+        return Err(format!(
+            "redirect URI `{uri}` has a fragment (OAuth 2.1 §2.3.1 forbids one)"
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
         return Err(format!("redirect URI `{uri}` carries user info"));
@@ -115,9 +127,9 @@ fn check_redirect_uri(uri: &str) -> Result<(), String> {
         "http" => Err(format!(
             "redirect URI `{uri}`: http is allowed only on a loopback host (127.0.0.1, [::1], localhost); use https"
         )),
-        scheme if FORBIDDEN_SCHEMES.contains(&scheme) => {
-            Err(format!("redirect URI `{uri}`: the `{scheme}` scheme cannot be a redirect target"))
-        }
+        scheme if FORBIDDEN_SCHEMES.contains(&scheme) => Err(format!(
+            "redirect URI `{uri}`: the `{scheme}` scheme cannot be a redirect target"
+        )),
         _ => Ok(()),
     }
 }
@@ -190,7 +202,9 @@ fn registration_error(code: &'static str, description: impl Into<String>) -> Res
         Json(json!({"error": code, "error_description": description.into()})),
     )
         .into_response();
-    response.headers_mut().insert("cache-control", "no-store".parse().expect("static header"));
+    response
+        .headers_mut()
+        .insert("cache-control", "no-store".parse().expect("static header"));
     response
 }
 
@@ -220,7 +234,9 @@ impl Register {
         if method != "none" {
             return Ok(registration_error(
                 "invalid_client_metadata",
-                format!("token_endpoint_auth_method `{method}` is not supported: clients are public (`none`) and use PKCE"),
+                format!(
+                    "token_endpoint_auth_method `{method}` is not supported: clients are public (`none`) and use PKCE"
+                ),
             ));
         }
         let grant_types = registration
@@ -269,7 +285,9 @@ impl Register {
             body["client_name"] = json!(name);
         }
         let mut response = (StatusCode::CREATED, Json(body)).into_response();
-        response.headers_mut().insert("cache-control", "no-store".parse().expect("static header"));
+        response
+            .headers_mut()
+            .insert("cache-control", "no-store".parse().expect("static header"));
         Ok(response)
     }
 }
@@ -301,18 +319,48 @@ mod tests {
     #[test]
     fn matching_is_exact_except_the_port_of_a_loopback_ip() {
         assert!(redirect_matches("https://a.example.com/cb", "https://a.example.com/cb"));
-        assert!(!redirect_matches("https://a.example.com/cb", "https://a.example.com/cb/"));
-        assert!(!redirect_matches("https://a.example.com/cb", "https://a.example.com/cb?x=1"));
-        assert!(!redirect_matches("https://a.example.com/cb", "https://a.example.com:8443/cb"));
-        assert!(!redirect_matches("https://a.example.com/cb", "https://A.example.com/cb"));
-        assert!(redirect_matches("http://127.0.0.1/callback", "http://127.0.0.1:51234/callback"));
+        assert!(!redirect_matches(
+            "https://a.example.com/cb",
+            "https://a.example.com/cb/"
+        ));
+        assert!(!redirect_matches(
+            "https://a.example.com/cb",
+            "https://a.example.com/cb?x=1"
+        ));
+        assert!(!redirect_matches(
+            "https://a.example.com/cb",
+            "https://a.example.com:8443/cb"
+        ));
+        assert!(!redirect_matches(
+            "https://a.example.com/cb",
+            "https://A.example.com/cb"
+        ));
+        assert!(redirect_matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:51234/callback"
+        ));
         assert!(redirect_matches("http://[::1]:1/cb", "http://[::1]:2/cb"));
-        assert!(!redirect_matches("http://127.0.0.1/callback", "http://127.0.0.1:51234/other"));
-        assert!(!redirect_matches("http://127.0.0.1/callback", "http://127.0.0.2:51234/callback"));
-        assert!(!redirect_matches("http://127.0.0.1/callback", "http://localhost:51234/callback"));
+        assert!(!redirect_matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.1:51234/other"
+        ));
+        assert!(!redirect_matches(
+            "http://127.0.0.1/callback",
+            "http://127.0.0.2:51234/callback"
+        ));
+        assert!(!redirect_matches(
+            "http://127.0.0.1/callback",
+            "http://localhost:51234/callback"
+        ));
         // localhost is a name, not an IP literal: exact match only (RFC 8252 §7.3 / §8.3).
-        assert!(!redirect_matches("http://localhost:3030/cb", "http://localhost:3031/cb"));
-        assert!(!redirect_matches("http://127.0.0.1/cb", "http://127.0.0.1:5/cb@evil.example.com"));
+        assert!(!redirect_matches(
+            "http://localhost:3030/cb",
+            "http://localhost:3031/cb"
+        ));
+        assert!(!redirect_matches(
+            "http://127.0.0.1/cb",
+            "http://127.0.0.1:5/cb@evil.example.com"
+        ));
     }
 
     #[test]

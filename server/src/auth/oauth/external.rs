@@ -38,10 +38,7 @@ impl ExternalIdp {
     /// `resource` is the default audience. Starts a first key fetch in the background: start-up
     /// never waits on (or fails because of) the IdP.
     pub fn new(config: &ExternalIdpConfig, resource: &str, leeway: Duration) -> Result<ExternalIdp, String> {
-        let issuer = config
-            .issuer
-            .clone()
-            .ok_or("auth.oauth.external.issuer is required")?;
+        let issuer = config.issuer.clone().ok_or("auth.oauth.external.issuer is required")?;
         let jwks = Jwks::new(
             &issuer,
             config.jwks_refresh_interval.get(),

@@ -287,8 +287,14 @@ pub fn discovery_urls(issuer: &str) -> Vec<String> {
     let mut urls = Vec::new();
     if let Some((scheme, rest)) = issuer.split_once("://") {
         let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
-        let suffix = if path.is_empty() { String::new() } else { format!("/{path}") };
-        urls.push(format!("{scheme}://{authority}/.well-known/oauth-authorization-server{suffix}"));
+        let suffix = if path.is_empty() {
+            String::new()
+        } else {
+            format!("/{path}")
+        };
+        urls.push(format!(
+            "{scheme}://{authority}/.well-known/oauth-authorization-server{suffix}"
+        ));
     }
     urls.push(format!("{issuer}/.well-known/openid-configuration"));
     urls
@@ -330,7 +336,12 @@ fn verifying_key(jwk: &Jwk) -> Option<VerifyingKey> {
         .copied()
         .filter(|alg| match &named {
             None => true,
-            Some(name) => serde_json::to_value(alg).ok().and_then(|v| v.as_str().map(|s| s == name)) == Some(true),
+            Some(name) => {
+                serde_json::to_value(alg)
+                    .ok()
+                    .and_then(|v| v.as_str().map(|s| s == name))
+                    == Some(true)
+            }
         })
         .collect();
     if algorithms.is_empty() {

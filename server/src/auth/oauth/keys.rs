@@ -147,7 +147,10 @@ mod tests {
     fn a_sealed_value_opens_on_another_instance_with_the_same_file() {
         let file = generate_key_file();
         let sealed = keys(&file, Purpose::Code).seal(&("alice", 42));
-        assert_eq!(keys(&file, Purpose::Code).open::<(String, i32)>(&sealed).unwrap(), ("alice".to_string(), 42));
+        assert_eq!(
+            keys(&file, Purpose::Code).open::<(String, i32)>(&sealed).unwrap(),
+            ("alice".to_string(), 42)
+        );
         assert!(!sealed.contains("alice"), "sealed values are encrypted");
     }
 
@@ -155,14 +158,23 @@ mod tests {
     fn another_purpose_another_key_file_or_a_flipped_byte_never_opens() {
         let file = generate_key_file();
         let sealed = keys(&file, Purpose::Code).seal(&"x");
-        assert_eq!(keys(&file, Purpose::RefreshToken).open::<String>(&sealed), Err(Unsealable));
-        assert_eq!(keys(&generate_key_file(), Purpose::Code).open::<String>(&sealed), Err(Unsealable));
+        assert_eq!(
+            keys(&file, Purpose::RefreshToken).open::<String>(&sealed),
+            Err(Unsealable)
+        );
+        assert_eq!(
+            keys(&generate_key_file(), Purpose::Code).open::<String>(&sealed),
+            Err(Unsealable)
+        );
         let code = keys(&file, Purpose::Code);
         for position in 0..sealed.len() {
             let mut bytes = sealed.clone().into_bytes();
             bytes[position] = if bytes[position] == b'A' { b'B' } else { b'A' };
             let tampered = String::from_utf8(bytes).unwrap();
-            assert!(code.open::<String>(&tampered).is_err(), "tampering at {position} accepted");
+            assert!(
+                code.open::<String>(&tampered).is_err(),
+                "tampering at {position} accepted"
+            );
         }
     }
 
@@ -171,7 +183,10 @@ mod tests {
         let old = generate_key_file();
         let sealed = keys(&old, Purpose::ClientId).seal(&"client");
         let rotated = format!("{}{old}", generate_key_file());
-        assert_eq!(keys(&rotated, Purpose::ClientId).open::<String>(&sealed).unwrap(), "client");
+        assert_eq!(
+            keys(&rotated, Purpose::ClientId).open::<String>(&sealed).unwrap(),
+            "client"
+        );
     }
 
     #[test]

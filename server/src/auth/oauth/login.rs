@@ -143,7 +143,10 @@ mod tests {
 
     #[test]
     fn the_cookie_is_read_back_among_others() {
-        assert_eq!(csrf_from_cookies(Some("a=1; pgmcp_oauth_csrf=n0nce; b=2")), Some("n0nce"));
+        assert_eq!(
+            csrf_from_cookies(Some("a=1; pgmcp_oauth_csrf=n0nce; b=2")),
+            Some("n0nce")
+        );
         assert_eq!(csrf_from_cookies(Some("a=1")), None);
         assert_eq!(csrf_from_cookies(None), None);
         assert!(csrf_cookie("n", true).ends_with("; Secure"));

@@ -39,7 +39,9 @@ mod scopes;
 mod tokens;
 
 pub use authorization::Authorize;
-pub use authorization_server::{AUTHORIZE_PATH, AuthorizationServer, METADATA_PATH as SERVER_METADATA_PATH, REGISTER_PATH, TOKEN_PATH};
+pub use authorization_server::{
+    AUTHORIZE_PATH, AuthorizationServer, METADATA_PATH as SERVER_METADATA_PATH, REGISTER_PATH, TOKEN_PATH,
+};
 pub use client_registration::Register;
 pub use metadata::{ResourceMetadata, ServerMetadata};
 pub use resource::{METADATA_PATH as RESOURCE_METADATA_PATH, ResourceServer};

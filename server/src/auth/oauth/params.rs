@@ -27,7 +27,9 @@ impl Params {
                 continue;
             }
             if values.insert(name.to_string(), value.to_string()).is_some() {
-                return Err(ParamError(format!("parameter `{name}` given more than once (RFC 6749 §3.1)")));
+                return Err(ParamError(format!(
+                    "parameter `{name}` given more than once (RFC 6749 §3.1)"
+                )));
             }
         }
         Ok(Params { values })

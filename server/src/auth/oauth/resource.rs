@@ -32,7 +32,9 @@ pub const METADATA_PATH: &str = "/.well-known/oauth-protected-resource";
 /// Who issues the tokens this resource accepts.
 enum Issuer {
     /// The built-in authorization server at `public_url`: tokens checked against users.yaml too.
-    Builtin { authenticator: Arc<Authenticator> },
+    Builtin {
+        authenticator: Arc<Authenticator>,
+    },
     External(ExternalIdp),
 }
 
@@ -60,10 +62,7 @@ impl ResourceServer {
         let public_url = public_url
             .ok_or("public_url is required when auth.oauth.mode is set")?
             .trim_end_matches('/');
-        let resource = config
-            .resource
-            .clone()
-            .unwrap_or_else(|| format!("{public_url}/mcp"));
+        let resource = config.resource.clone().unwrap_or_else(|| format!("{public_url}/mcp"));
         let leeway = config.leeway.get();
         let (issuer_url, issuer) = match config.mode {
             OAuthMode::External => {
@@ -99,9 +98,10 @@ impl ResourceServer {
     /// Whether a bearer credential is a JWT, i.e. this module's to check.
     pub fn is_jwt(credential: &str) -> bool {
         let mut parts = credential.split('.');
-        let jwt = parts.by_ref().take(3).all(|p| {
-            !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-        });
+        let jwt = parts
+            .by_ref()
+            .take(3)
+            .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_'));
         jwt && credential.split('.').count() == 3
     }
 
@@ -179,7 +179,11 @@ pub fn metadata_url(resource: &str) -> String {
         Some((scheme, rest)) => {
             let (authority, path) = rest.split_once('/').map_or((rest, ""), |(a, p)| (a, p));
             let path = path.trim_end_matches('/');
-            let suffix = if path.is_empty() { String::new() } else { format!("/{path}") };
+            let suffix = if path.is_empty() {
+                String::new()
+            } else {
+                format!("/{path}")
+            };
             format!("{scheme}://{authority}{METADATA_PATH}{suffix}")
         }
         None => format!("{resource}{METADATA_PATH}"),
@@ -205,7 +209,9 @@ mod tests {
     #[test]
     fn only_jwt_shaped_credentials_are_oauth_tokens() {
         assert!(ResourceServer::is_jwt("eyJh.eyJi.c2ln"));
-        assert!(!ResourceServer::is_jwt("pgmcp_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"));
+        assert!(!ResourceServer::is_jwt(
+            "pgmcp_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+        ));
         assert!(!ResourceServer::is_jwt("pgmcs_eyJzdWIi.c2ln"));
         assert!(!ResourceServer::is_jwt("a.b.c.d"));
         assert!(!ResourceServer::is_jwt("a..c"));

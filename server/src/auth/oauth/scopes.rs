@@ -82,9 +82,7 @@ pub fn intersect(token: ToolScope, user: &ToolScope) -> ToolScope {
     match (token, user) {
         (token, ToolScope::All) => token,
         (ToolScope::All, user) => user.clone(),
-        (ToolScope::Only(tools), user) => {
-            ToolScope::Only(tools.iter().filter(|t| user.permits(t)).cloned().collect())
-        }
+        (ToolScope::Only(tools), user) => ToolScope::Only(tools.iter().filter(|t| user.permits(t)).cloned().collect()),
     }
 }
 
@@ -106,7 +104,10 @@ mod tests {
         let map = ScopeMap::new("https://mcp.example.com/");
         assert_eq!(map.tools(["https://mcp.example.com/mcp"]), Some(ToolScope::All));
         assert_eq!(map.tools(["mcp"]), None);
-        assert!(map.supported().contains(&"https://mcp.example.com/query_database".to_string()));
+        assert!(
+            map.supported()
+                .contains(&"https://mcp.example.com/query_database".to_string())
+        );
     }
 
     #[test]

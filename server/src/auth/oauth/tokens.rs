@@ -136,9 +136,10 @@ impl IntoResponse for TokenError {
                 .into_response(),
         );
         if self.status == StatusCode::UNAUTHORIZED {
-            response
-                .headers_mut()
-                .insert("www-authenticate", "Basic realm=\"postgres-mcp\"".parse().expect("static header"));
+            response.headers_mut().insert(
+                "www-authenticate",
+                "Basic realm=\"postgres-mcp\"".parse().expect("static header"),
+            );
         }
         response
     }
@@ -188,9 +189,7 @@ impl Token {
             .await
             .map_err(|e| invalid_request(e.message))?;
         let params = Params::parse(&body).map_err(|e| invalid_request(e.0))?;
-        let keys = server
-            .session_keys()
-            .map_err(|e| invalid_request(e.message))?;
+        let keys = server.session_keys().map_err(|e| invalid_request(e.message))?;
         let users = server.users().map_err(|e| invalid_request(e.message))?;
         // Public clients identify themselves with client_id (OAuth 2.1 §3.2.1).
         let client_id = params.require("client_id").map_err(|e| invalid_request(e.0))?;
@@ -224,9 +223,17 @@ impl Token {
         Ok(self.issue(&keys, &client, grant, now))
     }
 
-    fn redeem_code(&self, params: &Params, client: &Client, keys: &SessionKeys, now: i64) -> Result<RefreshGrant, TokenError> {
+    fn redeem_code(
+        &self,
+        params: &Params,
+        client: &Client,
+        keys: &SessionKeys,
+        now: i64,
+    ) -> Result<RefreshGrant, TokenError> {
         let code = params.require("code").map_err(|e| invalid_request(e.0))?;
-        let verifier = params.require("code_verifier").map_err(|_| invalid_request("code_verifier is required (PKCE)"))?;
+        let verifier = params
+            .require("code_verifier")
+            .map_err(|_| invalid_request("code_verifier is required (PKCE)"))?;
         let grant: CodeGrant = code
             .strip_prefix(CODE_PREFIX)
             .and_then(|sealed| PurposeKeys::new(keys, Purpose::Code).open(sealed).ok())
@@ -261,7 +268,13 @@ impl Token {
         })
     }
 
-    fn redeem_refresh(&self, params: &Params, client: &Client, keys: &SessionKeys, now: i64) -> Result<RefreshGrant, TokenError> {
+    fn redeem_refresh(
+        &self,
+        params: &Params,
+        client: &Client,
+        keys: &SessionKeys,
+        now: i64,
+    ) -> Result<RefreshGrant, TokenError> {
         let token = params.require("refresh_token").map_err(|e| invalid_request(e.0))?;
         let mut grant: RefreshGrant = token
             .strip_prefix(REFRESH_PREFIX)
