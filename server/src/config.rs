@@ -991,3 +991,72 @@ mod secret_url_tests {
         assert_eq!(SecretUrl::new("postgres://a:b@c/d").expose(), "postgres://a:b@c/d");
     }
 }
+
+#[cfg(test)]
+mod oauth_config_tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let overrides = Overrides {
+            tokens_file: Some("/tmp/tokens.yaml".into()),
+            ..Default::default()
+        };
+        Config::load(None, env, &overrides)
+    }
+
+    #[test]
+    fn oauth_is_off_by_default_and_each_mode_names_what_it_lacks() {
+        assert_eq!(load(&[]).unwrap().auth.oauth.mode, OAuthMode::Off);
+        assert_eq!(
+            load(&[("PGMCP_AUTH_OAUTH_MODE", "off")]).unwrap().auth.oauth.mode,
+            OAuthMode::Off
+        );
+        let no_url = load(&[("PGMCP_AUTH_OAUTH_MODE", "external")]).unwrap_err().to_string();
+        assert!(no_url.contains("public_url"), "{no_url}");
+        let no_issuer = load(&[
+            ("PGMCP_AUTH_OAUTH_MODE", "external"),
+            ("PGMCP_PUBLIC_URL", "https://mcp.example.com"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(no_issuer.contains("auth.oauth.external.issuer"), "{no_issuer}");
+        let no_users = load(&[
+            ("PGMCP_AUTH_OAUTH_MODE", "builtin"),
+            ("PGMCP_PUBLIC_URL", "https://mcp.example.com"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(no_users.contains("auth.users_file"), "{no_users}");
+        let typo = load(&[("PGMCP_AUTH_OAUTH_MODE", "bulitin")]).unwrap_err().to_string();
+        assert!(typo.contains("off, external, builtin"), "{typo}");
+        let external = load(&[
+            ("PGMCP_AUTH_OAUTH_MODE", "external"),
+            ("PGMCP_PUBLIC_URL", "https://mcp.example.com"),
+            (
+                "PGMCP_AUTH_OAUTH_EXTERNAL_ISSUER",
+                "https://idp.example.com/realms/acme",
+            ),
+            (
+                "PGMCP_AUTH_OAUTH_EXTERNAL_AUDIENCES",
+                "api://mcp, https://mcp.example.com/mcp",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            external.auth.oauth.external.audiences,
+            ["api://mcp", "https://mcp.example.com/mcp"]
+        );
+    }
+
+    #[test]
+    fn an_external_idp_alone_is_enough_credentials() {
+        let env = [
+            ("PGMCP_AUTH_OAUTH_MODE", "external"),
+            ("PGMCP_PUBLIC_URL", "https://mcp.example.com"),
+            ("PGMCP_AUTH_OAUTH_EXTERNAL_ISSUER", "https://idp.example.com"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        assert!(Config::load(None, env, &Overrides::default()).is_ok());
+    }
+}
