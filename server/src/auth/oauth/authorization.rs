@@ -251,7 +251,7 @@ impl Authorize {
         let cookie_matches = csrf_from_cookies(request.header("cookie"))
             .is_some_and(|cookie| bool::from(cookie.as_bytes().ct_eq(pending.n.as_bytes())));
         if !cookie_matches {
-            metrics::counter!("pgmcp_oauth_sign_ins_total", "outcome" => "csrf").increment(1);
+            tracing::warn!("oauth sign-in form posted without the cookie of the page that showed it");
             return error_page(
                 StatusCode::FORBIDDEN,
                 "This form was not sent from the sign-in page this browser opened (the sign-in cookie is missing or different). Start again from your application.",
@@ -302,6 +302,7 @@ impl Authorize {
             }
             Err(AuthFailure::Busy) => {
                 attempt.passed();
+                metrics::counter!("pgmcp_logins_total", "outcome" => "busy").increment(1);
                 return self.page(
                     &pending,
                     sealed,
@@ -312,7 +313,7 @@ impl Authorize {
             Err(failure) => {
                 // A lockout that starts now shows at the next attempt, as 429.
                 let _verdict = attempt.failed();
-                metrics::counter!("pgmcp_oauth_sign_ins_total", "outcome" => "failure").increment(1);
+                metrics::counter!("pgmcp_logins_total", "outcome" => "failure").increment(1);
                 tracing::warn!(client.address = %ip, error.r#type = failure.label(), "oauth sign-in refused");
                 return self.page(
                     &pending,
@@ -334,7 +335,7 @@ impl Authorize {
             return redirect(&pending.r, &answer);
         };
         let code = CodeGrant::new(&server, &pending.c, &pending.r, &pending.ch, &user, &version, scope).seal(&keys);
-        metrics::counter!("pgmcp_oauth_sign_ins_total", "outcome" => "success").increment(1);
+        metrics::counter!("pgmcp_logins_total", "outcome" => "success").increment(1);
         tracing::info!(user.name = %user, "oauth sign-in");
         answer.push(("code", code.as_str()));
         if let Some(state) = state {

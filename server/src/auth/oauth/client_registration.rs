@@ -271,7 +271,6 @@ impl Register {
         let client_name: Option<String> = registration
             .client_name
             .map(|name| name.chars().take(MAX_CLIENT_NAME_CHARS).collect());
-        metrics::counter!("pgmcp_oauth_clients_registered_total").increment(1);
         tracing::info!(client.digest = %client_digest(&client_id), redirect_uris = redirect_uris.len(), "oauth client registered");
         let mut body = json!({
             "client_id": client_id,

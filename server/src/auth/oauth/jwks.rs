@@ -173,12 +173,10 @@ impl Jwks {
                     tracing::info!(issuer = %self.issuer, keys = set.by_kid.len(), "identity provider keys fetched again");
                 }
                 state.consecutive_failures = 0;
-                metrics::counter!("pgmcp_oauth_jwks_fetches_total", "outcome" => "success").increment(1);
                 self.keys.store(Arc::new(set));
             }
             Err(error) => {
                 state.consecutive_failures = state.consecutive_failures.saturating_add(1);
-                metrics::counter!("pgmcp_oauth_jwks_fetches_total", "outcome" => "failure").increment(1);
                 tracing::warn!(
                     issuer = %self.issuer,
                     failures = state.consecutive_failures,

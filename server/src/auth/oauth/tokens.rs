@@ -157,7 +157,7 @@ impl Endpoint for Token {
         Ok(match self.token(&mut request).await {
             Ok(response) => response,
             Err(error) => {
-                metrics::counter!("pgmcp_oauth_token_errors_total", "error" => error.code).increment(1);
+                tracing::info!(error.r#type = error.code, reason = %error.description, "oauth token request refused");
                 error.into_response()
             }
         })
@@ -327,7 +327,6 @@ impl Token {
             "{REFRESH_PREFIX}{}",
             PurposeKeys::new(keys, Purpose::RefreshToken).seal(&grant)
         );
-        metrics::counter!("pgmcp_oauth_tokens_issued_total").increment(1);
         no_store(
             Json(json!({
                 "access_token": access_token,
