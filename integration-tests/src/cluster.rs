@@ -34,6 +34,9 @@ pub struct ClusterOptions {
     pub vars: BTreeMap<String, String>,
     /// Extra server settings (PGMCP_*), on top of compose.yaml's.
     pub env: BTreeMap<String, String>,
+    /// nginx's HTTPS port on the host, when the instances must know their public URL before
+    /// nginx starts (OAuth issuer and resource); `None`: any free port.
+    pub nginx_https_port: Option<u16>,
 }
 
 impl Default for ClusterOptions {
@@ -41,6 +44,7 @@ impl Default for ClusterOptions {
         let options = ClusterOptions {
             vars: BTreeMap::new(),
             env: BTreeMap::new(),
+            nginx_https_port: None,
         };
         // Shorter than production so restarts under test take seconds, same sequence; still longer
         // than nginx's fail_timeout (2 s), as nginx/nginx.conf requires for rolling restarts.
@@ -203,7 +207,7 @@ impl Cluster {
             cluster.wait_healthy(index).await?;
         }
 
-        let nginx = GenericImage::new(images::NGINX, images::TAG)
+        let mut nginx = GenericImage::new(images::NGINX, images::TAG)
             .with_exposed_port(8443.tcp())
             .with_exposed_port(8080.tcp())
             .with_network(&network)
@@ -222,10 +226,11 @@ impl Cluster {
             )
             .with_mount(Mount::tmpfs_mount("/tmp"))
             .with_readonly_rootfs(true)
-            .with_cap_drop("ALL")
-            .start()
-            .await
-            .context("starting nginx")?;
+            .with_cap_drop("ALL");
+        if let Some(port) = options.nginx_https_port {
+            nginx = nginx.with_mapped_port(port, 8443.tcp());
+        }
+        let nginx = nginx.start().await.context("starting nginx")?;
         // nginx's address is the one compose.yaml trusts for X-Forwarded-For.
         docker::pin_address(nginx.id(), &network, &format!("{prefix}.10"), "nginx")?;
         let port = nginx.get_host_port_ipv4(8443.tcp()).await?;

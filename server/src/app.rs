@@ -9,6 +9,10 @@
 //!     -> POST /api/login   origin::Policy   -> auth::Login (body limit, limiter admits, bcrypt)
 //!     -> POST /mcp, /mcp/v1 origin::Policy  -> auth::Gate (credential first; only failures reach the
 //!                                              limiter) -> mcp::Endpoint (body limit, tool table)
+//!     -> GET  /.well-known/oauth-protected-resource[/mcp]  auth::oauth (when auth.oauth.mode is set)
+//!     -> GET  /.well-known/oauth-authorization-server     } the built-in authorization server
+//!     -> POST /oauth/register, /oauth/token  origin::Policy } (auth.oauth.mode: builtin), each step
+//!     -> GET, POST /oauth/authorize   origin::Policy        } served by any instance
 //!        any other method on a route -> 405 + Allow; any other path -> 404 (JSON bodies, http_error)
 //! ```
 
@@ -63,10 +67,12 @@ pub fn routes(
     draining: &Draining,
     files: &Files,
     tools: ToolTable,
-) -> Result<impl Endpoint + use<>, auth::proxies::InvalidNetwork> {
+) -> anyhow::Result<impl Endpoint + use<>> {
     let max_body = config.http.max_body.bytes();
     let origin = origin::Policy::new(config);
-    let gate = auth::Gate::new(files.auth.clone(), &config.auth)?;
+    let oauth = auth::oauth::ResourceServer::new(&config.auth.oauth, config.public_url.as_deref(), files.auth.clone())
+        .map_err(|e| anyhow::anyhow!("auth.oauth: {e}"))?;
+    let gate = auth::Gate::new(files.auth.clone(), &config.auth)?.with_oauth(oauth.clone());
     let mcp = Arc::new(mcp::Endpoint::new(tools, instance.clone(), max_body));
     let health = Health {
         instance: instance.clone(),
@@ -90,7 +96,11 @@ pub fn routes(
             .with(Layer(gate.clone()))
             .with(Layer(origin.clone()))
     };
-    Ok(Route::new()
+    let mut route = Route::new();
+    if let Some(resource) = &oauth {
+        route = oauth_routes(route, config, resource, files, &gate, &origin, max_body);
+    }
+    Ok(route
         .at("/health", allow(get(health), "GET, HEAD", "/health answers GET"))
         .at("/livez", allow(get(livez), "GET, HEAD", "/livez answers GET"))
         .at("/readyz", allow(get(readyz), "GET, HEAD", "/readyz answers GET"))
@@ -117,6 +127,76 @@ pub fn routes(
             access_log: AccessLog::new(&config.log.access),
             proxies: gate.proxies(),
         })))
+}
+
+/// The OAuth routes: the protected resource metadata always, the built-in authorization server's
+/// endpoints in builtin mode.
+fn oauth_routes(
+    mut route: Route,
+    config: &Config,
+    resource: &Arc<auth::oauth::ResourceServer>,
+    files: &Files,
+    gate: &auth::Gate,
+    origin: &origin::Policy,
+    max_body: u64,
+) -> Route {
+    use auth::oauth;
+    let metadata = oauth::RESOURCE_METADATA_PATH;
+    for path in [
+        metadata.to_string(),
+        format!("{metadata}/mcp"),
+        format!("{metadata}/mcp/v1"),
+    ] {
+        route = route.at(
+            path,
+            allow(
+                get(oauth::ResourceMetadata(resource.clone())),
+                "GET, HEAD",
+                "metadata answers GET",
+            ),
+        );
+    }
+    if config.auth.oauth.mode != crate::config::OAuthMode::Builtin {
+        return route;
+    }
+    let server =
+        oauth::AuthorizationServer::new(&config.auth.oauth, resource, files.auth.clone(), gate.clone(), max_body);
+    route
+        .at(
+            oauth::SERVER_METADATA_PATH,
+            allow(
+                get(oauth::ServerMetadata(server.clone())),
+                "GET, HEAD",
+                "metadata answers GET",
+            ),
+        )
+        .at(
+            oauth::REGISTER_PATH,
+            allow(
+                post(oauth::Register { server: server.clone() }),
+                "POST",
+                "POST client metadata as JSON to register (RFC 7591)",
+            )
+            .with(Layer(origin.clone())),
+        )
+        .at(
+            oauth::AUTHORIZE_PATH,
+            allow(
+                get(oauth::Authorize { server: server.clone() }).post(oauth::Authorize { server: server.clone() }),
+                "GET, HEAD, POST",
+                "GET starts a sign-in; the sign-in form POSTs",
+            )
+            .with(Layer(origin.clone())),
+        )
+        .at(
+            oauth::TOKEN_PATH,
+            allow(
+                post(oauth::Token { server }),
+                "POST",
+                "POST a form with grant_type to get tokens",
+            )
+            .with(Layer(origin.clone())),
+        )
 }
 
 /// A route's method table, a method it lacks answered with 405, `Allow: allow` and the JSON body

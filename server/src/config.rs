@@ -55,6 +55,70 @@ pub struct AuthConfig {
     pub rate_limit: RateLimitConfig,
     pub password_checks: PasswordChecksConfig,
     pub trusted_proxies: Vec<String>,
+    pub oauth: OAuthConfig,
+}
+
+/// `auth.oauth`: OAuth 2.1 for MCP clients (`auth::oauth`).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OAuthConfig {
+    pub mode: OAuthMode,
+    /// null: `public_url` + `/mcp`.
+    pub resource: Option<String>,
+    pub leeway: HumanDuration,
+    pub scope_prefix: String,
+    pub external: ExternalIdpConfig,
+    pub builtin: BuiltinAsConfig,
+}
+
+/// Which authorization server issues the access tokens `/mcp` accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OAuthMode {
+    Off,
+    External,
+    Builtin,
+}
+
+impl<'de> Deserialize<'de> for OAuthMode {
+    /// `off`, `external` or `builtin`; a YAML 1.1 reader turns a bare `off` into `false`, which
+    /// means off too.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Bool(bool),
+            Text(String),
+        }
+        match Raw::deserialize(deserializer)? {
+            Raw::Bool(false) => Ok(OAuthMode::Off),
+            Raw::Text(text) if text == "off" => Ok(OAuthMode::Off),
+            Raw::Text(text) if text == "external" => Ok(OAuthMode::External),
+            Raw::Text(text) if text == "builtin" => Ok(OAuthMode::Builtin),
+            _ => Err(serde::de::Error::custom("expected one of: off, external, builtin")),
+        }
+    }
+}
+
+/// `auth.oauth.external`: the organisation's identity provider.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ExternalIdpConfig {
+    pub issuer: Option<String>,
+    pub audiences: Vec<String>,
+    pub principal_claim: String,
+    pub scopes_claim: String,
+    pub jwks_refresh_interval: HumanDuration,
+    pub request_timeout: HumanDuration,
+}
+
+/// `auth.oauth.builtin`: the authorization server this server runs for users.yaml.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BuiltinAsConfig {
+    pub access_token_ttl: HumanDuration,
+    pub refresh_token_ttl: HumanDuration,
+    pub code_ttl: HumanDuration,
+    pub login_title: String,
 }
 
 /// `auth.password_checks`: how many bcrypt checks run at once and how long a login waits for one
@@ -427,7 +491,8 @@ impl Config {
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
-        if self.auth.tokens_file.is_none() && self.auth.users_file.is_none() {
+        let oauth = &self.auth.oauth;
+        if self.auth.tokens_file.is_none() && self.auth.users_file.is_none() && oauth.mode != OAuthMode::External {
             return Err(ConfigError::invalid(
                 "auth.tokens_file",
                 "no credentials configured: set auth.tokens_file (--tokens) and/or auth.users_file (--users)",
@@ -522,8 +587,72 @@ impl Config {
             ));
         }
         self.trace.validate()?;
+        self.validate_oauth()?;
         tracing_subscriber::EnvFilter::try_new(&self.log.level)
             .map_err(|err| ConfigError::invalid("log.level", format!("not a valid filter: {err}")))?;
+        Ok(())
+    }
+
+    /// `auth.oauth`: what each mode needs, and durations that are not zero.
+    fn validate_oauth(&self) -> Result<(), ConfigError> {
+        let oauth = &self.auth.oauth;
+        if oauth.mode == OAuthMode::Off {
+            return Ok(());
+        }
+        if self.public_url.is_none() {
+            return Err(ConfigError::invalid(
+                "public_url",
+                "required when auth.oauth.mode is set: clients are told the URLs of this server's metadata and endpoints",
+            ));
+        }
+        if let Some(resource) = &oauth.resource
+            && !(resource.starts_with("https://") || resource.starts_with("http://"))
+        {
+            return Err(ConfigError::invalid(
+                "auth.oauth.resource",
+                format!("`{resource}` must be an absolute http(s) URL (RFC 8707)"),
+            ));
+        }
+        match oauth.mode {
+            OAuthMode::External => match &oauth.external.issuer {
+                None => {
+                    return Err(ConfigError::invalid(
+                        "auth.oauth.external.issuer",
+                        "required when auth.oauth.mode is external",
+                    ));
+                }
+                Some(issuer) if !(issuer.starts_with("https://") || issuer.starts_with("http://")) => {
+                    return Err(ConfigError::invalid(
+                        "auth.oauth.external.issuer",
+                        format!("`{issuer}` must be an http(s) URL"),
+                    ));
+                }
+                Some(_) => {}
+            },
+            OAuthMode::Builtin => {
+                if self.auth.users_file.is_none() {
+                    return Err(ConfigError::invalid(
+                        "auth.users_file",
+                        "required when auth.oauth.mode is builtin: its users are the ones who sign in",
+                    ));
+                }
+            }
+            OAuthMode::Off => {}
+        }
+        for (key, value) in [
+            (
+                "auth.oauth.external.jwks_refresh_interval",
+                oauth.external.jwks_refresh_interval,
+            ),
+            ("auth.oauth.external.request_timeout", oauth.external.request_timeout),
+            ("auth.oauth.builtin.access_token_ttl", oauth.builtin.access_token_ttl),
+            ("auth.oauth.builtin.refresh_token_ttl", oauth.builtin.refresh_token_ttl),
+            ("auth.oauth.builtin.code_ttl", oauth.builtin.code_ttl),
+        ] {
+            if value.get().is_zero() {
+                return Err(ConfigError::invalid(key, "must be longer than 0s"));
+            }
+        }
         Ok(())
     }
 
@@ -860,5 +989,74 @@ mod secret_url_tests {
             assert_eq!(debug.trim_matches('"'), shown);
         }
         assert_eq!(SecretUrl::new("postgres://a:b@c/d").expose(), "postgres://a:b@c/d");
+    }
+}
+
+#[cfg(test)]
+mod oauth_config_tests {
+    use super::*;
+
+    fn load(env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
+        let overrides = Overrides {
+            tokens_file: Some("/tmp/tokens.yaml".into()),
+            ..Default::default()
+        };
+        Config::load(None, env, &overrides)
+    }
+
+    #[test]
+    fn oauth_is_off_by_default_and_each_mode_names_what_it_lacks() {
+        assert_eq!(load(&[]).unwrap().auth.oauth.mode, OAuthMode::Off);
+        assert_eq!(
+            load(&[("PGMCP_AUTH_OAUTH_MODE", "off")]).unwrap().auth.oauth.mode,
+            OAuthMode::Off
+        );
+        let no_url = load(&[("PGMCP_AUTH_OAUTH_MODE", "external")]).unwrap_err().to_string();
+        assert!(no_url.contains("public_url"), "{no_url}");
+        let no_issuer = load(&[
+            ("PGMCP_AUTH_OAUTH_MODE", "external"),
+            ("PGMCP_PUBLIC_URL", "https://mcp.example.com"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(no_issuer.contains("auth.oauth.external.issuer"), "{no_issuer}");
+        let no_users = load(&[
+            ("PGMCP_AUTH_OAUTH_MODE", "builtin"),
+            ("PGMCP_PUBLIC_URL", "https://mcp.example.com"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(no_users.contains("auth.users_file"), "{no_users}");
+        let typo = load(&[("PGMCP_AUTH_OAUTH_MODE", "bulitin")]).unwrap_err().to_string();
+        assert!(typo.contains("off, external, builtin"), "{typo}");
+        let external = load(&[
+            ("PGMCP_AUTH_OAUTH_MODE", "external"),
+            ("PGMCP_PUBLIC_URL", "https://mcp.example.com"),
+            (
+                "PGMCP_AUTH_OAUTH_EXTERNAL_ISSUER",
+                "https://idp.example.com/realms/acme",
+            ),
+            (
+                "PGMCP_AUTH_OAUTH_EXTERNAL_AUDIENCES",
+                "api://mcp, https://mcp.example.com/mcp",
+            ),
+        ])
+        .unwrap();
+        assert_eq!(
+            external.auth.oauth.external.audiences,
+            ["api://mcp", "https://mcp.example.com/mcp"]
+        );
+    }
+
+    #[test]
+    fn an_external_idp_alone_is_enough_credentials() {
+        let env = [
+            ("PGMCP_AUTH_OAUTH_MODE", "external"),
+            ("PGMCP_PUBLIC_URL", "https://mcp.example.com"),
+            ("PGMCP_AUTH_OAUTH_EXTERNAL_ISSUER", "https://idp.example.com"),
+        ]
+        .map(|(k, v)| (k.to_string(), v.to_string()));
+        assert!(Config::load(None, env, &Overrides::default()).is_ok());
     }
 }

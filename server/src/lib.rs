@@ -16,7 +16,8 @@
 //! - [`sync`]: object-storage sync into the shared files (the sidecar's engine), verifying each
 //!   download with the loaders of auth and kb;
 //! - [`auth`]: credentials (tokens, users, sessions, scopes), the failed-auth limiter, trusted proxies,
-//!   the HTTP gate and login, and the file edits behind the admin commands;
+//!   the HTTP gate and login, OAuth (resource server, external IdP, built-in authorization server),
+//!   and the file edits behind the admin commands;
 //! - [`kb`]: the knowledge base — building kb.db and serving it read-only;
 //! - `postgres`: the pool, read-only queries and schema introspection;
 //! - [`watch`]: the reload engine every watched file goes through;

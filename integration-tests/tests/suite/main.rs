@@ -6,6 +6,7 @@ mod compose_stack;
 mod compose_sync;
 mod failover;
 mod files;
+mod oauth_flow;
 mod operator_cli;
 mod python_client;
 mod rate_limit;

@@ -92,6 +92,16 @@ impl Authenticator {
         self.users.is_some() && self.session_keys.is_some()
     }
 
+    /// The current session keys, when `auth.session_secret_file` is set.
+    pub(crate) fn session_keys(&self) -> Option<Arc<SessionKeys>> {
+        self.session_keys.as_ref().map(|f| f.current())
+    }
+
+    /// The current users.yaml, when `auth.users_file` is set.
+    pub(crate) fn users(&self) -> Option<Arc<UserSet>> {
+        self.users.as_ref().map(|f| f.current())
+    }
+
     /// Checks an `Authorization` header value.
     pub fn authenticate_header(&self, header: Option<&str>) -> Result<Principal, AuthFailure> {
         let header = header.ok_or(AuthFailure::Missing)?;

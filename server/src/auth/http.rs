@@ -21,10 +21,12 @@ use std::{net::IpAddr, sync::Arc, time::Duration};
 
 use poem::{Endpoint, IntoResponse, Request, Response, http::StatusCode, web::Json};
 use serde::Deserialize;
+use tracing::Instrument;
 
 use super::{
     authenticator::Authenticator,
     limiter::{FailedAuthLimiter, Verdict},
+    oauth::ResourceServer,
     password_checks::PasswordChecks,
     principal::AuthFailure,
     proxies::{InvalidNetwork, TrustedProxies},
@@ -45,6 +47,9 @@ pub struct Gate {
     limiter: Arc<FailedAuthLimiter>,
     proxies: Arc<TrustedProxies>,
     checks: PasswordChecks,
+    /// OAuth access tokens, when `auth.oauth` is on: checked beside the other credentials, and
+    /// named in every 401's `WWW-Authenticate` (RFC 9728 §5.1).
+    oauth: Option<Arc<ResourceServer>>,
 }
 
 impl Gate {
@@ -54,7 +59,24 @@ impl Gate {
             limiter: Arc::new(FailedAuthLimiter::new(&config.rate_limit)),
             proxies: Arc::new(TrustedProxies::parse(&config.trusted_proxies)?),
             checks: PasswordChecks::new(&config.password_checks),
+            oauth: None,
         })
+    }
+
+    /// The gate also accepting OAuth access tokens for `oauth`'s resource.
+    pub fn with_oauth(mut self, oauth: Option<Arc<ResourceServer>>) -> Gate {
+        self.oauth = oauth;
+        self
+    }
+
+    /// The failed-auth limiter, for every route that checks a password.
+    pub(crate) fn limiter(&self) -> &FailedAuthLimiter {
+        &self.limiter
+    }
+
+    /// The client address the limiter keys on, for the OAuth login page.
+    pub(crate) fn client_address(&self, request: &Request) -> IpAddr {
+        self.client_ip(request)
     }
 
     /// The instance's password-check slots, for every route that checks a password.
@@ -89,11 +111,38 @@ impl Gate {
     /// Counts a refused bearer credential against `ip` and answers it: 401, or 429 while locked out.
     fn refuse(&self, ip: IpAddr, failure: AuthFailure) -> HttpError {
         let verdict = match failure {
-            AuthFailure::Missing => Verdict::Unauthorized,
+            // Neither guesses anything: no credential, or a valid token without our scopes.
+            AuthFailure::Missing | AuthFailure::InsufficientScope => Verdict::Unauthorized,
             _ => self.limiter.record_failure(ip),
         };
-        answer(ip, failure, verdict)
+        let error = answer(ip, failure, verdict);
+        match &self.oauth {
+            Some(oauth) if error.status != StatusCode::TOO_MANY_REQUESTS => {
+                let mut error = error;
+                error.headers.retain(|(name, _)| *name != "www-authenticate");
+                error.with_header("www-authenticate", oauth.challenge(failure))
+            }
+            _ => error,
+        }
     }
+
+    /// Checks the request's credential: an OAuth access token (JWT-shaped) when OAuth is on, else
+    /// an API or session token.
+    async fn authenticate(&self, header: Option<&str>) -> Result<super::Principal, AuthFailure> {
+        if let (Some(oauth), Some(token)) = (&self.oauth, header.and_then(bearer_token))
+            && ResourceServer::is_jwt(token)
+        {
+            return oauth.authenticate(token).await;
+        }
+        self.authenticator.authenticate_header(header)
+    }
+}
+
+/// The credential of an `Authorization: Bearer …` value (RFC 6750 §2.1; the scheme is
+/// case-insensitive).
+fn bearer_token(header: &str) -> Option<&str> {
+    let (scheme, credential) = header.trim().split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| credential.trim())
 }
 
 /// An endpoint behind the gate is reached only with a valid credential, whose
@@ -101,7 +150,10 @@ impl Gate {
 impl Around for Gate {
     async fn around<E: Endpoint>(&self, next: &E, mut request: Request) -> Response {
         let span = tracing::info_span!("auth", error.type = tracing::field::Empty);
-        let outcome = span.in_scope(|| self.authenticator.authenticate_header(request.header("authorization")));
+        let outcome = self
+            .authenticate(request.header("authorization"))
+            .instrument(span.clone())
+            .await;
         if let Err(failure) = &outcome {
             span.record("error.type", failure.label());
         }
@@ -243,6 +295,10 @@ fn answer(ip: IpAddr, failure: AuthFailure, verdict: Verdict) -> HttpError {
         ),
         other => ("invalid_token", format!("the bearer token was refused: {other}")),
     };
+    if failure == AuthFailure::InsufficientScope {
+        // RFC 6750 §3.1: a valid token without the scope the resource needs.
+        return HttpError::new(StatusCode::FORBIDDEN, "insufficient_scope", message);
+    }
     let error = HttpError::new(StatusCode::UNAUTHORIZED, code, message);
     if failure == AuthFailure::Missing {
         error.with_header("www-authenticate", r#"Bearer realm="postgres-mcp""#)

@@ -13,12 +13,15 @@
 //! - [`limiter`]: the per-address failed-auth limiter; [`proxies`]: which address that is;
 //!   `password_checks`: the bound on concurrent bcrypt checks ([`PasswordChecks`]);
 //! - [`http`]: the HTTP side — the [`Gate`] in front of `/mcp` and `POST /api/login`;
+//! - [`oauth`]: OAuth 2.1 — the protected resource (always, when configured), an external IdP's
+//!   tokens, and the built-in authorization server, all stateless across instances;
 //! - [`admin`]: the file edits behind the `token`, `user` and `session-key` commands.
 
 pub mod admin;
 mod authenticator;
 pub mod http;
 pub mod limiter;
+pub mod oauth;
 mod password_checks;
 mod principal;
 pub mod proxies;

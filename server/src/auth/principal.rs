@@ -22,6 +22,8 @@ pub struct Principal {
 pub enum PrincipalKind {
     ApiToken,
     User,
+    /// An OAuth access token (issued by the built-in authorization server or the external IdP).
+    OAuth,
 }
 
 impl PrincipalKind {
@@ -29,6 +31,7 @@ impl PrincipalKind {
         match self {
             PrincipalKind::ApiToken => "api_token",
             PrincipalKind::User => "user",
+            PrincipalKind::OAuth => "oauth",
         }
     }
 }
@@ -54,6 +57,18 @@ pub enum AuthFailure {
     BadCredentials,
     #[error("this kind of credential is not configured on this server")]
     NotConfigured,
+    /// An OAuth access token issued for another resource (RFC 8707 audience).
+    #[error("token issued for another resource")]
+    WrongAudience,
+    /// An OAuth access token from an issuer this server does not trust.
+    #[error("token from another issuer")]
+    WrongIssuer,
+    /// An OAuth access token signed with a key the issuer does not (or no longer) publish.
+    #[error("token signed with an unknown key")]
+    UnknownKey,
+    /// A valid OAuth access token that grants none of this server's scopes (RFC 6750 §3.1: 403).
+    #[error("token grants no scope of this server")]
+    InsufficientScope,
     /// Not the credential's fault: every password-check slot stayed busy (`password_checks`).
     #[error("too many password checks in progress")]
     Busy,
@@ -71,6 +86,10 @@ impl AuthFailure {
             AuthFailure::Disabled => "disabled",
             AuthFailure::BadCredentials => "bad_credentials",
             AuthFailure::NotConfigured => "not_configured",
+            AuthFailure::WrongAudience => "wrong_audience",
+            AuthFailure::WrongIssuer => "wrong_issuer",
+            AuthFailure::UnknownKey => "unknown_key",
+            AuthFailure::InsufficientScope => "insufficient_scope",
             AuthFailure::Busy => "busy",
         }
     }

@@ -65,6 +65,12 @@ impl SessionKeys {
         Ok(SessionKeys { keys })
     }
 
+    /// The raw keys, current first: OAuth derives its own keys from them (`oauth::keys`), so one
+    /// shared file and one rotation procedure cover every signature this server makes.
+    pub(crate) fn raw_keys(&self) -> &[Vec<u8>] {
+        &self.keys
+    }
+
     fn mac(key: &[u8]) -> Hmac<Sha256> {
         Hmac::<Sha256>::new_from_slice(key).expect("HMAC accepts keys of any length")
     }
