@@ -441,7 +441,8 @@ def test_waf_rate_limits_login_and_mcp_per_client_ip(deployment):
         assert match["SearchString"] in (path.encode(), path)
         assert rules[name]["Action"]["Block"]["CustomResponse"]["ResponseCode"] == 429
     managed = rules["AWSManagedRulesKnownBadInputsRuleSet"]["Statement"]["ManagedRuleGroupStatement"]
-    assert managed == {"VendorName": "AWS", "Name": "AWSManagedRulesKnownBadInputsRuleSet"} or managed["VendorName"] == "AWS"
+    assert (managed["VendorName"], managed["Name"]) == ("AWS", "AWSManagedRulesKnownBadInputsRuleSet")
+    assert rules["AWSManagedRulesKnownBadInputsRuleSet"]["OverrideAction"] == {"None": {}}
 
 
 def test_dns_alias_points_at_the_alb(deployment):

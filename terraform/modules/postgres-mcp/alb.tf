@@ -4,6 +4,7 @@
 # requests) before it sends that SIGTERM.
 
 resource "aws_lb" "this" {
+  #checkov:skip=CKV2_AWS_76:The module's web ACL has AWSManagedRulesKnownBadInputsRuleSet (which holds the Log4j rule); this check also wants AWSManagedRulesAnonymousIpList, whose hosting-provider list blocks the cloud hosts MCP clients (agents) often run on: add it with waf_managed_rule_groups when your clients are people.
   #checkov:skip=CKV_AWS_91:Access logging is optional (var.alb_access_logs): it needs a bucket whose policy lets ELB write, which is the caller's.
   name                       = var.name
   internal                   = var.internal

@@ -220,7 +220,7 @@ variable "waf_web_acl_arn" {
 }
 
 variable "create_waf_web_acl" {
-  description = "Create a regional WAFv2 web ACL for the ALB with per-client-IP rate limits on POST /api/login (password guessing) and /mcp (a runaway client), each answered 429, plus the AWS managed rule groups in waf_managed_rule_groups. false: none, or your own (waf_web_acl_arn)."
+  description = "Create a regional WAFv2 web ACL for the ALB with per-client-IP rate limits on POST /api/login (password guessing) and /mcp (a runaway client), each answered 429, then AWS's known-bad-inputs rule group and those in waf_managed_rule_groups. false: none, or your own (waf_web_acl_arn)."
   type        = bool
   default     = true
 }
@@ -259,13 +259,13 @@ variable "waf_rate_window_seconds" {
 }
 
 variable "waf_managed_rule_groups" {
-  description = "AWS managed rule groups (vendor AWS) the module's web ACL evaluates after the rate limits, in this order, e.g. AWSManagedRulesKnownBadInputsRuleSet (request patterns of known exploits). Each costs WCUs and a monthly fee."
+  description = "More AWS managed rule groups (vendor AWS) the module's web ACL evaluates after the rate limits and AWSManagedRulesKnownBadInputsRuleSet (always there), in this order, e.g. AWSManagedRulesAmazonIpReputationList. Each costs WCUs and a monthly fee."
   type        = list(string)
-  default     = ["AWSManagedRulesKnownBadInputsRuleSet"]
+  default     = []
 
   validation {
-    condition     = alltrue([for g in var.waf_managed_rule_groups : can(regex("^AWSManagedRules[A-Za-z0-9]+$", g))])
-    error_message = "waf_managed_rule_groups must be AWS managed rule group names (AWSManagedRules...)."
+    condition     = alltrue([for g in var.waf_managed_rule_groups : can(regex("^AWSManagedRules[A-Za-z0-9]+$", g)) && g != "AWSManagedRulesKnownBadInputsRuleSet"])
+    error_message = "waf_managed_rule_groups must be AWS managed rule group names (AWSManagedRules...), other than AWSManagedRulesKnownBadInputsRuleSet (always in the web ACL)."
   }
 }
 
