@@ -259,10 +259,10 @@ run "an_external_web_acl_next_to_the_modules_is_refused" {
   expect_failures = [aws_wafv2_web_acl.this]
 }
 
-run "a_trace_endpoint_with_credentials_is_refused" {
+run "a_trace_endpoint_with_a_user_is_refused" {
   command = plan
   variables {
-    trace_otlp_endpoint = "http://user:secret@otel-collector.internal:4318"
+    trace_otlp_endpoint = "http://collector-user@otel-collector.internal:4318"
   }
   expect_failures = [var.trace_otlp_endpoint]
 }
