@@ -1,4 +1,4 @@
-"""moto's server, plus the six AWS calls moto 5.2.5 lacks and `terraform apply` of the kit needs.
+"""moto's server, plus the AWS calls `terraform apply` of the kit needs that moto 5.2.5 lacks or answers unlike AWS.
 
 TEST CODE ONLY: this is the AWS emulator of terraform/tests/test_apply.py; nothing here is, or ever
 goes, into the module. It serves moto's own WSGI application (every service on one loopback port,
@@ -8,10 +8,10 @@ moto afterwards sees what was written:
 
 | Service | Call | moto 5.2.5 | Here |
 |---|---|---|---|
-| EFS | PutBackupPolicy | not routed (the provider retries until its timeout) | stores the status on moto's file system |
+| EFS | PutBackupPolicy | not implemented (the apply never finishes) | stores the status on moto's file system |
 | EFS | DescribeBackupPolicy | PolicyNotFound for a disabled policy (AWS: Status DISABLED), so a destroy, which disables it, waits forever | the stored status |
-| EFS | DeleteFileSystemPolicy | not routed | clears the policy moto's PutFileSystemPolicy stored |
-| Application Auto Scaling | TagResource, UntagResource, ListTagsForResource | unknown action (the provider retries) | a tag store keyed by ARN |
+| EFS | DeleteFileSystemPolicy | not implemented | clears the policy moto's PutFileSystemPolicy stored |
+| Application Auto Scaling | TagResource, UntagResource, ListTagsForResource | not implemented (the apply never finishes) | a tag store keyed by ARN |
 | Application Auto Scaling | RegisterScalableTarget | ignores `Tags` | moto registers; the tags go to the store under the ARN it returns |
 
 Everything else (EFS DescribeFileSystemPolicy included) is moto's own. Why a wrapper and not moto's

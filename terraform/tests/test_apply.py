@@ -86,10 +86,11 @@ class Deployment:
 
     def start_emulator(self) -> None:
         env = dict(self.env, MOTO_ECS_SERVICE_RUNNING=str(TASKS))
+        self.emulator_log = open(self.tmp / "emulator.log", "w")
         self.emulator = subprocess.Popen(
             [sys.executable, str(HERE / "emulator.py")],
             stdout=subprocess.PIPE,
-            stderr=open(self.tmp / "emulator.log", "w"),
+            stderr=self.emulator_log,
             env=env,
             text=True,
         )
@@ -106,6 +107,7 @@ class Deployment:
             except subprocess.TimeoutExpired:
                 self.emulator.kill()
                 self.emulator.wait()
+            self.emulator_log.close()
 
     def client(self, service: str):
         return boto3.client(
@@ -266,7 +268,9 @@ def test_emulator_application_autoscaling_tags(emulator):
 
 
 def target_group(d: Deployment) -> dict:
-    groups = d.client("elbv2").describe_target_groups(LoadBalancerArn=load_balancer(d)["LoadBalancerArn"])["TargetGroups"]
+    # Every group in the emulator, not those of the ALB: moto does not link a group the listener was
+    # moved to (modify_listener) to the ALB, and the example's is the only one there.
+    groups = d.client("elbv2").describe_target_groups()["TargetGroups"]
     assert len(groups) == 1, f"one target group expected, found {[g['TargetGroupName'] for g in groups]}"
     return groups[0]
 
@@ -535,6 +539,32 @@ def test_second_plan_reports_only_the_drift_moto_causes(deployment):
     for line in drift + [f"{u}  (NOT explained by moto)" for u in unexplained]:
         log(f"  drift: {line}")
     assert not unexplained, "drift the module causes (or moto drift not yet listed in MOTO_DRIFT):\n" + "\n".join(unexplained)
+
+
+################################################################################
+# Replace the target group (after the second plan, whose drift this apply would write over)
+################################################################################
+
+
+def test_replacing_the_target_group_moves_the_listener_the_service_and_the_alarms(deployment):
+    # What name_prefix + create_before_destroy are for: a change that replaces the group (forced
+    # here with -replace) creates the new one, moves everything to it, then deletes the old one.
+    old = target_group(deployment)["TargetGroupArn"]
+    started = time.monotonic()
+    result = deployment.terraform(
+        "apply", "-auto-approve", "-input=false", "-replace=module.postgres_mcp.aws_lb_target_group.this", timeout=APPLY_TIMEOUT
+    )
+    deployment.timings["target group replacement"] = time.monotonic() - started
+    assert re.search(r"Resources: 1 added, \d+ changed, 1 destroyed", result.stdout), result.stdout[-2000:]
+    new = target_group(deployment)["TargetGroupArn"]
+    assert new != old
+    elbv2 = deployment.client("elbv2")
+    https = next(l for l in elbv2.describe_listeners(LoadBalancerArn=load_balancer(deployment)["LoadBalancerArn"])["Listeners"] if l["Port"] == 443)
+    assert https["DefaultActions"][0]["TargetGroupArn"] == new
+    service = deployment.client("ecs").describe_services(cluster="postgres-mcp", services=["postgres-mcp"])["services"][0]
+    assert [b["targetGroupArn"] for b in service["loadBalancers"]] == [new]
+    alarm = deployment.client("cloudwatch").describe_alarms(AlarmNames=["postgres-mcp-unhealthy-targets"])["MetricAlarms"][0]
+    assert {"Name": "TargetGroup", "Value": new.split(":")[-1]} in alarm["Dimensions"]
 
 
 ################################################################################
