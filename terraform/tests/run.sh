@@ -11,8 +11,9 @@
 #   3. pytest with python-hcl2: the assertions on the module, and on checkov's report;
 #   4. where terraform and the provider are there (step 1 could init): `terraform apply` of
 #      examples/complete against moto on loopback (tests/emulator.py), read back through boto3, a
-#      second plan that prints the drift, and a destroy (tests/test_apply.py, ~3 min; needs moto[server]
-#      from requirements-test.txt in $PYTHON). PGMCP_SKIP_TF_APPLY=1 skips it, and says so.
+#      second plan that prints the drift, a target group replacement and a destroy
+#      (tests/test_apply.py, 2.5-4.5 min; needs moto[server] from requirements-test.txt in $PYTHON).
+#      PGMCP_SKIP_TF_APPLY=1 skips it, and says so.
 # Exits non-zero when any step fails.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
