@@ -8,13 +8,19 @@
 #      of the module and the example, and `terraform test` (mocked provider: plans, no credentials);
 #   2. checkov --skip-download over terraform/, offline, from its own venv (tests/.venv: checkov pins
 #      packaging<24 and cannot share the kit's venv with pytest 9), its JSON report kept for step 3;
-#   3. pytest with python-hcl2: the assertions on the module, and on checkov's report.
+#   3. pytest with python-hcl2: the assertions on the module, and on checkov's report;
+#   4. where terraform and the provider are there (step 1 could init): `terraform apply` of
+#      examples/complete against moto on loopback (tests/emulator.py), read back through boto3, a
+#      second plan that prints the drift, a target group replacement and a destroy
+#      (tests/test_apply.py, 2.5-4.5 min; needs moto[server] from requirements-test.txt in $PYTHON).
+#      PGMCP_SKIP_TF_APPLY=1 skips it, and says so.
 # Exits non-zero when any step fails.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 terraform_dir=$(dirname "$here")
 python=${PYTHON:-python3}
 status=0
+provider_ready=0
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
@@ -37,6 +43,7 @@ if command -v terraform >/dev/null 2>&1; then
   for config in modules/postgres-mcp examples/complete; do
     dir=$work/tf/$config
     if terraform -chdir="$dir" init -backend=false -input=false -no-color ${plugin_dir:+-plugin-dir="$plugin_dir"} >"$work/init.log" 2>&1; then
+      provider_ready=1
       step "terraform validate $config"
       terraform -chdir="$dir" validate -no-color || status=1
       if [ -d "$dir/tests" ]; then
@@ -105,5 +112,22 @@ fi
   cd "$here"
   CHECKOV_REPORT=$work/checkov/results_json.json "$python" -m pytest -q -p no:cacheprovider test_terraform.py
 ) || status=1
+
+# 4. apply against the emulator --------------------------------------------------------------------
+if [ "${PGMCP_SKIP_TF_APPLY:-0}" = 1 ]; then
+  echo "PGMCP_SKIP_TF_APPLY=1: skipping the terraform apply against moto"
+elif [ "$provider_ready" = 1 ]; then
+  step "terraform apply/plan/destroy of examples/complete against moto (test_apply.py)"
+  if ! "$python" -c 'import moto.server, boto3' 2>/dev/null; then
+    echo "$python lacks moto[server]: pip install -r requirements-test.txt"
+    exit 1
+  fi
+  (
+    cd "$here"
+    TF_PLUGIN_DIR=${plugin_dir:-} "$python" -m pytest -q -p no:cacheprovider -s test_apply.py
+  ) || status=1
+else
+  echo "no terraform binary or provider: skipping the terraform apply against moto"
+fi
 
 exit $status

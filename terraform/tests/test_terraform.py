@@ -413,6 +413,102 @@ def check_references_are_declared(config: Config) -> None:
         assert name in config.modules, f"module.{name} is used but not declared"
 
 
+def check_target_group_replaceable(config: Config) -> None:
+    # A change that replaces the group (port, protocol, VPC...) must not fail on a name in use or on
+    # a group still attached to the listener: a generated name, and the new group first.
+    group = config.resource("aws_lb_target_group", "this")
+    assert "name" not in group and "name_prefix" in group, "the target group needs name_prefix, not name"
+    # At most 6 characters (the provider's limit for a target group's name_prefix).
+    assert group["name_prefix"] == '${trimsuffix(substr(var.name, 0, 5), "-")}-', group["name_prefix"]
+    assert block(group, "lifecycle").get("create_before_destroy") is True, "create_before_destroy on the target group"
+
+
+def check_only_the_container_port_is_forwarded(config: Config) -> None:
+    # /health shows status only; the server's details live on its internal listener, which nothing on
+    # the ALB may reach: one target group, on the container port, and every forward goes to it.
+    groups = config.of_type("aws_lb_target_group")
+    assert set(groups) == {"this"}, f"one target group only, found {sorted(groups)}"
+    assert resolve(config, groups["this"]["port"]) == 8080
+    assert resolve(config, block(groups["this"], "health_check")["port"]) == "traffic-port"
+    actions = [block(l, "default_action") for l in config.of_type("aws_lb_listener").values()]
+    actions += [a for r in config.of_type("aws_lb_listener_rule").values() for a in r.get("action", [])]
+    for action in actions:
+        assert action["type"] in ("forward", "redirect", "fixed-response"), action["type"]
+        if action["type"] == "forward":
+            assert action["target_group_arn"] == "${aws_lb_target_group.this.arn}", action
+    ingress = [
+        r for r in config.of_type("aws_vpc_security_group_ingress_rule").values()
+        if r["security_group_id"] == "${aws_security_group.tasks.id}"
+        and r.get("referenced_security_group_id") == "${aws_security_group.alb.id}"
+    ]
+    assert [(resolve(config, r["from_port"]), resolve(config, r["to_port"])) for r in ingress] == [(8080, 8080)]
+
+
+def check_alarms(config: Config) -> None:
+    alarms = config.of_type("aws_cloudwatch_metric_alarm")
+    assert set(alarms) == {
+        "alb_5xx_rate", "unhealthy_targets", "response_time_p99", "ecs_running_below_desired", "efs_burst_credits_low",
+    }, sorted(alarms)
+    for name, alarm in alarms.items():
+        assert alarm.get("alarm_actions") == alarm.get("ok_actions") == "${local.alarm_actions}", f"{name}: ALARM and OK must notify"
+        assert alarm["evaluation_periods"] == "${var.alarm_evaluation_periods}", name
+        assert alarm["count"].startswith("${var.create_alarms"), f"{name} ignores create_alarms"
+    assert config.default("create_alarms") is True
+    unhealthy = alarms["unhealthy_targets"]
+    assert (unhealthy["metric_name"], unhealthy["comparison_operator"], unhealthy["threshold"]) == (
+        "UnHealthyHostCount", "GreaterThanThreshold", 0)
+    assert unhealthy["dimensions"] == "${local.tg_dimensions}"
+    p99 = alarms["response_time_p99"]
+    assert (p99["metric_name"], p99["extended_statistic"]) == ("TargetResponseTime", "p99")
+    rate = alarms["alb_5xx_rate"]
+    expression = next(q["expression"] for q in rate["metric_query"] if "expression" in q)
+    assert "target5xx" in expression and "alb5xx" in expression and "/ requests" in expression
+    metrics = rate["dynamic"][0]["metric_query"]["for_each"]
+    assert set(metrics.values()) == {"HTTPCode_Target_5XX_Count", "HTTPCode_ELB_5XX_Count", "RequestCount"}
+    running = alarms["ecs_running_below_desired"]
+    assert "var.container_insights != \"disabled\"" in running["count"], "Container Insights metrics need Container Insights"
+    assert "desired - running" in str(running["metric_query"])
+    credits = alarms["efs_burst_credits_low"]
+    assert credits["metric_name"] == "BurstCreditBalance" and credits["comparison_operator"] == "LessThanThreshold"
+    assert "bursting" in credits["count"], "burst credits exist in bursting mode only"
+    topic = config.resource("aws_sns_topic", "alarms")
+    assert topic["count"] == "${var.create_alarms && var.alarm_sns_topic_arn == null ? 1 : 0}"
+    assert "var.alarm_sns_topic_arn" in config.locals["alarm_topic_arn"]
+
+
+def check_waf(config: Config) -> None:
+    acl = config.resource("aws_wafv2_web_acl", "this")
+    assert acl["count"] == "${var.create_waf_web_acl ? 1 : 0}" and config.default("create_waf_web_acl") is True
+    assert acl["scope"] == "REGIONAL"
+    rules = config.locals["waf_rate_rules"]
+    assert {r["path"]: r["limit"] for r in rules.values()} == {
+        "/api/login": "${var.waf_login_rate_limit}", "/mcp": "${var.waf_mcp_rate_limit}",
+    }
+    content = acl["dynamic"][0]["rule"]["content"][0]
+    assert content["action"][0]["block"][0]["custom_response"][0]["response_code"] == 429
+    rate = content["statement"][0]["rate_based_statement"][0]
+    assert rate["aggregate_key_type"] == "IP" and rate["limit"] == "${rule.value.limit}"
+    match = rate["scope_down_statement"][0]["byte_match_statement"][0]
+    assert match["search_string"] == "${rule.value.path}" and match["positional_constraint"] == "STARTS_WITH"
+    association = config.resource("aws_wafv2_web_acl_association", "this")
+    assert association["resource_arn"] == "${aws_lb.this.arn}"
+    assert association["web_acl_arn"] == "${var.create_waf_web_acl ? aws_wafv2_web_acl.this[0].arn : var.waf_web_acl_arn}"
+    assert "var.waf_web_acl_arn" in config.locals["waf_web_acl_arn"], "an external web ACL must stay possible"
+
+
+def check_trace_environment(config: Config) -> None:
+    env = container_environment(config)
+    assert env["PGMCP_TRACE_OTLP_ENDPOINT"] == "${var.trace_otlp_endpoint}"
+    assert env["PGMCP_TRACE_SAMPLE_RATIO"] == "${tostring(var.trace_sample_ratio)}"
+    assert env["PGMCP_TRACE_SERVICE_NAME"] == "${var.trace_service_name}"
+    # Off unless asked: none of them is set with the defaults.
+    for name in ("trace_otlp_endpoint", "trace_sample_ratio", "trace_service_name"):
+        assert config.default(name) is None, f"{name} must default to null (the server's default)"
+    expression = config.locals["environment"]
+    for name in ("trace_otlp_endpoint", "trace_sample_ratio", "trace_service_name"):
+        assert f"var.{name} == null ? {{}} :" in expression, f"{name} must be set only when given"
+
+
 ################################################################################
 # The kit as shipped
 ################################################################################
@@ -507,6 +603,34 @@ def test_service_scales_on_cpu_and_rolls_back_failed_deployments(module):
 
 def test_log_group_retention_and_key_are_inputs(module):
     check_logs(module)
+
+
+def test_target_group_is_named_by_prefix_and_replaced_before_destroy(module):
+    check_target_group_replaceable(module)
+
+
+def test_no_listener_or_rule_reaches_anything_but_the_container_port(module):
+    check_only_the_container_port_is_forwarded(module)
+
+
+def test_alarms_cover_5xx_unhealthy_p99_running_and_efs_credits_and_notify_sns(module):
+    check_alarms(module)
+
+
+def test_waf_rate_limits_login_and_mcp_per_ip_with_the_modules_or_an_external_acl(module):
+    check_waf(module)
+
+
+def test_trace_export_is_optional_and_uses_the_servers_keys(module):
+    check_trace_environment(module)
+
+
+def test_example_exposes_deletion_protection_and_waits_for_steady_state(example):
+    call = example.modules["postgres_mcp"]
+    assert call["alb_deletion_protection"] == "${var.alb_deletion_protection}"
+    assert call["wait_for_steady_state"] == "${var.wait_for_steady_state}"
+    assert example.default("alb_deletion_protection") is True
+    assert example.default("wait_for_steady_state") is True
 
 
 @pytest.mark.parametrize("which", ["module", "example"])
@@ -637,6 +761,23 @@ BROKEN = [
      "  validation {\n    condition     = var.database_port >= 1 && var.database_port <= 65535 && floor(var.database_port) == var.database_port\n"
      "    error_message = \"database_port must be an integer between 1 and 65535.\"\n  }\n",
      ""),
+    ("fixed target group name", check_target_group_replaceable, "alb.tf",
+     'name_prefix          = "${trimsuffix(substr(var.name, 0, 5), "-")}-"', 'name                 = var.name'),
+    ("target group replaced after destroy", check_target_group_replaceable, "alb.tf",
+     "  lifecycle {\n    create_before_destroy = true\n", "  lifecycle {\n"),
+    ("rule forwards to a second group", check_only_the_container_port_is_forwarded, "alb.tf",
+     '    type = "fixed-response"\n', '    type             = "forward"\n    target_group_arn = aws_lb_target_group.internal.arn\n'),
+    ("unhealthy alarm tolerates one", check_alarms, "alarms.tf",
+     '  comparison_operator = "GreaterThanThreshold"\n  threshold           = 0\n  evaluation_periods  = var.alarm_evaluation_periods\n  treat_missing_data  = "notBreaching"',
+     '  comparison_operator = "GreaterThanThreshold"\n  threshold           = 1\n  evaluation_periods  = var.alarm_evaluation_periods\n  treat_missing_data  = "notBreaching"'),
+    ("alarm without OK action", check_alarms, "alarms.tf", "  ok_actions          = local.alarm_actions\n", ""),
+    ("5xx alarm ignores the ALB's own 5xx", check_alarms, "alarms.tf", "FILL(alb5xx, 0)", "0"),
+    ("WAF counts per forwarded IP", check_waf, "waf.tf", 'aggregate_key_type    = "IP"', 'aggregate_key_type    = "FORWARDED_IP"'),
+    ("WAF login rule on the mcp limit", check_waf, "waf.tf",
+     'path = "/api/login", limit = var.waf_login_rate_limit', 'path = "/api/login", limit = var.waf_mcp_rate_limit'),
+    ("trace endpoint always set", check_trace_environment, "ecs.tf",
+     "var.trace_otlp_endpoint == null ? {} : { PGMCP_TRACE_OTLP_ENDPOINT = var.trace_otlp_endpoint }",
+     "{ PGMCP_TRACE_OTLP_ENDPOINT = var.trace_otlp_endpoint }"),
     ("typo in a reference", check_references_are_declared, "alb.tf", "var.ssl_policy", "var.ssl_polcy"),
     ("unbounded provider", check_versions, "versions.tf", 'version = ">= 5.80, < 7.0"', 'version = ">= 5.80"'),
 ]

@@ -34,6 +34,23 @@ module "postgres_mcp" {
   max_capacity  = 6
 
   create_s3_bucket = true
+
+  # Set false and apply before `terraform destroy`.
+  alb_deletion_protection = var.alb_deletion_protection
+
+  # An apply fails when the tasks cannot become healthy (crash loop, image not found, files not yet
+  # on the volume) instead of reporting success while the circuit breaker rolls back.
+  wait_for_steady_state = var.wait_for_steady_state
+
+  # Alarms go to a topic the module creates; these addresses are subscribed (each confirms by mail).
+  alarm_email_addresses = var.alarm_email_addresses
+
+  # The module's web ACL rate-limits /api/login and /mcp per client IP (defaults 100 and 6000 per 5 min).
+  waf_login_rate_limit = var.waf_login_rate_limit
+  waf_mcp_rate_limit   = var.waf_mcp_rate_limit
+
+  trace_otlp_endpoint                = var.trace_otlp_endpoint
+  trace_collector_security_group_ids = var.trace_collector_security_group_ids
 }
 
 resource "aws_route53_record" "this" {

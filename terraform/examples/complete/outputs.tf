@@ -42,3 +42,13 @@ output "log_group_name" {
   description = "CloudWatch log group of the containers."
   value       = module.postgres_mcp.log_group_name
 }
+
+output "alarm_sns_topic_arn" {
+  description = "SNS topic of the alarms: subscribe your pager to it."
+  value       = module.postgres_mcp.alarm_sns_topic_arn
+}
+
+output "waf_web_acl_arn" {
+  description = "The ALB's web ACL."
+  value       = module.postgres_mcp.waf_web_acl_arn
+}

@@ -70,6 +70,48 @@ variable "database_security_group_ids" {
   default     = []
 }
 
+variable "alb_deletion_protection" {
+  description = "Protect the ALB from deletion; set false and apply before `terraform destroy`."
+  type        = bool
+  default     = true
+}
+
+variable "wait_for_steady_state" {
+  description = "Make `terraform apply` wait until the service is stable, and fail when its tasks cannot start."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_email_addresses" {
+  description = "E-mail addresses subscribed to the alarm topic."
+  type        = list(string)
+  default     = []
+}
+
+variable "waf_login_rate_limit" {
+  description = "Requests to /api/login per client IP per 5 minutes before WAF answers 429."
+  type        = number
+  default     = 100
+}
+
+variable "waf_mcp_rate_limit" {
+  description = "Requests to /mcp per client IP per 5 minutes before WAF answers 429."
+  type        = number
+  default     = 6000
+}
+
+variable "trace_otlp_endpoint" {
+  description = "OTLP/HTTP collector the server exports spans to, e.g. http://otel-collector.internal:4318. null: no export."
+  type        = string
+  default     = null
+}
+
+variable "trace_collector_security_group_ids" {
+  description = "Security groups of that collector (the tasks may reach them on its port)."
+  type        = list(string)
+  default     = []
+}
+
 variable "tags" {
   description = "Tags of every resource (provider default_tags)."
   type        = map(string)

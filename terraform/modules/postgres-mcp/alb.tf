@@ -4,9 +4,8 @@
 # requests) before it sends that SIGTERM.
 
 resource "aws_lb" "this" {
+  #checkov:skip=CKV2_AWS_76:The module's web ACL has AWSManagedRulesKnownBadInputsRuleSet (which holds the Log4j rule); this check also wants AWSManagedRulesAnonymousIpList, whose hosting-provider list blocks the cloud hosts MCP clients (agents) often run on: add it with waf_managed_rule_groups when your clients are people.
   #checkov:skip=CKV_AWS_91:Access logging is optional (var.alb_access_logs): it needs a bucket whose policy lets ELB write, which is the caller's.
-  #checkov:skip=CKV2_AWS_28:A WAF web ACL is optional (var.waf_web_acl_arn); the endpoint itself requires a bearer token on every MCP request.
-  #checkov:skip=CKV2_AWS_76:No web ACL is attached by this module (see CKV2_AWS_28), and the server is Rust, not a Java/Log4j stack.
   name                       = var.name
   internal                   = var.internal
   load_balancer_type         = "application"
@@ -29,16 +28,13 @@ resource "aws_lb" "this" {
   }
 }
 
-resource "aws_wafv2_web_acl_association" "this" {
-  count = var.waf_web_acl_arn == null ? 0 : 1
-
-  resource_arn = aws_lb.this.arn
-  web_acl_arn  = var.waf_web_acl_arn
-}
-
 resource "aws_lb_target_group" "this" {
   #checkov:skip=CKV_AWS_378:TLS ends at the ALB; ALB-to-task traffic is plain HTTP inside the VPC, on port 8080 reachable only from the ALB's security group.
-  name                 = var.name
+  # A prefix, not a name, and created before the old one is destroyed: a change that replaces the
+  # group (port, protocol, target type, VPC) then swaps the listener and the service over to the new
+  # one instead of failing on a name in use, or on a group still attached to the listener.
+  # name_prefix: at most 6 characters.
+  name_prefix          = "${trimsuffix(substr(var.name, 0, 5), "-")}-"
   vpc_id               = var.vpc_id
   target_type          = "ip" # awsvpc: each task has its own ENI
   protocol             = "HTTP"
@@ -60,6 +56,8 @@ resource "aws_lb_target_group" "this" {
   }
 
   lifecycle {
+    create_before_destroy = true
+
     precondition {
       condition     = var.health_check_timeout < var.health_check_interval
       error_message = "health_check_timeout must be shorter than health_check_interval."
@@ -108,6 +106,11 @@ resource "aws_lb_listener" "http" {
   }
 }
 
+# /health answers the status code only (the ALB checks 200 vs 503 and nothing else); the details
+# (counts, errors, versions) live on the server's internal listener, which no listener or rule here
+# forwards to: the ALB reaches the tasks on the container port only (the target group's port, and
+# the one port the tasks' security group admits from the ALB).
+#
 # GET /metrics is Prometheus text for operators: per-instance figures that say nothing useful to a
 # client and too much to a stranger. The ALB answers it itself, before any forward rule, in the same
 # JSON shape as the server's errors. Scrape the tasks directly instead (metrics_ingress_security_group_ids).

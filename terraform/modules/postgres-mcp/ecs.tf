@@ -36,6 +36,10 @@ locals {
     var.config_files.kb ? {
       PGMCP_KB_PATH = "${local.config_path}/kb.db"
     } : {},
+    # Traces: only what is set, so the server's own defaults apply to the rest.
+    var.trace_otlp_endpoint == null ? {} : { PGMCP_TRACE_OTLP_ENDPOINT = var.trace_otlp_endpoint },
+    var.trace_sample_ratio == null ? {} : { PGMCP_TRACE_SAMPLE_RATIO = tostring(var.trace_sample_ratio) },
+    var.trace_service_name == null ? {} : { PGMCP_TRACE_SERVICE_NAME = var.trace_service_name },
     var.environment,
   )
 

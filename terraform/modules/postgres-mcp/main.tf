@@ -52,6 +52,13 @@ locals {
     "16384" = [32768, 122880]
   }
 
+  # The collector's port, from trace_otlp_endpoint (the scheme's default when it names none), for
+  # the tasks' egress rules: 4318 in the usual http://collector:4318.
+  trace_port = var.trace_otlp_endpoint == null ? null : tonumber(coalesce(
+    one(regexall("^https?://[^/:]+:([0-9]+)", var.trace_otlp_endpoint)[*][0]),
+    startswith(var.trace_otlp_endpoint, "https://") ? "443" : "80",
+  ))
+
   # The seed task copies the bucket's files onto the volume: it exists with the bucket.
   create_seed_task = var.create_s3_bucket
 }

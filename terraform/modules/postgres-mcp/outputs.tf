@@ -108,3 +108,29 @@ output "log_group_name" {
   description = "CloudWatch log group of the containers (streams serve/... and seed/...)."
   value       = aws_cloudwatch_log_group.this.name
 }
+
+output "target_group_name" {
+  description = "Name of the target group (name_prefix + a unique suffix: a replacement is created before the old one goes)."
+  value       = aws_lb_target_group.this.name
+}
+
+output "waf_web_acl_arn" {
+  description = "ARN of the web ACL associated with the ALB (the module's or waf_web_acl_arn), or null without one; add aws_wafv2_web_acl_logging_configuration on it for WAF logs."
+  value       = local.waf_web_acl_arn
+}
+
+output "alarm_sns_topic_arn" {
+  description = "SNS topic the alarms notify (alarm_sns_topic_arn, or the one the module created), or null without create_alarms: subscribe your pager to it."
+  value       = local.alarm_topic_arn
+}
+
+output "alarm_names" {
+  description = "Names of the CloudWatch alarms, by what they watch (alb_5xx_rate, unhealthy_targets, response_time_p99, ecs_running_below_desired, efs_burst_credits_low); those not created are absent."
+  value = merge(
+    { for k, a in aws_cloudwatch_metric_alarm.alb_5xx_rate : "alb_5xx_rate" => a.alarm_name },
+    { for k, a in aws_cloudwatch_metric_alarm.unhealthy_targets : "unhealthy_targets" => a.alarm_name },
+    { for k, a in aws_cloudwatch_metric_alarm.response_time_p99 : "response_time_p99" => a.alarm_name },
+    { for k, a in aws_cloudwatch_metric_alarm.ecs_running_below_desired : "ecs_running_below_desired" => a.alarm_name },
+    { for k, a in aws_cloudwatch_metric_alarm.efs_burst_credits_low : "efs_burst_credits_low" => a.alarm_name },
+  )
+}

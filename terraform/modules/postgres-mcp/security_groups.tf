@@ -4,7 +4,8 @@
 #   (metrics_ingress_*) --8080------> tasks            (Prometheus scrapes /metrics per task)
 #                                       |--443------> ECR, CloudWatch Logs, Secrets Manager/SSM, S3
 #                                       |             (NAT gateway or VPC endpoints: https_egress_*)
-#                                       '--5432-----> PostgreSQL (database_*; none by default)
+#                                       |--5432-----> PostgreSQL (database_*; none by default)
+#                                       '--4318-----> OTLP trace collector (trace_*; only with trace_otlp_endpoint)
 #
 # Every rule is its own resource (aws_vpc_security_group_*_rule), so rules can be added without
 # replacing a group and the groups can reference each other without a dependency cycle.
@@ -145,6 +146,31 @@ resource "aws_vpc_security_group_egress_rule" "tasks_to_database_groups" {
   from_port                    = var.database_port
   to_port                      = var.database_port
   referenced_security_group_id = var.database_security_group_ids[count.index]
+  tags                         = local.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "tasks_to_trace_collector_cidrs" {
+  for_each = local.trace_port == null ? toset([]) : toset(var.trace_collector_cidrs)
+
+  security_group_id = aws_security_group.tasks.id
+  description       = "OTLP/HTTP spans to the trace collector"
+  ip_protocol       = "tcp"
+  from_port         = local.trace_port
+  to_port           = local.trace_port
+  cidr_ipv4         = each.value
+  tags              = local.tags
+}
+
+resource "aws_vpc_security_group_egress_rule" "tasks_to_trace_collector_groups" {
+  # count, not for_each: the IDs may be unknown until the collector's group is created.
+  count = local.trace_port == null ? 0 : length(var.trace_collector_security_group_ids)
+
+  security_group_id            = aws_security_group.tasks.id
+  description                  = "OTLP/HTTP spans to the trace collector"
+  ip_protocol                  = "tcp"
+  from_port                    = local.trace_port
+  to_port                      = local.trace_port
+  referenced_security_group_id = var.trace_collector_security_group_ids[count.index]
   tags                         = local.tags
 }
 

@@ -209,13 +209,63 @@ variable "alb_access_logs" {
 }
 
 variable "waf_web_acl_arn" {
-  description = "ARN of a regional WAFv2 web ACL to associate with the ALB. null: none."
+  description = "ARN of a regional WAFv2 web ACL of your own to associate with the ALB instead of the module's (create_waf_web_acl must then be false: an ALB has one web ACL). null: none, or the module's."
   type        = string
   default     = null
 
   validation {
     condition     = var.waf_web_acl_arn == null ? true : can(regex("^arn:aws[a-z-]*:wafv2:[a-z0-9-]+:[0-9]{12}:regional/webacl/.+$", var.waf_web_acl_arn))
     error_message = "waf_web_acl_arn must be a regional WAFv2 web ACL ARN."
+  }
+}
+
+variable "create_waf_web_acl" {
+  description = "Create a regional WAFv2 web ACL for the ALB with per-client-IP rate limits on POST /api/login (password guessing) and /mcp (a runaway client), each answered 429, then AWS's known-bad-inputs rule group and those in waf_managed_rule_groups. false: none, or your own (waf_web_acl_arn)."
+  type        = bool
+  default     = true
+}
+
+variable "waf_login_rate_limit" {
+  description = "Requests to /api/login one client IP may send in waf_rate_window_seconds before WAF answers 429 until its rate falls back under the limit. The server's own failed-login limiter still applies behind it."
+  type        = number
+  default     = 100
+
+  validation {
+    condition     = var.waf_login_rate_limit >= 10 && var.waf_login_rate_limit <= 2000000000 && floor(var.waf_login_rate_limit) == var.waf_login_rate_limit
+    error_message = "waf_login_rate_limit must be an integer of at least 10 (the WAF minimum)."
+  }
+}
+
+variable "waf_mcp_rate_limit" {
+  description = "Requests to /mcp (and /mcp/...) one client IP may send in waf_rate_window_seconds before WAF answers 429. Size it for your busiest legitimate client (an agent session sends a few calls a second); clients behind one NAT share a limit."
+  type        = number
+  default     = 6000
+
+  validation {
+    condition     = var.waf_mcp_rate_limit >= 10 && var.waf_mcp_rate_limit <= 2000000000 && floor(var.waf_mcp_rate_limit) == var.waf_mcp_rate_limit
+    error_message = "waf_mcp_rate_limit must be an integer of at least 10 (the WAF minimum)."
+  }
+}
+
+variable "waf_rate_window_seconds" {
+  description = "Window over which WAF counts each client IP's requests for the rate limits (WAF accepts 60, 120, 300 and 600)."
+  type        = number
+  default     = 300
+
+  validation {
+    condition     = contains([60, 120, 300, 600], var.waf_rate_window_seconds)
+    error_message = "waf_rate_window_seconds must be 60, 120, 300 or 600."
+  }
+}
+
+variable "waf_managed_rule_groups" {
+  description = "More AWS managed rule groups (vendor AWS) the module's web ACL evaluates after the rate limits and AWSManagedRulesKnownBadInputsRuleSet (always there), in this order, e.g. AWSManagedRulesAmazonIpReputationList. Each costs WCUs and a monthly fee."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for g in var.waf_managed_rule_groups : can(regex("^AWSManagedRules[A-Za-z0-9]+$", g)) && g != "AWSManagedRulesKnownBadInputsRuleSet"])
+    error_message = "waf_managed_rule_groups must be AWS managed rule group names (AWSManagedRules...), other than AWSManagedRulesKnownBadInputsRuleSet (always in the web ACL)."
   }
 }
 
@@ -567,9 +617,177 @@ variable "container_insights" {
 }
 
 variable "wait_for_steady_state" {
-  description = "Make `terraform apply` wait until the service is stable (fails the apply when tasks cannot start, e.g. before the EFS is seeded)."
+  description = "Make `terraform apply` wait until the service is stable (fails the apply when tasks crash-loop or cannot start, e.g. before the EFS is seeded, instead of reporting success while the circuit breaker rolls back). The example sets true.."
   type        = bool
   default     = false
+}
+
+################################################################################
+# Traces (OpenTelemetry over OTLP/HTTP; off unless trace_otlp_endpoint is set)
+################################################################################
+
+variable "trace_otlp_endpoint" {
+  description = "OTLP/HTTP base URL of an OpenTelemetry collector the server exports spans to (PGMCP_TRACE_OTLP_ENDPOINT), e.g. http://otel-collector.internal:4318; spans go to <endpoint>/v1/traces. Its port is opened in the tasks' egress towards trace_collector_cidrs and trace_collector_security_group_ids. null: no export (log lines still carry trace.id)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.trace_otlp_endpoint == null ? true : can(regex("^https?://[^/@\\s:]+(:[0-9]{1,5})?(/\\S*)?$", var.trace_otlp_endpoint))
+    error_message = "trace_otlp_endpoint must be an http:// or https:// URL with a host and no user:password@, e.g. http://otel-collector.internal:4318."
+  }
+}
+
+variable "trace_sample_ratio" {
+  description = "Share of new traces exported, 0.0 to 1.0 (PGMCP_TRACE_SAMPLE_RATIO); a request with a traceparent follows its caller's sampled flag. null: the server's default (1.0)."
+  type        = number
+  default     = null
+
+  validation {
+    condition     = var.trace_sample_ratio == null ? true : (var.trace_sample_ratio >= 0 && var.trace_sample_ratio <= 1)
+    error_message = "trace_sample_ratio must be between 0.0 and 1.0, or null."
+  }
+}
+
+variable "trace_service_name" {
+  description = "service.name of the exported spans (PGMCP_TRACE_SERVICE_NAME). null: the server's default (postgres-mcp)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.trace_service_name == null ? true : length(trimspace(var.trace_service_name)) > 0
+    error_message = "trace_service_name must not be empty (null for the server's default)."
+  }
+}
+
+variable "trace_collector_cidrs" {
+  description = "IPv4 CIDRs of the collector at trace_otlp_endpoint: the tasks may reach them on its port (egress). Empty with trace_collector_security_group_ids empty: export is blocked by the security group."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for c in var.trace_collector_cidrs : can(cidrhost(c, 0)) && !can(regex(":", c))])
+    error_message = "trace_collector_cidrs must be IPv4 CIDRs."
+  }
+}
+
+variable "trace_collector_security_group_ids" {
+  description = "Security groups of the collector at trace_otlp_endpoint: the tasks may reach them on its port (egress); their own ingress rule for the task security group is yours to add."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for s in var.trace_collector_security_group_ids : can(regex("^sg-[0-9a-f]{8,17}$", s))])
+    error_message = "trace_collector_security_group_ids must be security group IDs (sg-...)."
+  }
+}
+
+################################################################################
+# Alarms (CloudWatch, to an SNS topic)
+################################################################################
+
+variable "create_alarms" {
+  description = "Create the CloudWatch alarms: ALB 5xx rate, unhealthy targets, target response time p99, ECS running < desired (needs Container Insights), EFS burst credits low (bursting mode). They notify alarm_sns_topic_arn, or a topic the module creates."
+  type        = bool
+  default     = true
+}
+
+variable "alarm_sns_topic_arn" {
+  description = "SNS topic the alarms notify (ALARM and OK), e.g. one your paging tool subscribes to. null: the module creates one (output alarm_sns_topic_arn) and subscribes alarm_email_addresses to it."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_sns_topic_arn == null ? true : can(regex("^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$", var.alarm_sns_topic_arn))
+    error_message = "alarm_sns_topic_arn must be an SNS topic ARN."
+  }
+}
+
+variable "alarm_sns_kms_key_arn" {
+  description = "Customer-managed KMS key that encrypts the module's alarm topic; its key policy must let cloudwatch.amazonaws.com use it (kms:Decrypt, kms:GenerateDataKey*). null: no SSE (CloudWatch cannot publish to a topic under the AWS-managed aws/sns key, and alarm messages hold no secrets)."
+  type        = string
+  default     = null
+
+  validation {
+    condition     = var.alarm_sns_kms_key_arn == null ? true : can(regex("^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/.+$", var.alarm_sns_kms_key_arn))
+    error_message = "alarm_sns_kms_key_arn must be a KMS key ARN."
+  }
+}
+
+variable "alarm_email_addresses" {
+  description = "E-mail addresses subscribed to the module's alarm topic (each must confirm the subscription). Ignored with alarm_sns_topic_arn."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for e in var.alarm_email_addresses : can(regex("^[^@\\s]+@[^@\\s]+\\.[^@\\s]+$", e))])
+    error_message = "alarm_email_addresses must be e-mail addresses."
+  }
+}
+
+variable "alarm_period_seconds" {
+  description = "Period of every alarm's metric, in seconds (ALB and EFS metrics are per minute)."
+  type        = number
+  default     = 60
+
+  validation {
+    condition     = contains([60, 300, 900, 3600], var.alarm_period_seconds)
+    error_message = "alarm_period_seconds must be 60, 300, 900 or 3600."
+  }
+}
+
+variable "alarm_evaluation_periods" {
+  description = "Consecutive breaching periods before an alarm fires (the EFS alarm uses the same count)."
+  type        = number
+  default     = 3
+
+  validation {
+    condition     = var.alarm_evaluation_periods >= 1 && var.alarm_evaluation_periods <= 100 && floor(var.alarm_evaluation_periods) == var.alarm_evaluation_periods
+    error_message = "alarm_evaluation_periods must be an integer between 1 and 100."
+  }
+}
+
+variable "alarm_5xx_rate_percent" {
+  description = "The 5xx alarm fires when 5xx responses (the targets' plus the ALB's own, e.g. 502/503 with no healthy target) exceed this share of requests, in percent, over a period."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.alarm_5xx_rate_percent > 0 && var.alarm_5xx_rate_percent <= 100
+    error_message = "alarm_5xx_rate_percent must be above 0 and at most 100."
+  }
+}
+
+variable "alarm_5xx_min_requests" {
+  description = "Periods with fewer requests than this never count as breaching for the 5xx rate (one failed request out of three is not an outage)."
+  type        = number
+  default     = 20
+
+  validation {
+    condition     = var.alarm_5xx_min_requests >= 0 && floor(var.alarm_5xx_min_requests) == var.alarm_5xx_min_requests
+    error_message = "alarm_5xx_min_requests must be a non-negative integer."
+  }
+}
+
+variable "alarm_response_time_p99_seconds" {
+  description = "The latency alarm fires when the targets' 99th percentile response time exceeds this, in seconds. The server ends requests at its http.request_timeout (30 s); a tools/call against PostgreSQL usually takes milliseconds."
+  type        = number
+  default     = 5
+
+  validation {
+    condition     = var.alarm_response_time_p99_seconds > 0 && var.alarm_response_time_p99_seconds <= 60
+    error_message = "alarm_response_time_p99_seconds must be above 0 and at most 60."
+  }
+}
+
+variable "alarm_efs_burst_credit_balance_bytes" {
+  description = "The EFS alarm fires when the file system's burst credit balance falls below this many bytes (bursting mode only). A new file system starts with about 2.1 TiB of credits; a small one earns few back, so a steady drain means reads above its baseline throughput. Default 1 TiB."
+  type        = number
+  default     = 1099511627776
+
+  validation {
+    condition     = var.alarm_efs_burst_credit_balance_bytes > 0
+    error_message = "alarm_efs_burst_credit_balance_bytes must be above 0."
+  }
 }
 
 ################################################################################

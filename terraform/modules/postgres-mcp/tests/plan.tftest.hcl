@@ -163,6 +163,110 @@ run "no_bucket_no_seed_task" {
   }
 }
 
+run "defaults_plan_alarms_waf_and_a_replaceable_target_group" {
+  command = plan
+
+  assert {
+    condition = (
+      length(aws_sns_topic.alarms) == 1 &&
+      length(aws_cloudwatch_metric_alarm.alb_5xx_rate) == 1 &&
+      length(aws_cloudwatch_metric_alarm.unhealthy_targets) == 1 &&
+      length(aws_cloudwatch_metric_alarm.response_time_p99) == 1 &&
+      length(aws_cloudwatch_metric_alarm.ecs_running_below_desired) == 1 &&
+      length(aws_cloudwatch_metric_alarm.efs_burst_credits_low) == 1
+    )
+    error_message = "The defaults create the SNS topic and the five alarms."
+  }
+
+  assert {
+    condition = (
+      aws_cloudwatch_metric_alarm.unhealthy_targets[0].threshold == 0 &&
+      aws_cloudwatch_metric_alarm.unhealthy_targets[0].comparison_operator == "GreaterThanThreshold" &&
+      aws_cloudwatch_metric_alarm.response_time_p99[0].extended_statistic == "p99" &&
+      aws_cloudwatch_metric_alarm.response_time_p99[0].threshold == 5 &&
+      aws_cloudwatch_metric_alarm.alb_5xx_rate[0].threshold == 5
+    )
+    error_message = "Unhealthy > 0, p99 > 5 s, 5xx > 5 %."
+  }
+
+  assert {
+    condition = (
+      aws_lb_target_group.this.name_prefix == "postg-" &&
+      length(aws_wafv2_web_acl.this) == 1 &&
+      length(aws_wafv2_web_acl_association.this) == 1 &&
+      [for r in aws_wafv2_web_acl.this[0].rule : r.statement[0].rate_based_statement[0].limit if length(r.statement[0].rate_based_statement) > 0] == [100, 6000]
+    )
+    error_message = "The target group is named by prefix; the web ACL limits /api/login to 100 and /mcp to 6000 per IP."
+  }
+
+  assert {
+    condition     = length([for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[1].environment : e if startswith(e.name, "PGMCP_TRACE_")]) == 0
+    error_message = "Trace export is off by default: no PGMCP_TRACE_* variable."
+  }
+}
+
+run "trace_export_sets_the_servers_variables_and_opens_the_collectors_port" {
+  command = plan
+
+  variables {
+    trace_otlp_endpoint                = "http://otel-collector.internal:4318"
+    trace_sample_ratio                 = 0.25
+    trace_collector_cidrs              = ["10.0.20.0/24"]
+    trace_collector_security_group_ids = ["sg-0ddddddddddddddd1"]
+  }
+
+  assert {
+    condition = (
+      { for e in jsondecode(aws_ecs_task_definition.this.container_definitions)[1].environment : e.name => e.value if startswith(e.name, "PGMCP_TRACE_") } == {
+        PGMCP_TRACE_OTLP_ENDPOINT = "http://otel-collector.internal:4318"
+        PGMCP_TRACE_SAMPLE_RATIO  = "0.25"
+      }
+    )
+    error_message = "PGMCP_TRACE_OTLP_ENDPOINT and PGMCP_TRACE_SAMPLE_RATIO must be set, and nothing else of trace_*."
+  }
+
+  assert {
+    condition = (
+      aws_vpc_security_group_egress_rule.tasks_to_trace_collector_cidrs["10.0.20.0/24"].from_port == 4318 &&
+      aws_vpc_security_group_egress_rule.tasks_to_trace_collector_groups[0].to_port == 4318
+    )
+    error_message = "The tasks must reach the collector on the endpoint's port."
+  }
+}
+
+run "no_alarms_no_waf" {
+  command = plan
+
+  variables {
+    create_alarms      = false
+    create_waf_web_acl = false
+  }
+
+  assert {
+    condition = (
+      length(aws_sns_topic.alarms) == 0 && length(aws_cloudwatch_metric_alarm.alb_5xx_rate) == 0 &&
+      length(aws_wafv2_web_acl.this) == 0 && length(aws_wafv2_web_acl_association.this) == 0
+    )
+    error_message = "create_alarms = false and create_waf_web_acl = false create neither."
+  }
+}
+
+run "an_external_web_acl_next_to_the_modules_is_refused" {
+  command = plan
+  variables {
+    waf_web_acl_arn = "arn:aws:wafv2:eu-west-1:123456789012:regional/webacl/mine/00000000-0000-0000-0000-000000000000"
+  }
+  expect_failures = [aws_wafv2_web_acl.this]
+}
+
+run "a_trace_endpoint_with_a_user_is_refused" {
+  command = plan
+  variables {
+    trace_otlp_endpoint = "http://collector-user@otel-collector.internal:4318"
+  }
+  expect_failures = [var.trace_otlp_endpoint]
+}
+
 run "deregistration_shorter_than_the_drain_is_refused" {
   command = plan
   variables {
