@@ -4,7 +4,9 @@
 //! scripts/setup.sh) with the `postgres-mcp kb build` binary, serves it with `postgres-mcp serve`,
 //! and runs the shared evaluation script (`../shared/search-eval/eval.py`, beside the repository)
 //! over MCP on two question sets: the shared one and this repository's own
-//! (`tests/kb_eval/questions.tsv`, written to catch tuning that only fits the shared set). Prints
+//! (`tests/kb_eval/questions.tsv`, written to catch tuning that only fits the shared set) and a
+//! held-out one (`tests/kb_eval/held_out.tsv`, written before any ranking experiment and never tuned
+//! against: a change that helps the first two sets but not this one is fitting them). Prints
 //! hit@5 and MRR@5 of each against issue #16's goals (hit@5 ≥ 0.9, MRR@5 ≥ 0.85) and fails below
 //! the floors: the figures this engine reaches, less one question's worth of MRR. The goals are not
 //! floors yet: two of the twelve shared questions share no word with their pages ("which queries
@@ -31,9 +33,13 @@ const CORPUS: &str = "/usr/share/doc/postgresql-doc-15/html";
 /// Issue #16's goals, printed beside the figures.
 const GOAL_HIT: f64 = 0.9;
 const GOAL_MRR: f64 = 0.85;
-/// (set, hit@5, MRR@5) below which the test fails: measured 0.83/0.83 (shared) and 1.00/0.82
-/// (repository) at the time of writing.
-const FLOORS: [(&str, f64, f64); 2] = [("shared", 0.83, 0.80), ("repository", 0.93, 0.78)];
+/// (set, hit@5, MRR@5) below which the test fails: measured 0.83/0.83 (shared), 1.00/0.82
+/// (repository) and 0.90/0.77 (held out) at the time of writing.
+const FLOORS: [(&str, f64, f64); 3] = [
+    ("shared", 0.83, 0.80),
+    ("repository", 0.93, 0.78),
+    ("held-out", 0.90, 0.72),
+];
 
 /// The corpus (`PGMCP_EVAL_CORPUS` overrides the Debian path).
 fn corpus() -> PathBuf {
@@ -118,6 +124,10 @@ fn postgresql_manual_questions_find_their_pages() {
         (
             "repository",
             Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kb_eval/questions.tsv"),
+        ),
+        (
+            "held-out",
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/kb_eval/held_out.tsv"),
         ),
     ];
     let mut failures = Vec::new();
