@@ -3,14 +3,14 @@
 
 use std::sync::Arc;
 
-use rmcp::model::{CallToolResult, ContentBlock, ToolAnnotations};
+use rmcp::model::{CallToolResult, ContentBlock};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{
     arguments::Bounded,
-    tools::{ToolFailure, ToolReturn, ToolTable},
+    tools::{ToolFailure, ToolHints, ToolReturn, ToolTable},
 };
 use crate::{
     exchange::Failure,
@@ -35,15 +35,11 @@ pub struct SearchArgs {
 
 /// Registers `search_knowledgebase` over `kb`.
 pub fn register(table: &mut ToolTable, kb: Arc<KbFile>) {
-    let mut annotations = ToolAnnotations::default();
-    annotations.read_only_hint = Some(true);
-    annotations.open_world_hint = Some(false);
-    annotations.title = Some("Search the knowledge base".into());
     table.register(
         "search_knowledgebase",
         "Search the documentation knowledge base (full text, ranked by relevance). Returns matching \
          sections with their source file, title, section path and a snippet.",
-        annotations,
+        ToolHints::read_only("Search the knowledge base"),
         // The snapshot is taken when the call starts: the search finishes on it whatever reloads.
         move |_, args| search(kb.current(), args),
     );
