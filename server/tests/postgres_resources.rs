@@ -39,7 +39,7 @@ async fn setup(role: Option<&str>) -> Setup {
     cluster.client().await.batch_execute(SEED).await.unwrap();
     let fixture = Fixture::new();
     let url = role.map_or_else(|| cluster.url(), |role| cluster.url_as(role));
-    let config = format!("database:\n  url: \"{url}\"\n  health_interval: 200ms\n  connect_timeout: 1s\n");
+    let config = format!("database:\n  url: \"{url}\"\n  health_interval: 200ms\n  connect_timeout: 1s\n  statement_timeout: 7s\n");
     let server = fixture.start_with("mcp-res", &config).await;
     Setup {
         server,
@@ -156,8 +156,8 @@ async fn resources_are_listed_and_read_in_every_revision() {
             assert!(setting(name)["value"].is_string(), "{name}");
         }
         assert_eq!(setting("shared_buffers")["unit"], "8kB");
-        // The server's connections carry the configured statement timeout (30s by default).
-        assert_eq!(setting("statement_timeout")["value"], "30s");
+        // As the server's connections see it: the configured `database.statement_timeout`.
+        assert_eq!(setting("statement_timeout")["value"], "7s");
 
         let size = read(&setup, revision, "postgres-mcp://database/size").await;
         assert_eq!(size["name"], "postgres");
