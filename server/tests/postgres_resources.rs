@@ -39,7 +39,9 @@ async fn setup(role: Option<&str>) -> Setup {
     cluster.client().await.batch_execute(SEED).await.unwrap();
     let fixture = Fixture::new();
     let url = role.map_or_else(|| cluster.url(), |role| cluster.url_as(role));
-    let config = format!("database:\n  url: \"{url}\"\n  health_interval: 200ms\n  connect_timeout: 1s\n  statement_timeout: 7s\n");
+    let config = format!(
+        "database:\n  url: \"{url}\"\n  health_interval: 200ms\n  connect_timeout: 1s\n  statement_timeout: 7s\n"
+    );
     let server = fixture.start_with("mcp-res", &config).await;
     Setup {
         server,
@@ -78,11 +80,25 @@ async fn request(server: &RunningServer, token: &str, revision: &str, method: &s
     (response.status().as_u16(), response.json().await.unwrap())
 }
 
+/// `resources/read` of `uri` with the fixture's token: the HTTP status and the body.
+async fn read_response(setup: &Setup, revision: &str, uri: &str) -> (u16, Value) {
+    request(
+        &setup.server,
+        &setup.fixture.token,
+        revision,
+        "resources/read",
+        json!({ "uri": uri }),
+    )
+    .await
+}
+
 /// `resources/read` of `uri`: the parsed JSON of its one content, after checking its shape.
 async fn read(setup: &Setup, revision: &str, uri: &str) -> Value {
-    let (status, body) = request(&setup.server, &setup.fixture.token, revision, "resources/read", json!({"uri": uri})).await;
+    let (status, body) = read_response(setup, revision, uri).await;
     assert_eq!(status, 200, "{body}");
-    let contents = body["result"]["contents"].as_array().unwrap_or_else(|| panic!("{uri}: {body}"));
+    let contents = body["result"]["contents"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{uri}: {body}"));
     assert_eq!(contents.len(), 1, "{body}");
     assert_eq!(contents[0]["uri"], uri);
     assert_eq!(contents[0]["mimeType"], "application/json");
@@ -97,7 +113,14 @@ fn not_found_code(revision: &str) -> i64 {
 async fn resources_are_listed_and_read_in_every_revision() {
     let setup = setup(None).await;
     for revision in REVISIONS {
-        let (_, listed) = request(&setup.server, &setup.fixture.token, revision, "resources/list", json!({})).await;
+        let (_, listed) = request(
+            &setup.server,
+            &setup.fixture.token,
+            revision,
+            "resources/list",
+            json!({}),
+        )
+        .await;
         let uris: Vec<&str> = listed["result"]["resources"]
             .as_array()
             .unwrap_or_else(|| panic!("{revision}: {listed}"))
@@ -122,10 +145,20 @@ async fn resources_are_listed_and_read_in_every_revision() {
                 .all(|r| r["mimeType"] == "application/json" && r["description"].is_string())
         );
         // Only the new revision carries the result type and caching fields.
-        assert_eq!(listed["result"]["resultType"].is_string(), revision == "2026-07-28", "{listed}");
+        assert_eq!(
+            listed["result"]["resultType"].is_string(),
+            revision == "2026-07-28",
+            "{listed}"
+        );
 
-        let (_, templates) =
-            request(&setup.server, &setup.fixture.token, revision, "resources/templates/list", json!({})).await;
+        let (_, templates) = request(
+            &setup.server,
+            &setup.fixture.token,
+            revision,
+            "resources/templates/list",
+            json!({}),
+        )
+        .await;
         assert_eq!(
             templates["result"]["resourceTemplates"][0]["uriTemplate"],
             "postgres-mcp://database/tables/{schema}/{table}",
@@ -133,7 +166,10 @@ async fn resources_are_listed_and_read_in_every_revision() {
         );
 
         let server = read(&setup, revision, "postgres-mcp://database/server").await;
-        assert!(server["version"].as_str().unwrap().starts_with("PostgreSQL "), "{server}");
+        assert!(
+            server["version"].as_str().unwrap().starts_with("PostgreSQL "),
+            "{server}"
+        );
         assert!(server["version_num"].as_i64().unwrap() >= 130000);
         assert_eq!(server["in_recovery"], false);
         let setting = |name: &str| {
@@ -195,8 +231,16 @@ async fn resources_are_listed_and_read_in_every_revision() {
         assert!(orders["index_bytes"].as_i64().unwrap() > 0);
         assert!(orders["last_analyze"].is_string(), "{orders}");
         // Names with reserved characters are percent-encoded path segments (RFC 6570).
-        let odd = read(&setup, revision, "postgres-mcp://database/tables/odd%2Fschema/Mixed%20Case").await;
-        assert_eq!((odd["schema"].as_str(), odd["name"].as_str()), (Some("odd/schema"), Some("Mixed Case")));
+        let odd = read(
+            &setup,
+            revision,
+            "postgres-mcp://database/tables/odd%2Fschema/Mixed%20Case",
+        )
+        .await;
+        assert_eq!(
+            (odd["schema"].as_str(), odd["name"].as_str()),
+            (Some("odd/schema"), Some("Mixed Case"))
+        );
 
         for missing in [
             "postgres-mcp://database/tables/public/nope",
@@ -204,10 +248,13 @@ async fn resources_are_listed_and_read_in_every_revision() {
             "postgres-mcp://database/nothing",
             "file:///etc/passwd",
         ] {
-            let (status, body) =
-                request(&setup.server, &setup.fixture.token, revision, "resources/read", json!({"uri": missing})).await;
+            let (status, body) = read_response(&setup, revision, missing).await;
             assert_eq!(status, 200, "{body}");
-            assert_eq!(body["error"]["code"], not_found_code(revision), "{revision} {missing}: {body}");
+            assert_eq!(
+                body["error"]["code"],
+                not_found_code(revision),
+                "{revision} {missing}: {body}"
+            );
             assert_eq!(body["error"]["data"]["uri"], missing);
         }
         // Subscriptions are not offered (no stream to notify on).
@@ -226,13 +273,27 @@ async fn resources_are_listed_and_read_in_every_revision() {
 #[tokio::test]
 async fn the_capability_is_declared_with_a_database_and_only_then() {
     let setup = setup(None).await;
-    let (_, discovered) = request(&setup.server, &setup.fixture.token, "2026-07-28", "server/discover", json!({})).await;
-    assert_eq!(discovered["result"]["capabilities"]["resources"], json!({}), "{discovered}");
+    let (_, discovered) = request(
+        &setup.server,
+        &setup.fixture.token,
+        "2026-07-28",
+        "server/discover",
+        json!({}),
+    )
+    .await;
+    assert_eq!(
+        discovered["result"]["capabilities"]["resources"],
+        json!({}),
+        "{discovered}"
+    );
 
     let fixture = Fixture::new();
     let kb_only = fixture.start("mcp-kb").await;
     let (_, discovered) = request(&kb_only, &fixture.token, "2026-07-28", "server/discover", json!({})).await;
-    assert!(discovered["result"]["capabilities"].get("resources").is_none(), "{discovered}");
+    assert!(
+        discovered["result"]["capabilities"].get("resources").is_none(),
+        "{discovered}"
+    );
     assert!(discovered["result"]["capabilities"]["tools"].is_object());
     let (_, initialized) = request(
         &kb_only,
@@ -242,9 +303,19 @@ async fn the_capability_is_declared_with_a_database_and_only_then() {
         json!({"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}),
     )
     .await;
-    assert!(initialized["result"]["capabilities"].get("resources").is_none(), "{initialized}");
+    assert!(
+        initialized["result"]["capabilities"].get("resources").is_none(),
+        "{initialized}"
+    );
     for method in ["resources/list", "resources/templates/list", "resources/read"] {
-        let (_, body) = request(&kb_only, &fixture.token, "2025-11-25", method, json!({"uri": "postgres-mcp://database/server"})).await;
+        let (_, body) = request(
+            &kb_only,
+            &fixture.token,
+            "2025-11-25",
+            method,
+            json!({"uri": "postgres-mcp://database/server"}),
+        )
+        .await;
         assert_eq!(body["error"]["code"], -32601, "{method}: {body}");
     }
     kb_only.stop().await.unwrap();
@@ -282,7 +353,10 @@ async fn a_knowledge_base_token_sees_no_database_resources() {
         assert_eq!(listed["result"]["resources"], json!([]), "{listed}");
         let (_, templates) = request(&setup.server, &scoped, revision, "resources/templates/list", json!({})).await;
         assert_eq!(templates["result"]["resourceTemplates"], json!([]), "{templates}");
-        for uri in ["postgres-mcp://database/server", "postgres-mcp://database/tables/public/orders"] {
+        for uri in [
+            "postgres-mcp://database/server",
+            "postgres-mcp://database/tables/public/orders",
+        ] {
             let (_, body) = request(&setup.server, &scoped, revision, "resources/read", json!({"uri": uri})).await;
             assert_eq!(body["error"]["code"], not_found_code(revision), "{body}");
             let message = body["error"]["message"].as_str().unwrap();
@@ -308,25 +382,11 @@ async fn a_role_sees_only_the_tables_it_may_read_and_an_outage_is_an_internal_er
         .map(|t| t["name"].as_str().unwrap())
         .collect();
     assert_eq!(names, ["customers", "orders"], "{tables}");
-    let (_, body) = request(
-        &setup.server,
-        &setup.fixture.token,
-        "2025-11-25",
-        "resources/read",
-        json!({"uri": "postgres-mcp://database/tables/public/secret"}),
-    )
-    .await;
+    let (_, body) = read_response(&setup, "2025-11-25", "postgres-mcp://database/tables/public/secret").await;
     assert_eq!(body["error"]["code"], -32002, "{body}");
 
     setup.cluster.stop();
-    let (status, body) = request(
-        &setup.server,
-        &setup.fixture.token,
-        "2026-07-28",
-        "resources/read",
-        json!({"uri": "postgres-mcp://database/size"}),
-    )
-    .await;
+    let (status, body) = read_response(&setup, "2026-07-28", "postgres-mcp://database/size").await;
     assert_eq!(status, 200);
     assert_eq!(body["error"]["code"], -32603, "{body}");
     assert!(
@@ -417,8 +477,14 @@ async fn the_python_sdk_lists_and_reads_the_resources_in_both_of_its_modes() {
                 "postgres-mcp://database/tables"
             ])
         );
-        assert_eq!(report["templates"], json!(["postgres-mcp://database/tables/{schema}/{table}"]));
-        assert!(report["server_version"].as_str().unwrap().starts_with("PostgreSQL "), "{report}");
+        assert_eq!(
+            report["templates"],
+            json!(["postgres-mcp://database/tables/{schema}/{table}"])
+        );
+        assert!(
+            report["server_version"].as_str().unwrap().starts_with("PostgreSQL "),
+            "{report}"
+        );
         assert_eq!(report["orders_rows_estimate"], 500);
         assert_eq!(report["missing_error_code"], not_found_code(version), "{report}");
     }

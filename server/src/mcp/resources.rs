@@ -173,9 +173,10 @@ impl ResourceTable {
         let variables = rest.split('/').count();
         assert!(
             prefix.ends_with('/')
-                && rest
-                    .split('/')
-                    .all(|v| v.len() > 2 && v.starts_with('{') && v.ends_with('}') && !v[1..v.len() - 1].contains(['{', '}'])),
+                && rest.split('/').all(|v| v.len() > 2
+                    && v.starts_with('{')
+                    && v.ends_with('}')
+                    && !v[1..v.len() - 1].contains(['{', '}'])),
             "template {template}: variables must be whole path segments after a fixed prefix"
         );
         self.templates.push(Template {

@@ -146,13 +146,8 @@ pub fn tool_error(message: impl Into<String>) -> CallToolResult {
 impl ToolTable {
     /// Registers a tool whose arguments deserialize into `A`. `function` is called with the caller
     /// and the arguments; what else it needs, it captured when it was registered.
-    pub fn register<A, F, Fut>(
-        &mut self,
-        name: &'static str,
-        description: &'static str,
-        hints: ToolHints,
-        function: F,
-    ) where
+    pub fn register<A, F, Fut>(&mut self, name: &'static str, description: &'static str, hints: ToolHints, function: F)
+    where
         A: DeserializeOwned + JsonSchema + Send + 'static,
         F: Fn(Principal, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ToolReturn> + Send + 'static,
@@ -299,7 +294,11 @@ mod tests {
         for tool in table.list() {
             let mut hints = serde_json::to_value(tool.annotations.as_ref().unwrap()).unwrap();
             let title = hints.as_object_mut().unwrap().remove("title");
-            assert!(title.is_some_and(|t| t.as_str().is_some_and(|t| !t.is_empty())), "{}", tool.name);
+            assert!(
+                title.is_some_and(|t| t.as_str().is_some_and(|t| !t.is_empty())),
+                "{}",
+                tool.name
+            );
             assert_eq!(
                 hints,
                 serde_json::json!({

@@ -94,8 +94,9 @@ fn cell(row: &Row, index: usize) -> Value {
         Type::OID => get::<u32>(row, index).map(|v| v.map(Value::from)),
         Type::FLOAT4 => get::<f32>(row, index).map(|v| v.map(Value::from)),
         Type::FLOAT8 => get::<f64>(row, index).map(|v| v.map(Value::from)),
-        Type::JSON | Type::JSONB => get::<JsonText>(row, index)
-            .and_then(|v| v.map(|text| json_value(text.0).map_err(drop)).transpose()),
+        Type::JSON | Type::JSONB => {
+            get::<JsonText>(row, index).and_then(|v| v.map(|text| json_value(text.0).map_err(drop)).transpose())
+        }
         _ => get::<String>(row, index).map(|v| v.map(Value::from)),
     };
     match decoded {
@@ -399,8 +400,14 @@ mod tests {
             ("18446744073709551616", json!("18446744073709551616")),
             ("12345678901234567890.12", json!("12345678901234567890.12")),
             ("0.30000000000000001", json!("0.30000000000000001")),
-            ("3.141592653589793238462643383279", json!("3.141592653589793238462643383279")),
-            ("-123456789012345678901234567890", json!("-123456789012345678901234567890")),
+            (
+                "3.141592653589793238462643383279",
+                json!("3.141592653589793238462643383279"),
+            ),
+            (
+                "-123456789012345678901234567890",
+                json!("-123456789012345678901234567890"),
+            ),
             ("1e400", json!("1e400")),
         ] {
             assert_eq!(number(literal), expected, "{literal}");
@@ -409,9 +416,10 @@ mod tests {
 
     #[test]
     fn a_row_keeps_column_order_duplicates_and_exact_numerics() {
-        let values =
-            json_row_values(r#"{"b":1,"a":"x\u00e9\"","a":null,"n":12345678901234567890.123456789,"j":{"k": [1, 2.5]}}"#)
-                .unwrap();
+        let values = json_row_values(
+            r#"{"b":1,"a":"x\u00e9\"","a":null,"n":12345678901234567890.123456789,"j":{"k": [1, 2.5]}}"#,
+        )
+        .unwrap();
         assert_eq!(
             values,
             vec![
@@ -443,7 +451,15 @@ mod tests {
 
     #[test]
     fn text_that_is_not_json_is_an_error_naming_where() {
-        for bad in ["", "[1]", "{\"a\" 1}", "{\"a\":1", "{\"a\":tru}", "{\"a\":1} x", "{\"a\":--1}"] {
+        for bad in [
+            "",
+            "[1]",
+            "{\"a\" 1}",
+            "{\"a\":1",
+            "{\"a\":tru}",
+            "{\"a\":1} x",
+            "{\"a\":--1}",
+        ] {
             assert!(json_row_values(bad).is_err(), "{bad:?}");
         }
         assert_eq!(json_row_values("{\"a\":[1,}").unwrap_err().offset, 8);
