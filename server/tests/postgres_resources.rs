@@ -144,12 +144,16 @@ async fn resources_are_listed_and_read_in_every_revision() {
                 .iter()
                 .all(|r| r["mimeType"] == "application/json" && r["description"].is_string())
         );
-        // Only the new revision carries the result type and caching fields.
-        assert_eq!(
-            listed["result"]["resultType"].is_string(),
-            revision == "2026-07-28",
-            "{listed}"
-        );
+        // Only the new revision carries the result type and caching fields (SEP-2322, SEP-2549):
+        // nothing is cached, the values move.
+        let (_, read_body) = read_response(&setup, revision, "postgres-mcp://database/size").await;
+        for body in [&listed, &read_body] {
+            let result = &body["result"];
+            let new = revision == "2026-07-28";
+            assert_eq!(result["resultType"].as_str(), new.then_some("complete"), "{body}");
+            assert_eq!(result["ttlMs"].as_i64(), new.then_some(0), "{body}");
+            assert_eq!(result["cacheScope"].as_str(), new.then_some("private"), "{body}");
+        }
 
         let (_, templates) = request(
             &setup.server,
