@@ -35,12 +35,17 @@ struct Setup {
 
 /// A cluster seeded with [`SEED`] and a server connecting as `role` (`None`: the superuser).
 async fn setup(role: Option<&str>) -> Setup {
+    setup_with(role, "").await
+}
+
+/// [`setup`] with `extra` lines under `database:`.
+async fn setup_with(role: Option<&str>, extra: &str) -> Setup {
     let cluster = PgCluster::start();
     cluster.client().await.batch_execute(SEED).await.unwrap();
     let fixture = Fixture::new();
     let url = role.map_or_else(|| cluster.url(), |role| cluster.url_as(role));
     let config = format!(
-        "database:\n  url: \"{url}\"\n  health_interval: 200ms\n  connect_timeout: 1s\n  statement_timeout: 7s\n"
+        "database:\n  url: \"{url}\"\n  health_interval: 200ms\n  connect_timeout: 1s\n  statement_timeout: 7s\n{extra}"
     );
     let server = fixture.start_with("mcp-res", &config).await;
     Setup {
@@ -395,6 +400,35 @@ async fn a_role_sees_only_the_tables_it_may_read_and_an_outage_is_an_internal_er
     assert_eq!(body["error"]["code"], -32603, "{body}");
     assert!(
         body["error"]["message"].as_str().unwrap().contains("unavailable"),
+        "{body}"
+    );
+}
+
+#[tokio::test]
+async fn answers_keep_to_the_byte_budget() {
+    let setup = setup_with(None, "  max_result_size: 1KiB\n").await;
+    setup
+        .cluster
+        .client()
+        .await
+        .batch_execute(
+            "DO $$ BEGIN FOR i IN 1..40 LOOP EXECUTE format('CREATE TABLE t%s (x int)', i); END LOOP; END $$",
+        )
+        .await
+        .unwrap();
+    let tables = read(&setup, "2025-11-25", "postgres-mcp://database/tables").await;
+    assert_eq!(tables["truncated"], true, "{tables}");
+    let listed = tables["tables"].as_array().unwrap().len();
+    assert!((1..40).contains(&listed), "{listed} tables listed");
+    assert!(tables.to_string().len() <= 1024, "{tables}");
+    // The settings (with their descriptions) cannot be trimmed meaningfully: a clear error instead.
+    let (_, body) = read_response(&setup, "2025-11-25", "postgres-mcp://database/server").await;
+    assert_eq!(body["error"]["code"], -32603, "{body}");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("database.max_result_size"),
         "{body}"
     );
 }

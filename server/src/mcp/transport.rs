@@ -8,8 +8,8 @@
 //! [`Endpoint`] holds what the route needs and nothing else: the tool and resource tables (whose
 //! entries hold their own KB and database handles), the instance name for `initialize`, and the
 //! body limit. The `resources` capability is declared exactly when the resource table has entries
-//! (a server without a database has none), so `initialize`, `server/discover` and the methods agree. The caller's
-//! [`Principal`] comes from the auth gate in front of it.
+//! (a server without a database has none), so `initialize`, `server/discover` and the methods
+//! agree. The caller's [`Principal`] comes from the auth gate in front of it.
 
 use poem::{
     IntoResponse, Request, Response,

@@ -294,10 +294,28 @@ impl Database {
             .await
     }
 
-    /// Runs `work` on a pooled connection inside a catalog span.
-    async fn catalog<T>(&self, work: impl AsyncFnOnce(&mut Client) -> Result<T, DbError>) -> Result<T, DbError> {
+    /// Runs `work` on a pooled connection inside a catalog span, and holds its answer to
+    /// `database.max_result_size` like a tool's: the table list trims itself to fit; anything else
+    /// past it (a budget set below a few KiB) is an error naming the setting, never a cut-off JSON.
+    async fn catalog<T: Serialize>(
+        &self,
+        work: impl AsyncFnOnce(&mut Client) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
         let span = call_trace::schema_span();
-        let outcome = self.on_connection(work).instrument(span.clone()).await;
+        let outcome = self
+            .on_connection(work)
+            .instrument(span.clone())
+            .await
+            .and_then(|value| {
+                let budget = self.limits.max_result_bytes;
+                let bytes = serde_json::to_string(&value).map_or(0, |text| text.len());
+                if bytes > budget {
+                    return Err(DbError::Internal(format!(
+                        "the resource is {bytes} bytes, more than database.max_result_size ({budget} bytes)"
+                    )));
+                }
+                Ok(value)
+            });
         call_trace::record_outcome(&span, &outcome);
         outcome
     }
