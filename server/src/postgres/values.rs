@@ -55,7 +55,7 @@ pub fn json_row_values(text: &str) -> Result<Vec<Value>, JsonTextError> {
     }
     loop {
         parser.skip_ws();
-        parser.string()?;
+        parser.skip_string()?;
         parser.skip_ws();
         parser.expect(b':', "expected `:` after a key")?;
         values.push(parser.column_value()?);
@@ -140,6 +140,20 @@ pub fn number(literal: &str) -> Value {
         if let Ok(n) = literal.parse::<u64>() {
             return Value::from(n);
         }
+    }
+    // Up to 15 significant digits without an exponent, an f64 always holds the value (DBL_DIG):
+    // the common case, decided without printing the float back.
+    let significant = literal
+        .bytes()
+        .skip_while(|b| matches!(b, b'-' | b'0' | b'.'))
+        .filter(u8::is_ascii_digit)
+        .count();
+    if !integral
+        && significant <= 15
+        && !literal.contains(['e', 'E'])
+        && let Some(n) = literal.parse::<f64>().ok().and_then(Number::from_f64)
+    {
+        return Value::Number(n);
     }
     if let Ok(float) = literal.parse::<f64>()
         && float.is_finite()
@@ -326,8 +340,9 @@ impl<'a> Parser<'a> {
         }
     }
 
-    /// The string starting at the cursor (a `"`), unescaped; the cursor ends past its closing quote.
-    fn string(&mut self) -> Result<String, JsonTextError> {
+    /// Moves the cursor past the string starting at it (a `"`): where it started, and whether it
+    /// has escapes. Keys of a row object are only skipped this way (the column order is known).
+    fn skip_string(&mut self) -> Result<(usize, bool), JsonTextError> {
         let start = self.at;
         self.expect(b'"', "expected a string")?;
         let mut escaped = false;
@@ -343,6 +358,12 @@ impl<'a> Parser<'a> {
             }
         }
         self.at += 1;
+        Ok((start, escaped))
+    }
+
+    /// The string starting at the cursor (a `"`), unescaped; the cursor ends past its closing quote.
+    fn string(&mut self) -> Result<String, JsonTextError> {
+        let (start, escaped) = self.skip_string()?;
         if !escaped {
             return Ok(self.text[start + 1..self.at - 1].to_string());
         }
@@ -370,7 +391,7 @@ impl<'a> Parser<'a> {
                     self.at += 1;
                 }
                 Some(b'"') => {
-                    self.string()?;
+                    self.skip_string()?;
                 }
                 Some(_) => self.at += 1,
             }
