@@ -33,7 +33,7 @@ use crate::{
     instance::InstanceId,
     kb::KbFile,
     layer::Layer,
-    mcp::{self, ToolTable, audit::Audit, db_tools, kb_tool},
+    mcp::{self, ResourceTable, ToolTable, audit::Audit, db_resources, db_tools, kb_tool},
     metrics, origin,
     postgres::Database,
     probes::{Heartbeat, Livez, Readyz},
@@ -60,6 +60,15 @@ pub fn tools(files: &Files, config: &Config) -> ToolTable {
     table
 }
 
+/// The resources this instance offers: the database's when it is configured, none otherwise.
+pub fn resources(files: &Files) -> ResourceTable {
+    let mut table = ResourceTable::default();
+    if let Some(database) = &files.database {
+        db_resources::register(&mut table, database.clone());
+    }
+    table
+}
+
 /// The routes, each with what it reads.
 pub fn routes(
     config: &Config,
@@ -73,7 +82,7 @@ pub fn routes(
     let oauth = auth::oauth::ResourceServer::new(&config.auth.oauth, config.public_url.as_deref(), files.auth.clone())
         .map_err(|e| anyhow::anyhow!("auth.oauth: {e}"))?;
     let gate = auth::Gate::new(files.auth.clone(), &config.auth)?.with_oauth(oauth.clone());
-    let mcp = Arc::new(mcp::Endpoint::new(tools, instance.clone(), max_body));
+    let mcp = Arc::new(mcp::Endpoint::new(tools, resources(files), instance.clone(), max_body));
     let health = Health {
         instance: instance.clone(),
         started: Instant::now(),

@@ -1,27 +1,13 @@
 //! Conformance with a client nobody here wrote: the official MCP Python SDK (PyPI `mcp`).
 //!
-//! The SDK runs in the project's venv (`make test` / `.ci/run` create it). Without it this test
-//! fails with instructions rather than passing silently: an unproven claim of conformance is worse
-//! than a red test.
+//! The SDK runs in the project's venv ([`common::python`]).
 
 mod common;
 
 use std::path::PathBuf;
 
-use common::*;
+use common::{python::python, *};
 use serde_json::Value;
-
-fn python() -> PathBuf {
-    if let Some(path) = std::env::var_os("TEST_PYTHON") {
-        return PathBuf::from(path);
-    }
-    let venv = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    assert!(
-        venv.exists(),
-        "the MCP Python SDK is needed: run `make test` (creates .venv with `mcp`), or set TEST_PYTHON to a python with `mcp` installed"
-    );
-    venv
-}
 
 async fn sdk(url: &str, token: &str, mode: &str, query: &str, rounds: u32) -> Value {
     let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/python/sdk_client.py");

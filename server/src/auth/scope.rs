@@ -1,7 +1,9 @@
 //! Which tools a credential may use.
 //!
 //! A token or a user may carry `tools: [search_knowledgebase]` in its file entry; without the key it
-//! may use every tool the server offers. The scope travels in the [`super::Principal`], so it is
+//! may use every tool the server offers. MCP resources ride on the same scope: the database
+//! resources are for credentials that may use a database tool ([`DATABASE_TOOLS`]), so a scope
+//! stays one list and a docs-only token sees nothing of the database, by any method. The scope travels in the [`super::Principal`], so it is
 //! checked in one place (the tool table) for `tools/list` and `tools/call` alike, and it changes with
 //! the file at the next reload like everything else about a credential.
 //!
@@ -16,6 +18,11 @@ use std::sync::Arc;
 /// be configured): the names a scope may use. The tool table's test keeps it equal to the tools a
 /// fully configured instance registers.
 pub const KNOWN_TOOLS: &[&str] = &["search_knowledgebase", "query_database", "get_schema_info"];
+
+/// The tools that reach the database: a scope permitting any of them also sees the database
+/// resources (`resources/list`, `resources/read`). Every known tool is either one of these or the
+/// knowledge-base tool (a test keeps it so: a new database tool must be added here).
+pub const DATABASE_TOOLS: &[&str] = &["query_database", "get_schema_info"];
 
 /// A scope naming a tool this server does not implement.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -50,6 +57,11 @@ impl ToolScope {
             ToolScope::All => true,
             ToolScope::Only(tools) => tools.iter().any(|t| &**t == tool),
         }
+    }
+
+    /// Whether the scope permits at least one of `tools` (what a resource family is gated on).
+    pub fn permits_any(&self, tools: &[&str]) -> bool {
+        tools.iter().any(|tool| self.permits(tool))
     }
 }
 
@@ -91,6 +103,22 @@ mod tests {
                 .unwrap()
                 .permits("search_knowledgebase")
         );
+    }
+
+    #[test]
+    fn every_known_tool_is_the_knowledge_base_tool_or_a_database_tool() {
+        let others: Vec<&str> = KNOWN_TOOLS
+            .iter()
+            .copied()
+            .filter(|tool| !DATABASE_TOOLS.contains(tool))
+            .collect();
+        assert_eq!(others, ["search_knowledgebase"]);
+        assert!(DATABASE_TOOLS.iter().all(|tool| KNOWN_TOOLS.contains(tool)));
+        let docs = ToolScope::from_entry(Some(&["search_knowledgebase".to_string()])).unwrap();
+        assert!(!docs.permits_any(DATABASE_TOOLS));
+        let schema_only = ToolScope::from_entry(Some(&["get_schema_info".to_string()])).unwrap();
+        assert!(schema_only.permits_any(DATABASE_TOOLS));
+        assert!(ToolScope::All.permits_any(DATABASE_TOOLS));
     }
 
     #[test]

@@ -7,14 +7,14 @@
 
 use std::{sync::Arc, time::Instant};
 
-use rmcp::model::{CallToolResult, ContentBlock, ToolAnnotations};
+use rmcp::model::{CallToolResult, ContentBlock};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::{
     arguments::Bounded,
     audit::{Audit, AuditedCall, Returned},
-    tools::{ToolFailure, ToolReturn, ToolTable},
+    tools::{ToolFailure, ToolHints, ToolReturn, ToolTable},
 };
 use crate::{
     auth::Principal,
@@ -46,11 +46,6 @@ pub struct SchemaArgs {
 
 /// Registers `query_database` and `get_schema_info` over `database`, each call audited by `audit`.
 pub fn register(table: &mut ToolTable, database: Arc<Database>, audit: Audit) {
-    let mut annotations = ToolAnnotations::default();
-    annotations.read_only_hint = Some(true);
-    annotations.destructive_hint = Some(false);
-    annotations.open_world_hint = Some(false);
-    annotations.title = Some("Query PostgreSQL (read-only)".into());
     table.register(
         "query_database",
         "Run one read-only SQL statement against the PostgreSQL database and return the rows as JSON \
@@ -58,19 +53,18 @@ pub fn register(table: &mut ToolTable, database: Arc<Database>, audit: Audit) {
          by the database; functions that act beyond the call (signalling other sessions, server files, \
          remote connections) are refused before it runs; long queries are cancelled; large results are \
          truncated and flagged.",
-        annotations.clone(),
+        ToolHints::read_only("Query PostgreSQL (read-only)"),
         {
             let database = database.clone();
             move |principal, args| query(database.clone(), audit, principal, args)
         },
     );
-    annotations.title = Some("Describe the database schema".into());
     table.register(
         "get_schema_info",
         "Describe the database: schemas, tables and views with their columns (type, nullability, \
          default), primary keys, foreign keys, unique constraints, indexes and estimated row counts. \
          Narrow it with `schema` and `table`.",
-        annotations,
+        ToolHints::read_only("Describe the database schema"),
         move |principal, args| schema_info(database.clone(), audit, principal, args),
     );
 }

@@ -9,14 +9,14 @@
 
 use std::sync::Arc;
 
-use rmcp::model::{CallToolResult, ContentBlock, ToolAnnotations};
+use rmcp::model::{CallToolResult, ContentBlock};
 use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 
 use super::{
     arguments::Bounded,
-    tools::{ToolFailure, ToolReturn, ToolTable},
+    tools::{ToolFailure, ToolHints, ToolReturn, ToolTable},
 };
 use crate::{
     exchange::Failure,
@@ -60,17 +60,13 @@ pub struct SearchArgs {
 
 /// Registers `search_knowledgebase` over `kb`.
 pub fn register(table: &mut ToolTable, kb: Arc<KbFile>) {
-    let mut annotations = ToolAnnotations::default();
-    annotations.read_only_hint = Some(true);
-    annotations.open_world_hint = Some(false);
-    annotations.title = Some("Search the knowledge base".into());
     table.register(
         "search_knowledgebase",
         "Search the documentation knowledge base (full text, ranked by relevance). Returns the best \
          matching section of each page, with its source file, title, product, version, section path \
          and a snippet. Narrow with `products`, `versions` or `source_prefix`; call with \
          `list_sources: true` (no query) to see which products and versions are available.",
-        annotations,
+        ToolHints::read_only("Search the knowledge base"),
         // The snapshot is taken when the call starts: the search finishes on it whatever reloads.
         move |_, args| search(kb.current(), args),
     );

@@ -5,6 +5,7 @@
 //! - [`transport`]: the [`Endpoint`] behind `POST /mcp` — HTTP checks, then method dispatch;
 //! - [`tools`]: the tool table; one file per tool family ([`kb_tool`], [`db_tools`]), each registered
 //!   with the handle it needs; [`arguments`]: the one place a call's arguments are checked;
+//! - [`resources`]: the resource table, gated by tool scope; [`db_resources`]: the database's;
 //! - [`outcome`]: whose fault a JSON-RPC error is, and the method as a bounded label;
 //! - [`audit`]: the audit line of each database tool call.
 //!
@@ -14,13 +15,16 @@
 
 pub mod arguments;
 pub mod audit;
+pub mod db_resources;
 pub mod db_tools;
 pub mod jsonrpc;
 pub mod kb_tool;
 pub mod outcome;
 pub mod protocol;
+pub mod resources;
 pub mod tools;
 pub mod transport;
 
+pub use resources::ResourceTable;
 pub use tools::ToolTable;
 pub use transport::Endpoint;

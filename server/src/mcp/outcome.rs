@@ -50,6 +50,8 @@ pub fn of_jsonrpc_error(code: ErrorCode) -> Failure {
         -32600 => Failure::caller("-32600"),
         -32601 => Failure::caller("-32601"),
         -32602 => Failure::caller("-32602"),
+        // Resource not found (before 2026-07-28): the URI the client asked for.
+        -32002 => Failure::caller("-32002"),
         -32022 => Failure::caller("-32022"),
         -32603 => Failure::server("-32603"),
         // Codes we never answer with today: a new one is assumed ours until classed here.
@@ -71,7 +73,7 @@ mod tests {
 
     #[test]
     fn only_internal_errors_are_ours() {
-        for code in [-32700, -32600, -32601, -32602, -32022] {
+        for code in [-32700, -32600, -32601, -32602, -32022, -32002] {
             assert_eq!(of_jsonrpc_error(ErrorCode(code)).class, ErrorClass::Caller, "{code}");
         }
         assert_eq!(of_jsonrpc_error(ErrorCode::INTERNAL_ERROR).class, ErrorClass::Server);

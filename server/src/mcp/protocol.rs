@@ -70,6 +70,17 @@ impl Revision {
     pub fn argument_errors_are_tool_results(self) -> bool {
         self >= Revision::V2025_11_25
     }
+
+    /// The JSON-RPC code of "resource not found": `-32002` up to 2025-11-25 (server/resources,
+    /// "Error Handling"), `-32602` Invalid Params from 2026-07-28 on (its changelog, SEP-2164: the
+    /// server-error range is for implementations, not protocol semantics).
+    pub fn resource_not_found(self) -> ErrorCode {
+        if self.per_request() {
+            ErrorCode::INVALID_PARAMS
+        } else {
+            ErrorCode::RESOURCE_NOT_FOUND
+        }
+    }
 }
 
 const META_PROTOCOL_VERSION: &str = "io.modelcontextprotocol/protocolVersion";

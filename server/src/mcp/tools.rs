@@ -4,7 +4,9 @@
 //! A tool owns its dependencies, as in rmcp's tool router: each family registers its tools with the
 //! handle they need (`kb_tool::register(&mut table, kb)`), and a family whose dependency is not
 //! configured is simply not registered — so no tool ever checks whether it is configured. Adding a
-//! tool is adding one argument type and one function, then one `register` call. Arguments the type
+//! tool is adding one argument type and one function, then one `register` call — with its
+//! [`ToolHints`], which the table requires whole (every hint decided, none left to a client's
+//! default). Arguments the type
 //! refuses become [`DispatchError::InvalidArguments`] naming the field and the rule (checked in
 //! [`super::arguments`], the one place); failures inside a tool ([`ToolFailure`]) become a result
 //! with `isError: true`, as MCP asks, so the model sees them — and carry whose fault they were
@@ -91,6 +93,51 @@ pub struct ToolTable {
     order: Vec<String>,
 }
 
+/// What a tool does beyond answering, declared by every tool when it is registered and sent as its
+/// MCP `annotations` (spec, server/tools "Tool annotations"; the schema's `ToolAnnotations`). All four
+/// hints are plain `bool`s, not options: a client assumes the worst for a hint left out
+/// (`destructiveHint` true, `idempotentHint` false, `openWorldHint` true), so each tool decides each
+/// one.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ToolHints {
+    /// Human-readable name for a client's UI (`title`).
+    pub title: &'static str,
+    /// Changes nothing in its environment (`readOnlyHint`).
+    pub read_only: bool,
+    /// May destroy or overwrite data (`destructiveHint`; meaningful when not read-only).
+    pub destructive: bool,
+    /// Calling it again with the same arguments has no further effect (`idempotentHint`).
+    pub idempotent: bool,
+    /// Reaches an open set of external entities, like the web (`openWorldHint`); false for a tool
+    /// confined to one database or one knowledge base.
+    pub open_world: bool,
+}
+
+impl ToolHints {
+    /// A tool that only reads one closed system (a database, the knowledge base): read-only, so
+    /// neither destructive nor anything but idempotent, and not open-world.
+    pub const fn read_only(title: &'static str) -> ToolHints {
+        ToolHints {
+            title,
+            read_only: true,
+            destructive: false,
+            idempotent: true,
+            open_world: false,
+        }
+    }
+
+    /// As MCP's `ToolAnnotations`, every hint set.
+    pub fn annotations(self) -> ToolAnnotations {
+        let mut annotations = ToolAnnotations::default();
+        annotations.title = Some(self.title.into());
+        annotations.read_only_hint = Some(self.read_only);
+        annotations.destructive_hint = Some(self.destructive);
+        annotations.idempotent_hint = Some(self.idempotent);
+        annotations.open_world_hint = Some(self.open_world);
+        annotations
+    }
+}
+
 /// A tool failure reported to the model as a result with `isError: true`.
 pub fn tool_error(message: impl Into<String>) -> CallToolResult {
     CallToolResult::error(vec![ContentBlock::text(message.into())])
@@ -99,13 +146,8 @@ pub fn tool_error(message: impl Into<String>) -> CallToolResult {
 impl ToolTable {
     /// Registers a tool whose arguments deserialize into `A`. `function` is called with the caller
     /// and the arguments; what else it needs, it captured when it was registered.
-    pub fn register<A, F, Fut>(
-        &mut self,
-        name: &'static str,
-        description: &'static str,
-        annotations: ToolAnnotations,
-        function: F,
-    ) where
+    pub fn register<A, F, Fut>(&mut self, name: &'static str, description: &'static str, hints: ToolHints, function: F)
+    where
         A: DeserializeOwned + JsonSchema + Send + 'static,
         F: Fn(Principal, A) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ToolReturn> + Send + 'static,
@@ -113,7 +155,7 @@ impl ToolTable {
         let schema =
             schema_for_input::<A>().unwrap_or_else(|e| panic!("tool {name}: argument type has no object schema: {e}"));
         let mut tool = Tool::new(name, description, schema);
-        tool.annotations = Some(annotations);
+        tool.annotations = Some(hints.annotations());
         let function = Arc::new(function);
         let call: BoxedCall = Box::new(move |principal, arguments| {
             let function = function.clone();
@@ -246,5 +288,25 @@ mod tests {
         crate::mcp::db_tools::register(&mut table, database, audit);
         let names: Vec<String> = table.list().iter().map(|t| t.name.to_string()).collect();
         assert_eq!(names, KNOWN_TOOLS);
+        // Every hint declared, and right: no tool of this server writes (the database tools run in
+        // READ ONLY transactions that roll back), so none destroys anything and repeating a call has
+        // no further effect; each reaches one database or one knowledge base, not an open world.
+        for tool in table.list() {
+            let mut hints = serde_json::to_value(tool.annotations.as_ref().unwrap()).unwrap();
+            let title = hints.as_object_mut().unwrap().remove("title");
+            assert!(
+                title.is_some_and(|t| t.as_str().is_some_and(|t| !t.is_empty())),
+                "{}",
+                tool.name
+            );
+            assert_eq!(
+                hints,
+                serde_json::json!({
+                    "readOnlyHint": true, "destructiveHint": false, "idempotentHint": true, "openWorldHint": false
+                }),
+                "{}",
+                tool.name
+            );
+        }
     }
 }

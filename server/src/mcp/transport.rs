@@ -5,9 +5,11 @@
 //! and the current snapshots of the shared files — so a load balancer may send each request to a
 //! different instance, and an instance may die between two requests of the same client.
 //!
-//! [`Endpoint`] holds what the route needs and nothing else: the tool table (whose tools hold their
-//! own KB and database handles), the instance name for `initialize`, and the body limit. The caller's
-//! [`Principal`] comes from the auth gate in front of it.
+//! [`Endpoint`] holds what the route needs and nothing else: the tool and resource tables (whose
+//! entries hold their own KB and database handles), the instance name for `initialize`, and the
+//! body limit. The `resources` capability is declared exactly when the resource table has entries
+//! (a server without a database has none), so `initialize`, `server/discover` and the methods
+//! agree. The caller's [`Principal`] comes from the auth gate in front of it.
 
 use poem::{
     IntoResponse, Request, Response,
@@ -15,7 +17,8 @@ use poem::{
 };
 use rmcp::model::{
     CallToolRequestParams, DiscoverResult, ErrorCode, ErrorData, Implementation, InitializeRequestParams,
-    InitializeResult, ListToolsResult, ProtocolVersion, ServerCapabilities,
+    InitializeResult, ListResourceTemplatesResult, ListResourcesResult, ListToolsResult, ProtocolVersion,
+    ReadResourceRequestParams, ServerCapabilities,
 };
 use serde_json::{Value, json};
 use tracing::Instrument;
@@ -24,6 +27,7 @@ use super::{
     jsonrpc::{self, Message, Refused, RequestId},
     outcome,
     protocol::{self, ProtocolError, Revision},
+    resources::{ReadError, ResourceTable},
     tools::{DispatchError, ToolTable, tool_error},
 };
 use crate::{
@@ -79,14 +83,16 @@ fn accepts_json(headers: &HeaderMap) -> bool {
 /// `POST /mcp`: what the route needs to answer any MCP request.
 pub struct Endpoint {
     tools: ToolTable,
+    resources: ResourceTable,
     instance: InstanceId,
     max_body: u64,
 }
 
 impl Endpoint {
-    pub fn new(tools: ToolTable, instance: InstanceId, max_body: u64) -> Endpoint {
+    pub fn new(tools: ToolTable, resources: ResourceTable, instance: InstanceId, max_body: u64) -> Endpoint {
         Endpoint {
             tools,
+            resources,
             instance,
             max_body,
         }
@@ -173,12 +179,22 @@ impl Endpoint {
                 None,
             )),
             "ping" => Ok(json!({})),
-            "server/discover" => Ok(discover()),
+            "server/discover" => Ok(self.discover()),
             "tools/list" => Ok(serde_json::to_value(ListToolsResult::with_all_items(
                 self.tools.list_for(&principal.tools),
             ))
             .expect("tools serialize")),
             "tools/call" => self.call_tool(exchange, principal, revision, params).await,
+            // Without resources the capability is not declared, and the methods do not exist.
+            "resources/list" if !self.resources.is_empty() => Ok(serde_json::to_value(
+                ListResourcesResult::with_all_items(self.resources.list_for(&principal.tools)),
+            )
+            .expect("resources serialize")),
+            "resources/templates/list" if !self.resources.is_empty() => Ok(serde_json::to_value(
+                ListResourceTemplatesResult::with_all_items(self.resources.templates_for(&principal.tools)),
+            )
+            .expect("resource templates serialize")),
+            "resources/read" if !self.resources.is_empty() => self.read_resource(principal, revision, params).await,
             other => Err(ErrorData::new(
                 ErrorCode::METHOD_NOT_FOUND,
                 format!("method `{other}` is not supported by this server"),
@@ -225,7 +241,7 @@ impl Endpoint {
         }
         let version: ProtocolVersion = protocol::negotiate_initialize(requested);
         tracing::debug!(requested, negotiated = version.as_str(), client = %params.client_info.name, "initialize");
-        let mut result = InitializeResult::new(capabilities());
+        let mut result = InitializeResult::new(self.capabilities());
         result.protocol_version = version;
         result.server_info = server_info();
         result.instructions = Some(format!("{INSTRUCTIONS} Answered by instance {}.", self.instance));
@@ -294,21 +310,74 @@ impl Endpoint {
     }
 }
 
-fn capabilities() -> ServerCapabilities {
-    ServerCapabilities::builder().enable_tools().build()
+impl Endpoint {
+    /// `resources/read`: the resource's JSON, or an error the spec names — not found (the code of
+    /// the revision: [`Revision::resource_not_found`], with the URI in `data`) also for a resource
+    /// this credential's scope does not reach, -32603 when reading it failed.
+    async fn read_resource(
+        &self,
+        principal: &Principal,
+        revision: Revision,
+        params: Option<Value>,
+    ) -> Result<Value, ErrorData> {
+        let params: ReadResourceRequestParams = params
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| {
+                ErrorData::new(
+                    ErrorCode::INVALID_PARAMS,
+                    format!("invalid resources/read params: {e}"),
+                    None,
+                )
+            })?
+            .ok_or_else(|| {
+                ErrorData::new(
+                    ErrorCode::INVALID_PARAMS,
+                    "resources/read needs params with a resource `uri`",
+                    None,
+                )
+            })?;
+        match self.resources.read(principal, &params.uri).await {
+            Ok(result) => Ok(serde_json::to_value(result).expect("resource contents serialize")),
+            Err(error) => {
+                let data = Some(json!({"uri": error.uri()}));
+                let code = match &error {
+                    ReadError::NotFound { .. } | ReadError::NotPermitted { .. } => revision.resource_not_found(),
+                    ReadError::Failed { error: cause, .. } => {
+                        if cause.is_unavailable() {
+                            tracing::warn!(error = %cause, "resource read failed: database unavailable");
+                        }
+                        ErrorCode::INTERNAL_ERROR
+                    }
+                };
+                Err(ErrorData::new(code, error.to_string(), data))
+            }
+        }
+    }
+
+    /// Tools always (the table may be empty for a credential, not for the server); resources when
+    /// any are registered — without subscriptions or change notifications, which need a stream.
+    fn capabilities(&self) -> ServerCapabilities {
+        let capabilities = ServerCapabilities::builder().enable_tools();
+        if self.resources.is_empty() {
+            capabilities.build()
+        } else {
+            capabilities.enable_resources().build()
+        }
+    }
+
+    fn discover(&self) -> Value {
+        let result = DiscoverResult::new(
+            protocol::SUPPORTED.map(protocol::Revision::protocol_version).to_vec(),
+            self.capabilities(),
+        )
+        .with_server_info(server_info());
+        let mut value = serde_json::to_value(result).expect("discover result serializes");
+        value["instructions"] = Value::String(INSTRUCTIONS.into());
+        value
+    }
 }
 
 fn server_info() -> Implementation {
     Implementation::new("postgres-mcp", env!("CARGO_PKG_VERSION"))
-}
-
-fn discover() -> Value {
-    let result = DiscoverResult::new(
-        protocol::SUPPORTED.map(protocol::Revision::protocol_version).to_vec(),
-        capabilities(),
-    )
-    .with_server_info(server_info());
-    let mut value = serde_json::to_value(result).expect("discover result serializes");
-    value["instructions"] = Value::String(INSTRUCTIONS.into());
-    value
 }

@@ -19,9 +19,12 @@
 //! - [`role_audit`]: what the pool's role could do beyond a call, reported in `/health` and metrics;
 //! - [`values`]: PostgreSQL values as JSON where the server cannot do it for us;
 //! - [`call_trace`]: a call's span and the `application_name` that ties its backend to the request;
-//! - [`schema`]: tables, columns, keys and indexes, compact enough for a model's context.
+//! - [`schema`]: tables, columns, keys and indexes, compact enough for a model's context;
+//! - [`catalog`]: server settings, database size, extensions and table estimates for the MCP
+//!   resources.
 
 pub mod call_trace;
+pub mod catalog;
 mod checkout;
 mod error;
 pub mod pool;

@@ -45,9 +45,7 @@
 //! second batch, costs what it did before the budget was enforced while fetching.
 
 use futures_util::StreamExt;
-use serde::Deserialize;
 use serde::Serialize;
-use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use tokio_postgres::{Client, Statement, Transaction};
 use tracing::Instrument;
@@ -264,39 +262,15 @@ fn encoded_len(value: &Value) -> usize {
 }
 
 /// A row of the wrapped statement: its first column is the row as a JSON object, or NULL when the
-/// object was past [`row_ceiling`] (`None`); the values are taken in column order, duplicates kept
-/// (`SELECT 1 AS a, 2 AS a` has two columns).
+/// object was past [`row_ceiling`] (`None`); the values are read by [`values::json_row_values`]
+/// (column order and duplicate names kept, exact numerics, deep values as text).
 fn json_row(row: &tokio_postgres::Row) -> Result<Option<Vec<Value>>, DbError> {
     let Some(text) = row.try_get::<_, Option<&str>>(0).map_err(DbError::from_pg)? else {
         return Ok(None);
     };
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    OrderedValues::deserialize(&mut deserializer)
-        .map(|values| Some(values.0))
+    values::json_row_values(text)
+        .map(Some)
         .map_err(|e| DbError::Internal(format!("row is not valid JSON: {e}")))
-}
-
-/// A JSON object's values in document order, keeping duplicate keys.
-struct OrderedValues(Vec<Value>);
-
-impl<'de> serde::Deserialize<'de> for OrderedValues {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ValuesVisitor;
-        impl<'de> Visitor<'de> for ValuesVisitor {
-            type Value = OrderedValues;
-            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-                f.write_str("a JSON object")
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<OrderedValues, A::Error> {
-                let mut values = Vec::with_capacity(map.size_hint().unwrap_or(8));
-                while let Some((_, value)) = map.next_entry::<serde::de::IgnoredAny, Value>()? {
-                    values.push(value);
-                }
-                Ok(OrderedValues(values))
-            }
-        }
-        deserializer.deserialize_map(ValuesVisitor)
-    }
 }
 
 #[cfg(test)]
@@ -327,12 +301,5 @@ mod tests {
                 "{rows} rows of {bytes} bytes"
             );
         }
-    }
-
-    #[test]
-    fn json_rows_keep_column_order_and_duplicate_names() {
-        let mut d = serde_json::Deserializer::from_str(r#"{"b":1,"a":"x","a":null}"#);
-        let values = OrderedValues::deserialize(&mut d).unwrap().0;
-        assert_eq!(values, vec![Value::from(1), Value::from("x"), Value::Null]);
     }
 }
