@@ -26,9 +26,9 @@ use tracing::Instrument;
 use super::{
     authenticator::Authenticator,
     limiter::{FailedAuthLimiter, Verdict},
-    oauth::ResourceServer,
+    oauth::resource::ResourceServer,
     password_checks::PasswordChecks,
-    principal::AuthFailure,
+    principal::{AuthFailure, Principal},
     proxies::{InvalidNetwork, TrustedProxies},
 };
 use crate::{
@@ -128,7 +128,7 @@ impl Gate {
 
     /// Checks the request's credential: an OAuth access token (JWT-shaped) when OAuth is on, else
     /// an API or session token.
-    async fn authenticate(&self, header: Option<&str>) -> Result<super::Principal, AuthFailure> {
+    async fn authenticate(&self, header: Option<&str>) -> Result<Principal, AuthFailure> {
         if let (Some(oauth), Some(token)) = (&self.oauth, header.and_then(bearer_token))
             && ResourceServer::is_jwt(token)
         {

@@ -13,7 +13,8 @@ use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation, erro
 use serde::{Deserialize, Serialize};
 
 use super::keys::{Purpose, PurposeKeys};
-use crate::auth::{principal::AuthFailure, session::SessionKeys};
+use crate::auth::principal::AuthFailure;
+use crate::auth::session::SessionKeys;
 
 /// The claims of a built-in access token.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]

@@ -34,7 +34,10 @@ mod login;
 mod metadata;
 mod params;
 mod replay;
-mod resource;
+/// Token validation, imported on its own by [`crate::auth::http`]'s gate: the gate sits below the
+/// authorization server's endpoints (which use the gate's limiter), so it must not import this
+/// module's root, which re-exports them.
+pub mod resource;
 mod scopes;
 mod tokens;
 

@@ -32,7 +32,8 @@ use super::{
     keys::{Purpose, PurposeKeys},
     params::Params,
 };
-use crate::auth::{session::SessionKeys, users::UserSet};
+use crate::auth::session::SessionKeys;
+use crate::auth::users::UserSet;
 
 pub const CODE_PREFIX: &str = "pgmca_";
 pub const REFRESH_PREFIX: &str = "pgmcr_";
