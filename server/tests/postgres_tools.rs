@@ -472,7 +472,12 @@ async fn a_token_scoped_to_the_knowledge_base_cannot_see_or_call_the_database_to
     );
     assert_eq!(
         list(setup.fixture.token.clone()).await.unwrap(),
-        ["search_knowledgebase", "query_database", "explain_query", "get_schema_info"]
+        [
+            "search_knowledgebase",
+            "query_database",
+            "explain_query",
+            "get_schema_info"
+        ]
     );
     let refused = rpc(
         &setup.server,
@@ -1095,7 +1100,10 @@ async fn pipelined_calls_keep_every_guarantee_first_time_and_cached() {
             json!({"sql": "SELECT g FROM generate_series(1, 50) g", "limit": 10}),
         )
         .await;
-        assert_eq!(limited["structuredContent"]["row_count"], 10, "round {round}: {limited}");
+        assert_eq!(
+            limited["structuredContent"]["row_count"], 10,
+            "round {round}: {limited}"
+        );
         assert_eq!(
             limited["structuredContent"]["truncated"],
             json!({"reason": "row_limit", "limit": 10})
@@ -1161,7 +1169,9 @@ async fn the_statement_cache_follows_a_changed_table() {
         assert_eq!(before["structuredContent"]["columns"][1]["type"], "int4");
     }
     admin
-        .batch_execute("ALTER TABLE gauges ALTER COLUMN reading TYPE text; ALTER TABLE gauges ADD COLUMN unit text DEFAULT 'kPa';")
+        .batch_execute(
+            "ALTER TABLE gauges ALTER COLUMN reading TYPE text; ALTER TABLE gauges ADD COLUMN unit text DEFAULT 'kPa';",
+        )
         .await
         .unwrap();
     let after = sql(&setup, "SELECT * FROM gauges").await;
@@ -1182,7 +1192,12 @@ const BIG: &str = "CREATE TABLE readings AS SELECT g AS id, g % 97 AS sensor, md
 #[tokio::test]
 async fn explain_query_shows_seq_and_index_scans_as_text_and_json() {
     let setup = setup_after(BIG, "").await;
-    let seq = call(&setup, "explain_query", json!({"sql": "SELECT * FROM readings WHERE sensor = 3"})).await;
+    let seq = call(
+        &setup,
+        "explain_query",
+        json!({"sql": "SELECT * FROM readings WHERE sensor = 3"}),
+    )
+    .await;
     assert_eq!(seq["isError"], false, "{seq}");
     let text = seq["content"][0]["text"].as_str().unwrap();
     assert!(text.contains("Seq Scan on readings"), "{text}");
@@ -1215,7 +1230,10 @@ async fn explain_query_shows_seq_and_index_scans_as_text_and_json() {
     .await;
     let text = analyzed["content"][0]["text"].as_str().unwrap();
     assert!(text.contains("actual") && text.contains("Buffers"), "{text}");
-    assert!(analyzed["structuredContent"].get("plan").is_none(), "one run, one format: {analyzed}");
+    assert!(
+        analyzed["structuredContent"].get("plan").is_none(),
+        "one run, one format: {analyzed}"
+    );
 
     // Arguments: an unknown format, and EXPLAIN given twice.
     let response = rpc(
@@ -1274,15 +1292,26 @@ async fn explain_analyze_of_a_write_is_refused_and_changes_nothing() {
 async fn explain_analyze_of_a_slow_query_is_cancelled_at_the_timeout() {
     let setup = setup("  statement_timeout: 300ms\n").await;
     let started = std::time::Instant::now();
-    let result = call(&setup, "explain_query", json!({"sql": "SELECT pg_sleep(10)", "analyze": true})).await;
+    let result = call(
+        &setup,
+        "explain_query",
+        json!({"sql": "SELECT pg_sleep(10)", "analyze": true}),
+    )
+    .await;
     let elapsed = started.elapsed();
     let message = error_text(&result);
-    assert!(message.contains("statement timeout") && message.contains("57014"), "{message}");
+    assert!(
+        message.contains("statement timeout") && message.contains("57014"),
+        "{message}"
+    );
     assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
     // Without analyze nothing runs: the plan comes at once.
     let planned = call(&setup, "explain_query", json!({"sql": "SELECT pg_sleep(10)"})).await;
     assert_eq!(planned["isError"], false, "{planned}");
-    assert!(planned["content"][0]["text"].as_str().unwrap().contains("Result"), "{planned}");
+    assert!(
+        planned["content"][0]["text"].as_str().unwrap().contains("Result"),
+        "{planned}"
+    );
 }
 
 #[tokio::test]
@@ -1333,6 +1362,12 @@ async fn explain_query_is_offered_only_to_credentials_whose_scope_names_it() {
         body["error"]["message"], "tool `explain_query` is not permitted for credential `query-only`",
         "{body}"
     );
-    let refused = tool_call(&setup.server, &explain_only, "query_database", json!({"sql": "SELECT 1"})).await;
+    let refused = tool_call(
+        &setup.server,
+        &explain_only,
+        "query_database",
+        json!({"sql": "SELECT 1"}),
+    )
+    .await;
     assert!(refused.is_null(), "query_database is not in the explain-only scope");
 }

@@ -15,7 +15,12 @@ use std::sync::Arc;
 /// Every tool this server implements, whether or not this instance offers it (the database may not
 /// be configured): the names a scope may use. The tool table's test keeps it equal to the tools a
 /// fully configured instance registers.
-pub const KNOWN_TOOLS: &[&str] = &["search_knowledgebase", "query_database", "explain_query", "get_schema_info"];
+pub const KNOWN_TOOLS: &[&str] = &[
+    "search_knowledgebase",
+    "query_database",
+    "explain_query",
+    "get_schema_info",
+];
 
 /// A scope naming a tool this server does not implement.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -83,7 +83,10 @@ pub async fn tag(transaction: &Transaction<'_>) -> Result<(), DbError> {
 pub fn tag_statement() -> Option<String> {
     let correlation = correlation::current()?;
     // Only `[A-Za-z0-9._:/ -]` (see `correlation`): nothing to escape inside the quotes.
-    Some(format!("SET LOCAL application_name = '{}'", correlation.application_name()))
+    Some(format!(
+        "SET LOCAL application_name = '{}'",
+        correlation.application_name()
+    ))
 }
 
 /// `db.operation.name`: the statement's first keyword, when it is one a query may start with.

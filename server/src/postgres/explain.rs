@@ -96,10 +96,8 @@ impl Database {
             super::sql_check::check_explainable_off_workers(sql).await?;
             self.on_connection(async |client| {
                 let transaction = self.begin(client).await?;
-                let (tagged, printed) = tokio::join!(
-                    call_trace::tag(&transaction),
-                    self.print(&transaction, &requested)
-                );
+                let (tagged, printed) =
+                    tokio::join!(call_trace::tag(&transaction), self.print(&transaction, &requested));
                 tagged?;
                 let (text, truncated) = printed?;
                 let plan = match options.format {
@@ -186,6 +184,9 @@ mod tests {
     #[test]
     fn a_cut_json_plan_is_refused_and_a_whole_one_parses() {
         assert!(json_plan(r#"[{"Plan": {}}]"#, false, 10).is_ok());
-        assert!(matches!(json_plan(r#"[{"Plan""#, true, 10), Err(DbError::NotAllowed(_))));
+        assert!(matches!(
+            json_plan(r#"[{"Plan""#, true, 10),
+            Err(DbError::NotAllowed(_))
+        ));
     }
 }

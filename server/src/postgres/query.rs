@@ -142,7 +142,8 @@ impl Database {
         match attempt {
             Ok(Attempt::Done(output, prepared)) => {
                 if let Some(statement) = prepared {
-                    self.statements.put(&connection, sql, batch, Cached::Prepared(statement));
+                    self.statements
+                        .put(&connection, sql, batch, Cached::Prepared(statement));
                 }
                 (Ok(output), reset)
             }

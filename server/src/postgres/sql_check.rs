@@ -402,10 +402,20 @@ mod tests {
 
     #[test]
     fn explain_query_takes_selects_only() {
-        for select in ["SELECT 1", "WITH x AS (SELECT 1) SELECT * FROM x", "VALUES (1)", "TABLE t"] {
+        for select in [
+            "SELECT 1",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "VALUES (1)",
+            "TABLE t",
+        ] {
             assert_eq!(check_explainable(select), Ok(()), "{select}");
         }
-        for other in ["INSERT INTO t VALUES (1) RETURNING *", "DELETE FROM t", "EXPLAIN SELECT 1", "SHOW work_mem"] {
+        for other in [
+            "INSERT INTO t VALUES (1) RETURNING *",
+            "DELETE FROM t",
+            "EXPLAIN SELECT 1",
+            "SHOW work_mem",
+        ] {
             assert!(
                 matches!(check_explainable(other), Err(Refusal::NotExplainable { .. })),
                 "{other}"

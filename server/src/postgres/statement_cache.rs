@@ -175,7 +175,10 @@ mod tests {
         cache.put(&a, "SELECT 1", 101, Cached::MultiBatch);
         assert!(matches!(cache.get(&a, "SELECT 1", 101), Some(Cached::MultiBatch)));
         assert!(cache.get(&a, "SELECT 1", 11).is_none(), "the limit is part of the key");
-        assert!(cache.get(&b, "SELECT 1", 101).is_none(), "another connection has its own");
+        assert!(
+            cache.get(&b, "SELECT 1", 101).is_none(),
+            "another connection has its own"
+        );
         cache.evict(&a, "SELECT 1", 101);
         assert!(cache.get(&a, "SELECT 1", 101).is_none());
         cache.put(&a, "SELECT 2", 101, Cached::MultiBatch);

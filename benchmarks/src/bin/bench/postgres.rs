@@ -124,10 +124,7 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
         "ours-pg-counted",
         &ctx.tokens_file.clone(),
         Some(&ctx.demo_kb.clone()),
-        &[
-            ("PGMCP_DATABASE_URL", &proxied_url),
-            ("PGMCP_DATABASE_POOL_SIZE", "1"),
-        ],
+        &[("PGMCP_DATABASE_URL", &proxied_url), ("PGMCP_DATABASE_POOL_SIZE", "1")],
     )?;
     for _ in 0..COUNTED_CALLS {
         post(counted.addr, &ctx.token, &body)?;
@@ -140,10 +137,22 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
     drop(counted);
     let bare_round_trips = pg::bare_round_trips(&runtime, &proxy, &proxied_url, COUNTED_CALLS)?;
     eprintln!("  round trips per call: ours {ours_round_trips:.2}, bare {bare_round_trips:.2}");
-    ctx.rows
-        .push(section, "ours query_database", Some(1), "round_trips_per_call", ours_round_trips, "");
-    ctx.rows
-        .push(section, "bare tokio-postgres", Some(1), "round_trips_per_call", bare_round_trips, "");
+    ctx.rows.push(
+        section,
+        "ours query_database",
+        Some(1),
+        "round_trips_per_call",
+        ours_round_trips,
+        "",
+    );
+    ctx.rows.push(
+        section,
+        "bare tokio-postgres",
+        Some(1),
+        "round_trips_per_call",
+        bare_round_trips,
+        "",
+    );
     results.postgres = Some(PgFigure {
         points,
         ours_round_trips,
