@@ -8,6 +8,7 @@ pub mod nginx;
 pub mod pg;
 pub mod procs;
 pub mod report;
+pub mod round_trips;
 pub mod scale;
 pub mod svg;
 pub mod wrk;

@@ -1,7 +1,8 @@
 //! Section 7's database side: a throwaway PostgreSQL cluster (the same helper the server's Postgres
 //! tests use, compiled in from there rather than copied) and the bare-client baseline — the same
 //! query through tokio-postgres directly, which is what `query_database` costs without MCP, auth,
-//! the read-only transaction and JSON.
+//! the read-only transaction and JSON — and the round trips either costs per call
+//! ([`crate::round_trips`]).
 
 use std::time::{Duration, Instant};
 
@@ -83,5 +84,27 @@ pub fn bare_load(
             p50_ms: at(0.5),
             p99_ms: at(0.99),
         })
+    })
+}
+
+/// Round trips per query of the bare client: `calls` sequential runs of the prepared [`QUERY`] on
+/// one connection through `proxy` (after the connection and the prepare).
+pub fn bare_round_trips(
+    runtime: &tokio::runtime::Runtime,
+    proxy: &crate::round_trips::TurnCounter,
+    url_through_proxy: &str,
+    calls: u32,
+) -> anyhow::Result<f64> {
+    runtime.block_on(async {
+        let (client, connection) = tokio_postgres::connect(url_through_proxy, tokio_postgres::NoTls)
+            .await
+            .context("bare client cannot connect through the counting proxy")?;
+        tokio::spawn(connection);
+        let statement = client.prepare(QUERY).await?;
+        let before = proxy.turns();
+        for _ in 0..calls {
+            client.query(&statement, &[]).await?;
+        }
+        Ok((proxy.turns() - before) as f64 / f64::from(calls))
     })
 }

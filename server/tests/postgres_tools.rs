@@ -472,7 +472,12 @@ async fn a_token_scoped_to_the_knowledge_base_cannot_see_or_call_the_database_to
     );
     assert_eq!(
         list(setup.fixture.token.clone()).await.unwrap(),
-        ["search_knowledgebase", "query_database", "get_schema_info"]
+        [
+            "search_knowledgebase",
+            "query_database",
+            "explain_query",
+            "get_schema_info"
+        ]
     );
     let refused = rpc(
         &setup.server,
@@ -1076,4 +1081,293 @@ async fn pg_stat_activity_names_the_instance_and_the_request_of_a_running_call()
         !idle.is_empty() && idle.iter().all(|name| name == "postgres-mcp/mcp-pg"),
         "{idle:?}"
     );
+}
+
+// ---- Issue #17: the pipelined path and its statement cache, and `explain_query`. ----
+
+/// Issue #17: a call's messages are pipelined and repeated SQL reuses a prepared statement; every
+/// guarantee of the batched path holds on the first call (nothing cached) and on the repeats
+/// (Bind/Execute of the cached statement). One connection, so every call shares its cache.
+#[tokio::test]
+async fn pipelined_calls_keep_every_guarantee_first_time_and_cached() {
+    let setup = setup("  pool_size: 1\n  statement_timeout: 500ms\n  max_rows: 1000\n  max_result_size: 4KiB\n").await;
+    let admin = setup.cluster.client().await;
+    for round in 0..3 {
+        // Row limit: the wrapper's LIMIT, flagged.
+        let limited = call(
+            &setup,
+            "query_database",
+            json!({"sql": "SELECT g FROM generate_series(1, 50) g", "limit": 10}),
+        )
+        .await;
+        assert_eq!(
+            limited["structuredContent"]["row_count"], 10,
+            "round {round}: {limited}"
+        );
+        assert_eq!(
+            limited["structuredContent"]["truncated"],
+            json!({"reason": "row_limit", "limit": 10})
+        );
+        // Longer than one batch (100 rows): every row, through the batched path.
+        let long = sql(&setup, "SELECT g FROM generate_series(1, 500) g").await;
+        assert_eq!(long["structuredContent"]["row_count"], 500, "round {round}");
+        assert!(long["structuredContent"].get("truncated").is_none());
+        // Byte budget, within the first batch.
+        let wide = sql(&setup, "SELECT repeat('x', 500) FROM generate_series(1, 50)").await;
+        assert_eq!(
+            wide["structuredContent"]["truncated"],
+            json!({"reason": "result_size", "max_bytes": 4096}),
+            "round {round}"
+        );
+        // Timeout.
+        let message = error_text(&sql(&setup, "SELECT pg_sleep(10)").await);
+        assert!(message.contains("statement timeout"), "round {round}: {message}");
+        // Refusals: no result description, placeholders, a write.
+        let message = error_text(&sql(&setup, "SELECT FROM customers").await);
+        assert!(message.contains("only statements that return rows"), "{message}");
+        let message = error_text(&sql(&setup, "SELECT * FROM customers WHERE id = $1").await);
+        assert!(message.contains("parameter placeholder"), "{message}");
+        let message = error_text(&sql(&setup, "SELECT nextval('invoice_numbers')").await);
+        assert!(message.contains("25006"), "{message}");
+        // Advisory locks taken by a call are gone when it returns.
+        let locked = sql(&setup, "SELECT count(*) AS n FROM (SELECT pg_advisory_lock(4242)) AS l").await;
+        assert_eq!(locked["structuredContent"]["rows"], json!([[1]]), "{locked}");
+        let held: i64 = scalar(
+            &admin,
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = 4242",
+        )
+        .await;
+        assert_eq!(held, 0, "round {round}: the advisory lock outlived the call");
+        // Statements that cannot be wrapped still run.
+        let shown = sql(&setup, "SHOW statement_timeout").await;
+        assert_eq!(shown["structuredContent"]["rows"], json!([["500ms"]]), "{shown}");
+    }
+    let next: i64 = scalar(&admin, "SELECT last_value FROM invoice_numbers").await;
+    assert_eq!(next, 1, "nextval never ran");
+    // The repeated statements are prepared on the connection (the one the pool has).
+    let prepared = sql(
+        &setup,
+        "SELECT count(*) AS n FROM pg_prepared_statements WHERE statement LIKE '%generate_series(1, 50) g%'",
+    )
+    .await;
+    assert_eq!(prepared["structuredContent"]["rows"], json!([[1]]), "{prepared}");
+}
+
+/// Issue #17: a cached statement follows the table: after `ALTER TABLE` changes a column's type
+/// and adds one, the next call shows the new types, values and columns.
+#[tokio::test]
+async fn the_statement_cache_follows_a_changed_table() {
+    let setup = setup("  pool_size: 1\n").await;
+    let admin = setup.cluster.client().await;
+    admin
+        .batch_execute("CREATE TABLE gauges (id int PRIMARY KEY, reading int); INSERT INTO gauges VALUES (1, 7);")
+        .await
+        .unwrap();
+    for _ in 0..2 {
+        let before = sql(&setup, "SELECT * FROM gauges").await;
+        assert_eq!(before["structuredContent"]["rows"], json!([[1, 7]]), "{before}");
+        assert_eq!(before["structuredContent"]["columns"][1]["type"], "int4");
+    }
+    admin
+        .batch_execute(
+            "ALTER TABLE gauges ALTER COLUMN reading TYPE text; ALTER TABLE gauges ADD COLUMN unit text DEFAULT 'kPa';",
+        )
+        .await
+        .unwrap();
+    let after = sql(&setup, "SELECT * FROM gauges").await;
+    let out = &after["structuredContent"];
+    assert_eq!(out["rows"], json!([[1, "7", "kPa"]]), "{after}");
+    let types: Vec<&str> = out["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["type"].as_str().unwrap())
+        .collect();
+    assert_eq!(types, ["int4", "text", "text"]);
+}
+
+const BIG: &str = "CREATE TABLE readings AS SELECT g AS id, g % 97 AS sensor, md5(g::text) AS payload \
+                   FROM generate_series(1, 20000) g; ALTER TABLE readings ADD PRIMARY KEY (id); ANALYZE readings;";
+
+#[tokio::test]
+async fn explain_query_shows_seq_and_index_scans_as_text_and_json() {
+    let setup = setup_after(BIG, "").await;
+    let seq = call(
+        &setup,
+        "explain_query",
+        json!({"sql": "SELECT * FROM readings WHERE sensor = 3"}),
+    )
+    .await;
+    assert_eq!(seq["isError"], false, "{seq}");
+    let text = seq["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("Seq Scan on readings"), "{text}");
+    assert_eq!(seq["structuredContent"]["format"], "text");
+    assert_eq!(
+        seq["structuredContent"]["plan"][0]["Plan"]["Node Type"], "Seq Scan",
+        "{seq}"
+    );
+
+    let index = call(
+        &setup,
+        "explain_query",
+        json!({"sql": "SELECT payload FROM readings WHERE id = 4242", "format": "json", "verbose": true}),
+    )
+    .await;
+    assert_eq!(index["isError"], false, "{index}");
+    let plan = &index["structuredContent"]["plan"][0]["Plan"];
+    assert_eq!(plan["Node Type"], "Index Scan", "{index}");
+    assert_eq!(plan["Index Name"], "readings_pkey");
+    assert!(plan["Output"].is_array(), "verbose adds Output: {plan}");
+    let text: Value = serde_json::from_str(index["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(&text[0]["Plan"], plan, "the text is the same JSON plan");
+
+    // ANALYZE runs it and reports actual rows; buffers and settings are passed through.
+    let analyzed = call(
+        &setup,
+        "explain_query",
+        json!({"sql": "SELECT count(*) FROM readings", "analyze": true, "buffers": true, "settings": true}),
+    )
+    .await;
+    let text = analyzed["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("actual") && text.contains("Buffers"), "{text}");
+    assert!(
+        analyzed["structuredContent"].get("plan").is_none(),
+        "one run, one format: {analyzed}"
+    );
+
+    // Arguments: an unknown format, and EXPLAIN given twice.
+    let response = rpc(
+        &setup.server,
+        Some(&setup.fixture.token),
+        json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "explain_query",
+            "arguments": {"sql": "SELECT 1", "format": "yaml"}}}),
+    )
+    .await;
+    let body: Value = response.json().await.unwrap();
+    assert!(body.to_string().contains("yaml"), "{body}");
+    for not_a_select in ["EXPLAIN SELECT 1", "SHOW work_mem"] {
+        let message = error_text(&call(&setup, "explain_query", json!({"sql": not_a_select})).await);
+        assert!(message.contains("pass the statement itself"), "{message}");
+    }
+}
+
+#[tokio::test]
+async fn explain_analyze_of_a_write_is_refused_and_changes_nothing() {
+    let setup = setup("").await;
+    let admin = setup.cluster.client().await;
+    // Refused by the statement check, before anything is sent.
+    for write in [
+        "INSERT INTO customers (name) VALUES ('Mallory') RETURNING id",
+        "DELETE FROM orders",
+        "UPDATE customers SET balance = 0",
+    ] {
+        let result = call(&setup, "explain_query", json!({"sql": write, "analyze": true})).await;
+        let message = error_text(&result);
+        assert!(message.contains("statements are not explained"), "{write}: {message}");
+    }
+    // A write the check cannot see, hidden in a function or a CTE: refused by the read-only transaction.
+    for hidden in [
+        "SELECT nextval('invoice_numbers')",
+        "WITH gone AS (DELETE FROM orders RETURNING id) SELECT count(*) FROM gone",
+    ] {
+        let message = error_text(&call(&setup, "explain_query", json!({"sql": hidden, "analyze": true})).await);
+        assert!(message.contains("read-only transaction"), "{hidden}: {message}");
+    }
+    // And the same refusals of functions that reach beyond the call.
+    let message = error_text(
+        &call(
+            &setup,
+            "explain_query",
+            json!({"sql": "SELECT pg_terminate_backend(1)", "analyze": true}),
+        )
+        .await,
+    );
+    assert!(message.contains("refused before it runs"), "{message}");
+    let orders: i64 = scalar(&admin, "SELECT count(*) FROM orders").await;
+    let next: i64 = scalar(&admin, "SELECT last_value FROM invoice_numbers").await;
+    assert_eq!((orders, next), (500, 1));
+}
+
+#[tokio::test]
+async fn explain_analyze_of_a_slow_query_is_cancelled_at_the_timeout() {
+    let setup = setup("  statement_timeout: 300ms\n").await;
+    let started = std::time::Instant::now();
+    let result = call(
+        &setup,
+        "explain_query",
+        json!({"sql": "SELECT pg_sleep(10)", "analyze": true}),
+    )
+    .await;
+    let elapsed = started.elapsed();
+    let message = error_text(&result);
+    assert!(
+        message.contains("statement timeout") && message.contains("57014"),
+        "{message}"
+    );
+    assert!(elapsed < std::time::Duration::from_secs(5), "{elapsed:?}");
+    // Without analyze nothing runs: the plan comes at once.
+    let planned = call(&setup, "explain_query", json!({"sql": "SELECT pg_sleep(10)"})).await;
+    assert_eq!(planned["isError"], false, "{planned}");
+    assert!(
+        planned["content"][0]["text"].as_str().unwrap().contains("Result"),
+        "{planned}"
+    );
+}
+
+#[tokio::test]
+async fn explain_query_is_offered_only_to_credentials_whose_scope_names_it() {
+    let setup = setup("").await;
+    let tokens = setup.fixture.path("tokens.yaml");
+    let query_only = postgres_mcp::auth::admin::token_create_scoped(
+        &tokens,
+        "query-only",
+        None,
+        None,
+        Some(vec!["query_database".into()]),
+    )
+    .unwrap();
+    let explain_only = postgres_mcp::auth::admin::token_create_scoped(
+        &tokens,
+        "explain-only",
+        None,
+        None,
+        Some(vec!["explain_query".into()]),
+    )
+    .unwrap();
+    let explains = |token: String| {
+        let server = &setup.server;
+        async move {
+            let response = rpc(
+                server,
+                Some(&token),
+                json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "explain_query", "arguments": {"sql": "SELECT 1"}}}),
+            )
+            .await;
+            response.status() == 200 && response.json::<Value>().await.unwrap()["result"]["isError"] == false
+        }
+    };
+    // The reload engine picks the new tokens up.
+    assert!(
+        eventually(5, || async { explains(explain_only.clone()).await }).await,
+        "the explain-only token can explain"
+    );
+    let response = rpc(
+        &setup.server,
+        Some(&query_only),
+        json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "explain_query", "arguments": {"sql": "SELECT 1"}}}),
+    )
+    .await;
+    let body: Value = response.json().await.unwrap();
+    assert_eq!(
+        body["error"]["message"], "tool `explain_query` is not permitted for credential `query-only`",
+        "{body}"
+    );
+    let refused = tool_call(
+        &setup.server,
+        &explain_only,
+        "query_database",
+        json!({"sql": "SELECT 1"}),
+    )
+    .await;
+    assert!(refused.is_null(), "query_database is not in the explain-only scope");
 }

@@ -17,12 +17,17 @@ use std::sync::Arc;
 /// Every tool this server implements, whether or not this instance offers it (the database may not
 /// be configured): the names a scope may use. The tool table's test keeps it equal to the tools a
 /// fully configured instance registers.
-pub const KNOWN_TOOLS: &[&str] = &["search_knowledgebase", "query_database", "get_schema_info"];
+pub const KNOWN_TOOLS: &[&str] = &[
+    "search_knowledgebase",
+    "query_database",
+    "explain_query",
+    "get_schema_info",
+];
 
 /// The tools that reach the database: a scope permitting any of them also sees the database
 /// resources (`resources/list`, `resources/read`). Every known tool is either one of these or the
 /// knowledge-base tool (a test keeps it so: a new database tool must be added here).
-pub const DATABASE_TOOLS: &[&str] = &["query_database", "get_schema_info"];
+pub const DATABASE_TOOLS: &[&str] = &["query_database", "explain_query", "get_schema_info"];
 
 /// A scope naming a tool this server does not implement.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -586,7 +586,12 @@ mod tests {
         "1700000000",
     ];
 
-    const TOOLS: &[&str] = &["search_knowledgebase", "query_database", "get_schema_info"];
+    const TOOLS: &[&str] = &[
+        "search_knowledgebase",
+        "query_database",
+        "explain_query",
+        "get_schema_info",
+    ];
 
     fn scalar(rng: &mut Rng, value: &str) -> String {
         match rng.below(6) {

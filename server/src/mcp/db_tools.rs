@@ -1,5 +1,5 @@
-//! `query_database` and `get_schema_info`: the Postgres tools, registered only when `database.url`
-//! (or `url_file`) is set, with the database they query.
+//! `query_database`, `explain_query` and `get_schema_info`: the Postgres tools, registered only when
+//! `database.url` (or `url_file`) is set, with the database they query.
 //!
 //! Both answer a tool error (`isError: true`) naming what went wrong — the model can fix a query or
 //! tell its user that the database is down — and never fail the JSON-RPC call for a database problem.
@@ -18,7 +18,10 @@ use super::{
 };
 use crate::{
     auth::Principal,
-    postgres::{Database, DbError},
+    postgres::{
+        Database, DbError,
+        explain::{ExplainOptions, PlanFormat},
+    },
 };
 
 /// Arguments of `query_database`.
@@ -30,6 +33,30 @@ pub struct QueryArgs {
     /// Most rows to return, at least 1 (default and maximum: the server's `database.max_rows`).
     #[serde(default)]
     pub limit: Option<Bounded<1, { u32::MAX }>>,
+}
+
+/// Arguments of `explain_query`.
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExplainArgs {
+    /// One read-only SQL statement (SELECT, WITH … SELECT, VALUES, TABLE), without EXPLAIN.
+    pub sql: String,
+    /// Run the statement and report actual times and row counts (default false). It runs in a
+    /// read-only transaction that is rolled back and cancelled at the server's statement timeout.
+    #[serde(default)]
+    pub analyze: bool,
+    /// Report buffer usage (default false).
+    #[serde(default)]
+    pub buffers: bool,
+    /// Report output columns and schema-qualified names (default false).
+    #[serde(default)]
+    pub verbose: bool,
+    /// Report configuration settings that differ from their defaults and affect the plan (default false).
+    #[serde(default)]
+    pub settings: bool,
+    /// `text` (default, as psql prints it) or `json`.
+    #[serde(default)]
+    pub format: PlanFormat,
 }
 
 /// Arguments of `get_schema_info`.
@@ -44,7 +71,8 @@ pub struct SchemaArgs {
     pub table: Option<String>,
 }
 
-/// Registers `query_database` and `get_schema_info` over `database`, each call audited by `audit`.
+/// Registers `query_database`, `explain_query` and `get_schema_info` over `database`, each call
+/// audited by `audit`.
 pub fn register(table: &mut ToolTable, database: Arc<Database>, audit: Audit) {
     table.register(
         "query_database",
@@ -57,6 +85,19 @@ pub fn register(table: &mut ToolTable, database: Arc<Database>, audit: Audit) {
         {
             let database = database.clone();
             move |principal, args| query(database.clone(), audit, principal, args)
+        },
+    );
+    table.register(
+        "explain_query",
+        "Show PostgreSQL's plan for one read-only SQL statement (EXPLAIN), to find why a query is slow: \
+         scans, joins, estimated and (with analyze) actual rows and times. Options: analyze (runs the \
+         statement, read-only and rolled back, cancelled at the server's timeout), buffers, verbose, \
+         settings, format text or json. The plan comes as text and, as structured content, as \
+         PostgreSQL's JSON plan. The same statements are refused as in query_database.",
+        ToolHints::read_only("Explain a PostgreSQL query plan"),
+        {
+            let database = database.clone();
+            move |principal, args| explain(database.clone(), audit, principal, args)
         },
     );
     table.register(
@@ -93,6 +134,38 @@ async fn query(database: Arc<Database>, audit: Audit, principal: Principal, args
     };
     audit.write(call).await;
     answer(outcome, "query")
+}
+
+async fn explain(database: Arc<Database>, audit: Audit, principal: Principal, args: ExplainArgs) -> ToolReturn {
+    let started = Instant::now();
+    let options = ExplainOptions {
+        analyze: args.analyze,
+        buffers: args.buffers,
+        verbose: args.verbose,
+        settings: args.settings,
+        format: args.format,
+    };
+    let outcome = database.explain(&args.sql, options).await.map(|plan| {
+        let truncated = plan.truncated;
+        let bytes = plan.text.len();
+        let mut result = CallToolResult::success(vec![ContentBlock::text(plan.text.clone())]);
+        result.structured_content = Some(serde_json::to_value(&plan).expect("a plan serializes"));
+        let returned = Returned {
+            rows: None,
+            bytes,
+            truncated,
+        };
+        (result, returned)
+    });
+    let call = AuditedCall {
+        principal: &principal,
+        tool: "explain_query",
+        sql: Some(&args.sql),
+        duration: started.elapsed(),
+        outcome: outcome.as_ref().map(|(_, returned)| *returned),
+    };
+    audit.write(call).await;
+    answer(outcome, "explain")
 }
 
 async fn schema_info(database: Arc<Database>, audit: Audit, principal: Principal, args: SchemaArgs) -> ToolReturn {

@@ -72,12 +72,21 @@ pub fn record_outcome<T>(span: &Span, outcome: &Result<T, DbError>) {
 /// Tags the backend of `transaction` with the current request (a no-op outside a request). Join it
 /// with the call's first statement: both go out in one write.
 pub async fn tag(transaction: &Transaction<'_>) -> Result<(), DbError> {
-    let Some(correlation) = correlation::current() else {
+    let Some(statement) = tag_statement() else {
         return Ok(());
     };
-    // Only `[A-Za-z0-9._:/ -]` (see `correlation`): nothing to escape inside the quotes.
-    let statement = format!("SET LOCAL application_name = '{}'", correlation.application_name());
     transaction.batch_execute(&statement).await.map_err(DbError::from_pg)
+}
+
+/// The `SET LOCAL application_name = …` that tags a backend with the current request, or `None`
+/// outside a request; for callers that send it in a batch of their own (`query`'s pipelined path).
+pub fn tag_statement() -> Option<String> {
+    let correlation = correlation::current()?;
+    // Only `[A-Za-z0-9._:/ -]` (see `correlation`): nothing to escape inside the quotes.
+    Some(format!(
+        "SET LOCAL application_name = '{}'",
+        correlation.application_name()
+    ))
 }
 
 /// `db.operation.name`: the statement's first keyword, when it is one a query may start with.

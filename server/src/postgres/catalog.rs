@@ -10,6 +10,7 @@
 //! own text next to the raw value and unit, since `128MB` is what a person reads and
 //! `16384 × 8kB` what a program computes with.
 
+use deadpool_postgres::Object;
 use serde::Serialize;
 use tokio_postgres::{Client, types::ToSql};
 use tracing::Instrument;
@@ -299,7 +300,7 @@ impl Database {
     /// past it (a budget set below a few KiB) is an error naming the setting, never a cut-off JSON.
     async fn catalog<T: Serialize>(
         &self,
-        work: impl AsyncFnOnce(&mut Client) -> Result<T, DbError>,
+        work: impl AsyncFnOnce(&mut Object) -> Result<T, DbError>,
     ) -> Result<T, DbError> {
         let span = call_trace::schema_span();
         let outcome = self

@@ -13,7 +13,10 @@
 //!   saturated pool is never taken for an outage;
 //! - [`checkout`]: one call's connection, cancelled and closed rather than pooled if the call is
 //!   abandoned;
-//! - [`query`]: one statement in a `READ ONLY` transaction with timeouts and caps;
+//! - [`query`]: one statement in a `READ ONLY` transaction with timeouts and caps, its messages
+//!   pipelined so a call costs one round trip;
+//! - [`statement_cache`]: prepared statements per connection, for repeated SQL;
+//! - [`explain`]: `explain_query`, a plan under the same guarantees;
 //! - [`sql_check`], [`sql_policy`]: statements and functions refused before they run, because their
 //!   effects would reach beyond the call (PostgreSQL's parser walks the statement);
 //! - [`role_audit`]: what the pool's role could do beyond a call, reported in `/health` and metrics;
@@ -27,6 +30,7 @@ pub mod call_trace;
 pub mod catalog;
 mod checkout;
 mod error;
+pub mod explain;
 pub mod pool;
 pub mod query;
 pub mod reachability;
@@ -34,6 +38,7 @@ pub mod role_audit;
 pub mod schema;
 pub mod sql_check;
 pub mod sql_policy;
+pub mod statement_cache;
 pub mod values;
 
 pub use error::DbError;

@@ -30,6 +30,7 @@ use super::checkout::{CancelTransport, Checkout};
 use super::error::{DbError, OpenError};
 use super::reachability::Reachability;
 use super::role_audit::{RoleStatus, RoleWatch};
+use super::statement_cache::StatementCache;
 use crate::config::DatabaseConfig;
 use crate::watch::{FileStatus, Loaded, Loader, Reloadable, Served, TextLoader, Watched};
 
@@ -44,6 +45,18 @@ pub struct Database {
     role: Arc<RoleWatch>,
     /// How an abandoned call's statement is cancelled (see `checkout`).
     cancel: CancelTransport,
+    /// Prepared statements per pooled connection (see `statement_cache`).
+    pub(super) statements: StatementCache,
+}
+
+/// Whether a call's work left its connection clean: transaction ended and session-level advisory
+/// locks released (see [`Database::on_connection_reset`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reset {
+    /// `ROLLBACK` and `pg_advisory_unlock_all()` both succeeded as part of the work.
+    Done,
+    /// The release is still to be done (or the work could not tell).
+    Needed,
 }
 
 /// Per-call limits from `database.*`.
@@ -115,6 +128,7 @@ impl Database {
                 Ok(tls) => CancelTransport::Rustls(tls),
                 Err(_) => CancelTransport::Plain,
             },
+            statements: StatementCache::default(),
         })))
     }
 
@@ -194,7 +208,18 @@ impl Database {
     /// cancels and closes the connection instead.
     pub(super) async fn on_connection<T>(
         &self,
-        work: impl AsyncFnOnce(&mut tokio_postgres::Client) -> Result<T, DbError>,
+        work: impl AsyncFnOnce(&mut Object) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        self.on_connection_reset(async |client| (work(client).await, Reset::Needed))
+            .await
+    }
+
+    /// [`Database::on_connection`] for work that may end its transaction and release the advisory
+    /// locks itself, in the same round trip as its statement (`query`'s pipelined path): it says
+    /// so with [`Reset::Done`] and the separate release is skipped.
+    pub(super) async fn on_connection_reset<T>(
+        &self,
+        work: impl AsyncFnOnce(&mut Object) -> (Result<T, DbError>, Reset),
     ) -> Result<T, DbError> {
         let mut call = Checkout::new(self.connection().await?, self.cancel.clone());
         // After the checkout: a new connection has been audited by then.
@@ -204,17 +229,20 @@ impl Database {
         }
         let deadline = self.limits.statement_timeout + self.limits.acquire_timeout;
         let outcome = tokio::time::timeout(deadline, work(call.client())).await;
-        let Ok(outcome) = outcome else {
+        let Ok((outcome, reset)) = outcome else {
             drop(call);
             let error = DbError::Unavailable(format!("no answer from the database within {deadline:?}"));
             self.suspect(&error);
             return Err(error);
         };
-        let cleanup = call
-            .client()
-            .batch_execute("SELECT pg_advisory_unlock_all()")
-            .await
-            .map_err(DbError::from_pg);
+        let cleanup = match reset {
+            Reset::Done => Ok(()),
+            Reset::Needed => call
+                .client()
+                .batch_execute("SELECT pg_advisory_unlock_all()")
+                .await
+                .map_err(DbError::from_pg),
+        };
         match cleanup {
             Ok(()) => call.finish(),
             Err(_) => drop(call),

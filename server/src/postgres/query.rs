@@ -12,7 +12,10 @@
 //! - a statement that describes no result rows is refused before it runs. That is every utility
 //!   statement — `COMMIT`, `SET ROLE`, `SET TRANSACTION READ WRITE`, `COPY … TO PROGRAM`, `DO`,
 //!   `CALL`, `LISTEN`, `PREPARE` — and plain DML without `RETURNING`. The server tells us the shape
-//!   (its RowDescription), so this is a rule about what the statement *is*, not a keyword list;
+//!   (its RowDescription), so this is a rule about what the statement *is*, not a keyword list.
+//!   On the pipelined path (below) the statement runs only as a subquery of the wrapper, and
+//!   PostgreSQL's grammar admits only a row-returning query there: such a statement fails to parse
+//!   and nothing runs, before its own description is even read;
 //! - `statement_timeout`, `lock_timeout` and `idle_in_transaction_session_timeout` (session settings
 //!   of every pooled connection) bound the time a call can hold a backend, and a client-side timeout
 //!   drops a connection that stops answering;
@@ -40,17 +43,33 @@
 //!   and an instance at most `database.pool_size` such calls. Statements that cannot be wrapped
 //!   (`EXPLAIN`, `SHOW`) return plan and setting text; their rows are not measured server-side.
 //!
-//! Round trips per call (#17 counts them): BEGIN, the two pipelined Parses, Bind, one Execute per
-//! batch, ROLLBACK; a result of up to [`FIRST_BATCH`] rows, or one that fits the budget in its
-//! second batch, costs what it did before the budget was enforced while fetching.
+//! Round trips (issue #17 counts them). A call's messages are pipelined: tokio-postgres writes
+//! every request queued on a client before it reads an answer, and PostgreSQL answers in order, so
+//! the transaction start, the statement with its first batch's row limit, the `ROLLBACK` with the
+//! advisory-lock release, and the Parse/Describe that names the columns all go out together and a
+//! call whose result fits one batch ([`FIRST_BATCH`] rows) costs **one round trip** plus the
+//! statement's own time ([`Database::pipelined`]). The row limit of that batch is a `LIMIT` on the
+//! wrapper (the same bound a portal's row count gives); the byte budget is counted as rows arrive,
+//! as before. Repeated SQL reuses the wrapped statement prepared on the connection
+//! ([`super::statement_cache`]): Bind/Execute only, no parse or plan. A longer result, and a
+//! statement that cannot be wrapped (`EXPLAIN`, `SHOW`), take the batched path above (a portal,
+//! batches sized to the budget): BEGIN, Parse, Bind, one Execute per batch, ROLLBACK, release. A
+//! text that needed it once goes there directly next time on that connection, rather than running
+//! its first batch twice.
 
-use futures_util::StreamExt;
+use std::future::Future;
+use std::pin::{Pin, pin};
+
+use deadpool_postgres::Object;
+use futures_util::{FutureExt, StreamExt};
 use serde::Serialize;
 use serde_json::Value;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Statement, Transaction};
 use tracing::Instrument;
 
-use super::{call_trace, error::DbError, pool::Database, values};
+use super::statement_cache::{Cached, ConnectionId, is_stale};
+use super::{call_trace, error::DbError, pool::Database, pool::Reset, values};
 
 /// What a query returned, ready to serialize for the model.
 #[derive(Debug, Serialize, PartialEq)]
@@ -88,7 +107,7 @@ impl Database {
         let outcome = async {
             super::sql_check::check_off_workers(sql).await?;
             let limit = limit.unwrap_or(self.limits.max_rows).clamp(1, self.limits.max_rows);
-            self.on_connection(async |client| self.run(client, sql, limit).await)
+            self.on_connection_reset(async |client| self.run(client, sql, limit).await)
                 .await
         }
         .instrument(span.clone())
@@ -97,16 +116,159 @@ impl Database {
         outcome
     }
 
-    async fn run(&self, client: &mut Client, sql: &str, limit: usize) -> Result<QueryOutput, DbError> {
+    /// One call on its connection: the pipelined path (one round trip, see [`Database::pipelined`]),
+    /// retried once without the cache when a cached statement turns out stale; the batched path
+    /// for results longer than one batch and statements that cannot be wrapped (`EXPLAIN`, `SHOW`).
+    async fn run(&self, client: &mut Object, sql: &str, limit: usize) -> (Result<QueryOutput, DbError>, Reset) {
+        let connection: ConnectionId = client.statement_cache.clone();
+        let batch = limit.min(FIRST_BATCH);
+        let prepared = match self.statements.get(&connection, sql, batch) {
+            Some(Cached::MultiBatch) => return (self.run_in_batches(client, sql, limit).await, Reset::Needed),
+            Some(Cached::Prepared(statement)) => Some(statement),
+            None => None,
+        };
+        let (mut attempt, mut reset) = self
+            .pipelined(client, &connection, sql, limit, batch, prepared.as_ref())
+            .await;
+        if let Err(error) = &attempt
+            && reset == Reset::Done
+            && is_stale(error.sqlstate())
+        {
+            self.statements.evict(&connection, sql, batch);
+            (attempt, reset) = self.pipelined(client, &connection, sql, limit, batch, None).await;
+        }
+        match attempt {
+            Ok(Attempt::Done(output, prepared)) => {
+                if let Some(statement) = prepared {
+                    self.statements
+                        .put(&connection, sql, batch, Cached::Prepared(statement));
+                }
+                (Ok(output), reset)
+            }
+            Ok(Attempt::MoreRows) => {
+                self.statements.put(&connection, sql, batch, Cached::MultiBatch);
+                (self.run_in_batches(client, sql, limit).await, Reset::Needed)
+            }
+            Ok(Attempt::NotWrappable) => (self.run_in_batches(client, sql, limit).await, Reset::Needed),
+            Err(error) => (Err(error), reset),
+        }
+    }
+
+    /// The call in one round trip: every message is queued before any answer is read, and
+    /// PostgreSQL answers them in order —
+    /// 1. `START TRANSACTION READ ONLY` (and the `SET LOCAL application_name` tag);
+    /// 2. the wrapped statement (one row of JSON per row, see [`wrap`]) with `LIMIT batch + 1`:
+    ///    Bind/Execute of the cached statement, or Parse/Bind/Describe/Execute of an unnamed one.
+    ///    Only a query that returns rows can be a subquery, so a statement without a result
+    ///    description (DML, DDL, `COMMIT`, `SET` …) fails to parse here and nothing runs;
+    /// 3. `ROLLBACK; SELECT pg_advisory_unlock_all()`: the connection is clean when the answer ends;
+    /// 4. Parse/Describe of the statement itself, for its column names and types (after the
+    ///    rollback: it runs nothing, and a type lookup it may need is then not queued behind rows
+    ///    nobody reads yet), and on a cache miss Parse of the wrapped statement, to be cached.
+    ///
+    /// Rows past the byte budget end the call as in the batched path; a first batch that comes
+    /// back full means a longer result ([`Attempt::MoreRows`]). The describe statement is closed
+    /// by the connection's next call, in its first write ([`super::statement_cache::StatementCache::defer_close`]).
+    async fn pipelined(
+        &self,
+        client: &Client,
+        connection: &ConnectionId,
+        sql: &str,
+        limit: usize,
+        batch: usize,
+        prepared: Option<&Statement>,
+    ) -> (Result<Attempt, DbError>, Reset) {
+        let max_bytes = self.limits.max_result_bytes;
+        let wrapped_sql = wrap(sql, max_bytes, Some(batch + 1));
+        let begin_sql = match call_trace::tag_statement() {
+            Some(tag) => format!("START TRANSACTION READ ONLY; {tag}"),
+            None => "START TRANSACTION READ ONLY".to_string(),
+        };
+        // Each future writes its request when first polled (`send_now`), in this order; the answers
+        // are then read in the same order.
+        let mut begin = pin!(client.batch_execute(&begin_sql));
+        let begun = send_now(begin.as_mut());
+        // The previous call's describe statement: its Close goes out in this write.
+        drop(self.statements.take_deferred(connection));
+        let mut rows = pin!(async {
+            match prepared {
+                Some(statement) => client.query_raw(statement, NO_PARAMS).await,
+                None => client.query_typed_raw(&wrapped_sql, NO_TYPED_PARAMS).await,
+            }
+        });
+        let rows_sent = send_now(rows.as_mut());
+        let mut end = pin!(client.batch_execute("ROLLBACK; SELECT pg_advisory_unlock_all()"));
+        let ended = send_now(end.as_mut());
+        let mut describe = pin!(client.prepare(sql));
+        let described = send_now(describe.as_mut());
+        let mut keep = pin!(async {
+            match prepared {
+                Some(_) => None,
+                None => Some(client.prepare(&wrapped_sql).await),
+            }
+        });
+        let kept = send_now(keep.as_mut());
+
+        let begun = answer(begin, begun).await.map_err(DbError::from_pg);
+        let fetched = match answer(rows, rows_sent).await {
+            Ok(stream) => collect(stream, Collected::new(limit, max_bytes), json_row).await,
+            Err(error) => Err(DbError::from_pg(error)),
+        };
+        let ended = answer(end, ended).await;
+        let described = answer(describe, described).await.map_err(DbError::from_pg);
+        if let Ok(statement) = &described {
+            self.statements.defer_close(connection, statement.clone());
+        }
+        let kept = answer(keep, kept).await.and_then(Result::ok);
+        let reset = if ended.is_ok() { Reset::Done } else { Reset::Needed };
+
+        let attempt = begun.and_then(|()| match fetched {
+            Ok(collected) => {
+                let statement = described?;
+                check_shape(&statement)?;
+                let columns = columns_of(&statement);
+                if collected.rows.iter().any(|row| row.len() != columns.len()) {
+                    // The table changed between the statement and its description.
+                    return Err(DbError::Rejected {
+                        sqlstate: "0A000".into(),
+                        message: "the statement's columns changed while it ran (a concurrent ALTER TABLE?); \
+                                  run it again"
+                            .into(),
+                    });
+                }
+                // All `batch + 1` rows came: the result is longer than one batch.
+                if collected.truncated.is_none() && collected.rows.len() > batch {
+                    return Ok(Attempt::MoreRows);
+                }
+                Ok(Attempt::Done(collected.into_output(columns), kept))
+            }
+            Err(error) => {
+                // The statement's own error (syntax, unknown table) and the shape refusals first:
+                // they say more than the wrapper's.
+                let statement = described?;
+                check_shape(&statement)?;
+                let unwrappable = prepared.is_none()
+                    && error
+                        .sqlstate()
+                        .is_some_and(|code| code.starts_with("42") || code.starts_with("0A"));
+                if unwrappable {
+                    return Ok(Attempt::NotWrappable);
+                }
+                Err(error)
+            }
+        });
+        (attempt, reset)
+    }
+
+    /// The batched path: one statement through a portal, executed in batches sized to the byte
+    /// budget (see the module doc). Used for results past the first batch and for statements
+    /// that cannot be wrapped; its connection is reset by [`Database::on_connection_reset`].
+    async fn run_in_batches(&self, client: &mut Client, sql: &str, limit: usize) -> Result<QueryOutput, DbError> {
         let max_bytes = self.limits.max_result_bytes;
         let transaction = self.begin(client).await?;
         // Pipelined in one round trip: the statement's own Parse/Describe and the JSON-wrapped form,
         // which sends a row past the ceiling as its length only (the exact count is ours, in `fetch`).
-        let wrapped_sql = format!(
-            "SELECT CASE WHEN octet_length(j) <= {ceiling} THEN j END, octet_length(j) \
-             FROM (SELECT to_json(q)::text AS j FROM (\n{sql}\n) AS q OFFSET 0) AS r",
-            ceiling = row_ceiling(max_bytes),
-        );
+        let wrapped_sql = wrap(sql, max_bytes, None);
         let (tagged, statement, wrapped) = tokio::join!(
             call_trace::tag(&transaction),
             transaction.prepare(sql),
@@ -115,14 +277,7 @@ impl Database {
         tagged?;
         let statement = statement.map_err(DbError::from_pg)?;
         check_shape(&statement)?;
-        let columns = statement
-            .columns()
-            .iter()
-            .map(|c| Column {
-                name: c.name().to_string(),
-                type_name: c.type_().name().to_string(),
-            })
-            .collect();
+        let columns = columns_of(&statement);
         match wrapped {
             Ok(wrapped) => fetch(&transaction, &wrapped, limit, max_bytes, columns, json_row).await,
             Err(_) => {
@@ -152,7 +307,7 @@ impl Database {
 }
 
 /// Trims whitespace and trailing semicolons (so the statement can be wrapped), refuses empty input.
-fn normalize(sql: &str) -> Result<&str, DbError> {
+pub(super) fn normalize(sql: &str) -> Result<&str, DbError> {
     let sql = sql.trim().trim_end_matches(|c: char| c == ';' || c.is_whitespace());
     if sql.is_empty() {
         return Err(DbError::NotAllowed("sql is empty".into()));
@@ -161,7 +316,7 @@ fn normalize(sql: &str) -> Result<&str, DbError> {
 }
 
 /// Only statements that return rows are run; parameters cannot be supplied by this tool.
-fn check_shape(statement: &Statement) -> Result<(), DbError> {
+pub(super) fn check_shape(statement: &Statement) -> Result<(), DbError> {
     if !statement.params().is_empty() {
         return Err(DbError::NotAllowed(format!(
             "the statement has {} parameter placeholder(s) ($1 …); write the values into the query",
@@ -176,6 +331,60 @@ fn check_shape(statement: &Statement) -> Result<(), DbError> {
         ));
     }
     Ok(())
+}
+
+/// The column names and types of `statement`.
+pub(super) fn columns_of(statement: &Statement) -> Vec<Column> {
+    statement
+        .columns()
+        .iter()
+        .map(|c| Column {
+            name: c.name().to_string(),
+            type_name: c.type_().name().to_string(),
+        })
+        .collect()
+}
+
+/// `sql` as a subquery whose rows come back as one JSON object text each (`to_json` of the row),
+/// with the text's length: a row longer than [`row_ceiling`] comes as its length only (the exact
+/// count is ours, in [`Collected::take`]). `OFFSET 0` keeps PostgreSQL from flattening the
+/// subquery into the outer one; `limit` (the pipelined path's first batch, plus one) bounds the
+/// rows the server produces, as a portal's row count does on the batched path.
+fn wrap(sql: &str, max_bytes: usize, limit: Option<usize>) -> String {
+    let ceiling = row_ceiling(max_bytes);
+    let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+    format!(
+        "SELECT CASE WHEN octet_length(j) <= {ceiling} THEN j END, octet_length(j) \
+         FROM (SELECT to_json(q)::text AS j FROM (\n{sql}\n) AS q OFFSET 0) AS r{limit}"
+    )
+}
+
+/// What one pipelined attempt came to.
+enum Attempt {
+    /// The answer, and on a cache miss the wrapped statement prepared for the next call.
+    Done(QueryOutput, Option<Statement>),
+    /// The first batch came back full: the batched path runs the statement again.
+    MoreRows,
+    /// The statement returns rows but cannot be a subquery (`EXPLAIN`, `SHOW`).
+    NotWrappable,
+}
+
+/// No parameters: this tool never binds any (placeholders are refused).
+const NO_PARAMS: std::iter::Empty<&(dyn ToSql + Sync)> = std::iter::empty();
+const NO_TYPED_PARAMS: std::iter::Empty<(&(dyn ToSql + Sync), Type)> = std::iter::empty();
+
+/// Polls a request's future once, which writes its messages to the connection now, without
+/// waiting for the answer; `Some` only if it somehow completed at once. Pair with [`answer`].
+fn send_now<F: Future>(future: Pin<&mut F>) -> Option<F::Output> {
+    future.now_or_never()
+}
+
+/// The answer of a request started with [`send_now`].
+async fn answer<F: Future>(future: Pin<&mut F>, early: Option<F::Output>) -> F::Output {
+    match early {
+        Some(output) => output,
+        None => future.await,
+    }
 }
 
 /// Rows asked of the server by the first Execute of a portal. Large enough that most answers come
@@ -194,7 +403,7 @@ pub fn row_ceiling(max_bytes: usize) -> usize {
 /// Fetches up to `limit` rows through a portal in batches, converting each row as it arrives with
 /// `convert` (`None`: the row is past [`row_ceiling`]) and stopping at the first row past the byte
 /// budget; the rows not read are discarded with the transaction.
-async fn fetch(
+pub(super) async fn fetch(
     transaction: &Transaction<'_>,
     statement: &Statement,
     limit: usize,
@@ -203,43 +412,101 @@ async fn fetch(
     convert: impl Fn(&tokio_postgres::Row) -> Result<Option<Vec<Value>>, DbError>,
 ) -> Result<QueryOutput, DbError> {
     let portal = transaction.bind(statement, &[]).await.map_err(DbError::from_pg)?;
-    let mut rows = Vec::new();
-    let mut bytes = 0usize;
+    let mut collected = Collected::new(limit, max_bytes);
     let mut batch = FIRST_BATCH.min(limit + 1);
-    let truncated = 'portal: loop {
+    loop {
         let max_rows = i32::try_from(batch).unwrap_or(i32::MAX);
-        let mut stream = std::pin::pin!(
+        let mut stream = pin!(
             transaction
                 .query_portal_raw(&portal, max_rows)
                 .await
                 .map_err(DbError::from_pg)?
         );
         while let Some(row) = stream.next().await {
-            let row = row.map_err(DbError::from_pg)?;
-            if rows.len() == limit {
-                break 'portal Some(Truncation::RowLimit { limit });
+            if !collected.take(&row.map_err(DbError::from_pg)?, &convert)? {
+                return Ok(collected.into_output(columns));
             }
-            let Some(values) = convert(&row)? else {
-                break 'portal Some(Truncation::ResultSize { max_bytes });
-            };
-            bytes += values.iter().map(encoded_len).sum::<usize>() + values.len() + 2;
-            if bytes > max_bytes {
-                break 'portal Some(Truncation::ResultSize { max_bytes });
-            }
-            rows.push(values);
         }
         // The portal ran to completion (CommandComplete), or it is suspended with more rows.
         if stream.rows_affected().is_some() {
-            break None;
+            return Ok(collected.into_output(columns));
         }
-        batch = next_batch(rows.len(), bytes, limit, max_bytes);
-    };
-    Ok(QueryOutput {
-        columns,
-        row_count: rows.len(),
-        rows,
-        truncated,
-    })
+        batch = next_batch(collected.rows.len(), collected.bytes, limit, max_bytes);
+    }
+}
+
+/// Reads `stream` into `collected` until it ends or a row is past a cap (the rest of the stream is
+/// discarded by the connection as it arrives).
+async fn collect(
+    stream: tokio_postgres::RowStream,
+    mut collected: Collected,
+    convert: impl Fn(&tokio_postgres::Row) -> Result<Option<Vec<Value>>, DbError>,
+) -> Result<Collected, DbError> {
+    let mut stream = pin!(stream);
+    while let Some(row) = stream.next().await {
+        if !collected.take(&row.map_err(DbError::from_pg)?, &convert)? {
+            break;
+        }
+    }
+    Ok(collected)
+}
+
+/// The rows a call keeps, counted against its row limit and byte budget as they arrive.
+struct Collected {
+    rows: Vec<Vec<Value>>,
+    /// The rows' size as the answer will count it (values, separators, brackets).
+    bytes: usize,
+    limit: usize,
+    max_bytes: usize,
+    truncated: Option<Truncation>,
+}
+
+impl Collected {
+    fn new(limit: usize, max_bytes: usize) -> Collected {
+        Collected {
+            rows: Vec::new(),
+            bytes: 0,
+            limit,
+            max_bytes,
+            truncated: None,
+        }
+    }
+
+    /// Keeps one row converted by `convert`; `false` (and `truncated` set) when the row is past the
+    /// row limit or the byte budget, and reading must stop.
+    fn take(
+        &mut self,
+        row: &tokio_postgres::Row,
+        convert: &impl Fn(&tokio_postgres::Row) -> Result<Option<Vec<Value>>, DbError>,
+    ) -> Result<bool, DbError> {
+        if self.rows.len() == self.limit {
+            self.truncated = Some(Truncation::RowLimit { limit: self.limit });
+            return Ok(false);
+        }
+        let budget = Truncation::ResultSize {
+            max_bytes: self.max_bytes,
+        };
+        let Some(values) = convert(row)? else {
+            self.truncated = Some(budget);
+            return Ok(false);
+        };
+        self.bytes += values.iter().map(encoded_len).sum::<usize>() + values.len() + 2;
+        if self.bytes > self.max_bytes {
+            self.truncated = Some(budget);
+            return Ok(false);
+        }
+        self.rows.push(values);
+        Ok(true)
+    }
+
+    fn into_output(self, columns: Vec<Column>) -> QueryOutput {
+        QueryOutput {
+            columns,
+            row_count: self.rows.len(),
+            rows: self.rows,
+            truncated: self.truncated,
+        }
+    }
 }
 
 /// The next Execute's row count after `rows` rows of `bytes` (all within the budget): what is left

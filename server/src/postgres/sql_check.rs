@@ -38,6 +38,13 @@ pub enum Refusal {
          TABLE, EXPLAIN, SHOW)"
     )]
     Statement { kind: String },
+    /// `explain_query` of a statement that is not a `SELECT` (`INSERT`, `UPDATE`, `DELETE`, `MERGE`,
+    /// `EXPLAIN`, `SHOW`): `EXPLAIN ANALYZE` would run a write, and the others have no plan.
+    #[error(
+        "{kind} statements are not explained: explain_query plans queries only (SELECT, WITH … SELECT, VALUES, \
+         TABLE); pass the statement itself, without EXPLAIN"
+    )]
+    NotExplainable { kind: String },
     /// A call of a refused function.
     #[error(
         "{called}() is refused before it runs: it {why} ({docs}); query_database runs only statements whose \
@@ -86,6 +93,33 @@ async fn parse_off_workers<T: Send + 'static>(sql: &str, parse: fn(&str) -> T) -
     }
     let sql = sql.to_string();
     tokio::task::spawn_blocking(move || parse(&sql)).await
+}
+
+/// [`check`] for `explain_query`, and off the async workers like [`check_off_workers`]: the
+/// statement must also be a `SELECT` (which covers `WITH … SELECT`, `VALUES` and `TABLE`), so
+/// `EXPLAIN ANALYZE` of a write is refused here as well as by the read-only transaction.
+pub async fn check_explainable_off_workers(sql: &str) -> Result<(), Refusal> {
+    parse_off_workers(sql, check_explainable)
+        .await
+        .unwrap_or_else(|error| Err(Refusal::Unreadable(error.to_string())))
+}
+
+/// See [`check_explainable_off_workers`].
+pub fn check_explainable(sql: &str) -> Result<(), Refusal> {
+    check(sql)?;
+    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT)
+        .map_err(|error| Refusal::Unreadable(error.to_string()))?;
+    match parsed
+        .protobuf
+        .stmts
+        .first()
+        .and_then(|statement| statement.stmt.as_ref())
+        .and_then(|stmt| stmt.node.as_ref())
+    {
+        Some(Node::SelectStmt(_)) => Ok(()),
+        Some(other) => Err(Refusal::NotExplainable { kind: kind(other) }),
+        None => Err(Refusal::StatementCount(0)),
+    }
 }
 
 /// Checks `sql`: `Ok` when it may go to the database.
@@ -365,6 +399,33 @@ walk_fields!(SerializeStruct, SerializeStructVariant);
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn explain_query_takes_selects_only() {
+        for select in [
+            "SELECT 1",
+            "WITH x AS (SELECT 1) SELECT * FROM x",
+            "VALUES (1)",
+            "TABLE t",
+        ] {
+            assert_eq!(check_explainable(select), Ok(()), "{select}");
+        }
+        for other in [
+            "INSERT INTO t VALUES (1) RETURNING *",
+            "DELETE FROM t",
+            "EXPLAIN SELECT 1",
+            "SHOW work_mem",
+        ] {
+            assert!(
+                matches!(check_explainable(other), Err(Refusal::NotExplainable { .. })),
+                "{other}"
+            );
+        }
+        assert!(matches!(
+            check_explainable("SELECT pg_terminate_backend(1)"),
+            Err(Refusal::Function { .. })
+        ));
+    }
 
     fn refused_function(sql: &str) -> String {
         match check(sql) {
