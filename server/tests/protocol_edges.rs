@@ -645,6 +645,11 @@ async fn every_route_answers_a_method_it_lacks_with_405_allow_and_the_json_body(
             &[Method::POST, Method::DELETE, Method::PUT, Method::PATCH],
         ),
         (
+            "/health/details",
+            "GET, HEAD",
+            &[Method::POST, Method::DELETE, Method::PUT, Method::PATCH],
+        ),
+        (
             "/metrics",
             "GET, HEAD",
             &[Method::POST, Method::DELETE, Method::PUT, Method::PATCH],
