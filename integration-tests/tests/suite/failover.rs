@@ -1,9 +1,9 @@
 //! Scenarios 6 and 7: steady load through nginx while an instance is SIGKILLed (failover), and while
 //! each instance in turn gets SIGTERM and is restarted (a rolling restart, which must lose nothing).
 //!
-//! Scenarios 10 and 11 (issue #18), through nginx and through HAProxy alike: 16 clients while one of
-//! three instances is SIGKILLed (10: the calls in flight on it are replayed elsewhere, none fails)
-//! or SIGSTOPped (11: a hung instance; its calls wait out the balancer's read timeout, 35 s, and
+//! Scenarios 11 and 12 (issue #18), through nginx and through HAProxy alike: 16 clients while one of
+//! three instances is SIGKILLed (11: the calls in flight on it are replayed elsewhere, none fails)
+//! or SIGSTOPped (12: a hung instance; its calls wait out the balancer's read timeout, 35 s, and
 //! are replayed, none fails). Each reports requests served, their latency percentiles and the
 //! failures, which must be zero. The freeze lasts beyond that timeout so the replays, not a
 //! resumed instance, are what answers.
@@ -51,7 +51,7 @@ async fn killing_one_instance_under_load_fails_at_most_its_requests_in_flight_an
     let restart_at = load.started.elapsed();
     let started_again = cluster.restart(1).await.unwrap();
     let restarted_at = load.started.elapsed();
-    // nginx leaves a failed upstream alone for fail_timeout (10 s), then tries it again.
+    // nginx leaves a failed upstream alone for fail_timeout (2 s), then tries it again.
     tokio::time::sleep(Duration::from_secs(14)).await;
     let outcome = load.finish().await;
 
@@ -181,7 +181,7 @@ async fn sigkill_loses_nothing(balancer: Balancer) {
     cluster.kill(1).unwrap();
     tokio::time::sleep(Duration::from_secs(7)).await;
     let outcome = load.finish().await;
-    let scenario = format!("10 SIGKILL via {}", balancer.name());
+    let scenario = format!("11 SIGKILL via {}", balancer.name());
     report::record(
         &scenario,
         &format!(
@@ -223,7 +223,7 @@ async fn sigstop_loses_nothing(balancer: Balancer) {
         .filter(|(at, _)| *at > frozen_at && *at < thawed_at)
         .collect();
     let by_frozen = during.iter().filter(|(_, instance)| instance == "mcp-2").count();
-    let scenario = format!("11 SIGSTOP via {}", balancer.name());
+    let scenario = format!("12 SIGSTOP via {}", balancer.name());
     report::record(
         &scenario,
         &format!(
