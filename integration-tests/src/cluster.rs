@@ -63,7 +63,10 @@ impl Balancer {
             ],
             Balancer::Haproxy => [
                 ("haproxy/haproxy.cfg", "/usr/local/etc/haproxy/haproxy.cfg"),
-                ("haproxy/trusted-proxies.lst", "/usr/local/etc/haproxy/trusted-proxies.lst"),
+                (
+                    "haproxy/trusted-proxies.lst",
+                    "/usr/local/etc/haproxy/trusted-proxies.lst",
+                ),
             ],
         }
     }
@@ -294,7 +297,10 @@ impl Cluster {
                     .with_access_mode(AccessMode::ReadOnly),
             );
         }
-        let nginx = request.start().await.with_context(|| format!("starting {}", balancer.name()))?;
+        let nginx = request
+            .start()
+            .await
+            .with_context(|| format!("starting {}", balancer.name()))?;
         // nginx's address is the one compose.yaml trusts for X-Forwarded-For.
         docker::pin_address(nginx.id(), &network, &format!("{prefix}.10"), "nginx")?;
         let port = nginx.get_host_port_ipv4(8443.tcp()).await?;

@@ -323,7 +323,11 @@ async fn public_health_says_only_the_status() {
 async fn health_details_report_instance_files_and_generations() {
     let fixture = Fixture::new();
     let server = fixture.start("mcp-a").await;
-    let response = common::client().get(url(&server, "/health/details")).send().await.unwrap();
+    let response = common::client()
+        .get(url(&server, "/health/details"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-instance-id"], "mcp-a");
     let health: Value = response.json().await.unwrap();
@@ -342,10 +346,17 @@ async fn health_details_report_instance_files_and_generations() {
 
     // Draining: 503 at once.
     server.draining.start();
-    let response = common::client().get(url(&server, "/health/details")).send().await.unwrap();
+    let response = common::client()
+        .get(url(&server, "/health/details"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 503);
     let health = response.json::<Value>().await.unwrap();
-    assert_eq!((&health["status"], &health["instance"]), (&"draining".into(), &"mcp-a".into()));
+    assert_eq!(
+        (&health["status"], &health["instance"]),
+        (&"draining".into(), &"mcp-a".into())
+    );
 }
 
 #[tokio::test]

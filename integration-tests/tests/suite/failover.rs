@@ -154,7 +154,11 @@ async fn start_many(cluster: &Cluster) -> Load {
 
 /// One report line: served, failed, latency percentiles and the spread over instances.
 fn figures(outcome: &LoadOutcome) -> String {
-    let slow = outcome.latencies.iter().filter(|d| **d > Duration::from_secs(5)).count();
+    let slow = outcome
+        .latencies
+        .iter()
+        .filter(|d| **d > Duration::from_secs(5))
+        .count();
     format!(
         "sent {} served {} failed {}; latency {}; {slow} took over 5 s; by instance {:?}",
         outcome.sent,
@@ -174,7 +178,9 @@ fn record_failures(scenario: &str, outcome: &LoadOutcome) {
 /// SIGKILL one of three under 16 clients: the balancer replays the calls that were in flight on
 /// it, so not one fails.
 async fn sigkill_loses_nothing(balancer: Balancer) {
-    let cluster = Cluster::start(ClusterOptions::default().balancer(balancer)).await.unwrap();
+    let cluster = Cluster::start(ClusterOptions::default().balancer(balancer))
+        .await
+        .unwrap();
     let load = start_many(&cluster).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let killed_at = load.started.elapsed();
@@ -207,7 +213,9 @@ async fn sigkill_loses_nothing(balancer: Balancer) {
 /// the calls it holds time out at the balancer and are replayed elsewhere, the balancer stops
 /// sending it more, and not one call fails.
 async fn sigstop_loses_nothing(balancer: Balancer) {
-    let cluster = Cluster::start(ClusterOptions::default().balancer(balancer)).await.unwrap();
+    let cluster = Cluster::start(ClusterOptions::default().balancer(balancer))
+        .await
+        .unwrap();
     let load = start_many(&cluster).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
     let frozen_at = load.started.elapsed();
