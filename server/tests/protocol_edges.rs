@@ -623,7 +623,7 @@ async fn every_route_answers_a_method_it_lacks_with_405_allow_and_the_json_body(
     let fixture = Fixture::new();
     let server = fixture.start("mcp-a").await;
     use reqwest::Method;
-    let routes: [(&str, &str, &[Method]); 5] = [
+    let routes: [(&str, &str, &[Method]); 6] = [
         (
             "/mcp",
             "POST",
