@@ -218,8 +218,10 @@ async fn sigstop_loses_nothing(balancer: Balancer) {
         .unwrap();
     let load = start_many(&cluster).await;
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let frozen_at = load.started.elapsed();
     cluster.freeze(1).unwrap();
+    // After the signal is delivered (the docker CLI takes a moment): answers before this instant
+    // may still come from the instance.
+    let frozen_at = load.started.elapsed();
     tokio::time::sleep(Duration::from_secs(40)).await;
     let thawed_at = load.started.elapsed();
     cluster.thaw(1).unwrap();
