@@ -20,8 +20,11 @@ openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 
   -addext "keyUsage=critical,digitalSignature" \
   -addext "extendedKeyUsage=serverAuth" \
   -keyout "$tmp/tls.key" -out "$tmp/tls.crt" 2>/dev/null
-# Readable by the unprivileged nginx user in the container (uid 101 in the official image).
-chmod 644 "$tmp/tls.crt" "$tmp/tls.key"
+# The certificate is public; the key is a secret: owner and group only (0640). The load balancer's
+# container reads it through that group (compose.yaml's group_add: MCP_SECRETS_GID; scripts/up.sh
+# sets the file's group), never through a world-readable bit.
+chmod 644 "$tmp/tls.crt"
+chmod 640 "$tmp/tls.key"
 mv "$tmp/tls.key" "$dir/tls.key"
 mv "$tmp/tls.crt" "$dir/tls.crt"
 echo "wrote $dir/tls.crt and $dir/tls.key for $host"

@@ -2,7 +2,9 @@
 # Builds the two images of the local stack and the integration suite without pulling anything:
 #   postgres-mcp:local        the release binary + its shared libraries, CA certificates, uid 10001
 #   postgres-mcp-nginx:local  Debian's nginx-light binary + its shared libraries, uid 101
-# both FROM scratch (no shell: probe them over HTTP). This is the one code path for both users of
+#   postgres-mcp-haproxy:local Debian's haproxy binary + its shared libraries, uid 99
+# all FROM scratch (no shell). The two load balancers carry Debian's curl (and its libraries) for
+# their container health check, which asks their loopback-only self check over HTTP. This is the one code path for both users of
 # these images (`make up` and `cargo nextest run -p integration-tests`); it is safe to run
 # concurrently (a lock serializes builders) and cheap when nothing changed (cargo and docker caches).
 #
@@ -19,6 +21,8 @@ flock 9
 
 command -v docker >/dev/null || { echo "docker is required to build the images" >&2; exit 1; }
 command -v nginx >/dev/null || { echo "nginx is required on the host (apt-get install nginx-light)" >&2; exit 1; }
+command -v haproxy >/dev/null || { echo "haproxy is required on the host (apt-get install haproxy)" >&2; exit 1; }
+command -v curl >/dev/null || { echo "curl is required on the host (apt-get install curl)" >&2; exit 1; }
 [ -n "${LIBCLANG_PATH:-}" ] || compgen -G '/usr/lib/llvm-*/lib/libclang.so*' >/dev/null ||
   { echo "libclang is required on the host to build the server (scripts/setup.sh installs it)" >&2; exit 1; }
 
@@ -61,6 +65,18 @@ rm -rf "$proxy" && mkdir -p "$proxy"
 cp "$root/scripts/images/nginx.Dockerfile" "$proxy/Dockerfile"
 base_files "$proxy/rootfs" nginx 101
 copy_with_libraries /usr/sbin/nginx "$proxy/rootfs" /usr/sbin/nginx
+copy_with_libraries "$(command -v curl)" "$proxy/rootfs" /usr/bin/curl
 mkdir -p "$proxy/rootfs/etc/nginx/tls" "$proxy/rootfs/var/log/nginx"
 docker build -q -t "postgres-mcp-nginx:$tag" "$proxy" >/dev/null
 echo "built postgres-mcp-nginx:$tag"
+
+# --- haproxy ------------------------------------------------------------------------------------
+balancer="$out/haproxy"
+rm -rf "$balancer" && mkdir -p "$balancer"
+cp "$root/scripts/images/haproxy.Dockerfile" "$balancer/Dockerfile"
+base_files "$balancer/rootfs" haproxy 99
+copy_with_libraries "$(command -v haproxy)" "$balancer/rootfs" /usr/sbin/haproxy
+copy_with_libraries "$(command -v curl)" "$balancer/rootfs" /usr/bin/curl
+mkdir -p "$balancer/rootfs/usr/local/etc/haproxy/tls"
+docker build -q -t "postgres-mcp-haproxy:$tag" "$balancer" >/dev/null
+echo "built postgres-mcp-haproxy:$tag"

@@ -15,6 +15,11 @@ compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || missing+=(postgresql
 # Both the library and clang's own headers (stddef.h …), which bindgen needs too.
 { compgen -G '/usr/lib/llvm-*/lib/libclang.so*' && compgen -G '/usr/lib/llvm-*/lib/clang/*/include/stddef.h'; } >/dev/null ||
   missing+=(libclang-dev)
+# --- load balancers (issue #18): haproxy for `haproxy -c` (haproxy/tests/run.sh) and the registry-free
+# HAProxy image; curl for both kit tests' runs and the load balancers' container health checks.
+command -v haproxy >/dev/null || missing+=(haproxy)
+command -v curl >/dev/null || missing+=(curl)
+# --- end load balancers
 # promtool (`promtool check metrics`) for server/tests/metrics_scrape.rs, which lints a real scrape,
 # and (`promtool check rules` / `test rules`) for the Helm chart's alerts and dashboard (helm/tests).
 command -v promtool >/dev/null || missing+=(prometheus)
@@ -34,6 +39,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   $sudo service nginx stop >/dev/null 2>&1 || true
   $sudo service postgresql stop >/dev/null 2>&1 || true
   $sudo service prometheus stop >/dev/null 2>&1 || true
+  $sudo service haproxy stop >/dev/null 2>&1 || true
 fi
 
 python=${PYTHON:-python3}
@@ -41,7 +47,7 @@ if [ ! -x .venv/bin/python ]; then
   "$python" -m venv .venv
 fi
 requirements=(requirements-test.txt)
-for kit in nginx compose helm terraform; do
+for kit in nginx haproxy compose helm terraform; do
   [ -f "$kit/tests/requirements.txt" ] && requirements+=("$kit/tests/requirements.txt")
 done
 stamp=.venv/.requirements.sha256

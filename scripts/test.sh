@@ -16,7 +16,7 @@ run() {
   if "$@"; then echo "=== $name: ok"; else echo "=== $name: FAILED"; status=1; fi
 }
 
-for kit in nginx compose helm terraform; do
+for kit in nginx haproxy compose helm terraform; do
   if [ -x "$kit/tests/run.sh" ]; then
     run "$kit" env PYTHON="$TEST_PYTHON" "$kit/tests/run.sh"
   fi

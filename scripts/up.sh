@@ -25,18 +25,28 @@ fi
 "$bin" token revoke --file "$config/tokens.yaml" --name demo >/dev/null 2>&1 || true
 token=$("$bin" token create --file "$config/tokens.yaml" --name demo --expires-in 30d 2>/dev/null)
 (umask 077 && echo "$token" > local/demo-token.txt)
-# The containers run as uid 10001 and read these through a bind mount. tokens.yaml and users.yaml
-# hold only hashes; session.key is a secret: on a shared host, chown it to 10001 and chmod 600.
-chmod 755 "$config" && chmod 644 "$config"/*
 nginx/gen-self-signed-cert.sh local/tls >/dev/null
+# The containers (instances uid 10001, nginx uid 101) read these through bind mounts. tokens.yaml,
+# users.yaml and kb.db hold no secret (hashes only): world-readable. session.key and tls.key are
+# secrets: mode 0640, group MCP_SECRETS_GID (default: your own group), which compose.yaml gives
+# every container as a supplementary group; no other user of this host can read them. On a shared
+# host, use a dedicated group: MCP_SECRETS_GID=$(getent group mcp-secrets | cut -d: -f3) make up.
+export MCP_SECRETS_GID=${MCP_SECRETS_GID:-$(id -g)}
+chmod 755 "$config" local/tls
+chmod 644 "$config"/tokens.yaml "$config"/users.yaml "$config"/kb.db local/tls/tls.crt
+chgrp "$MCP_SECRETS_GID" "$config"/session.key local/tls/tls.key
+chmod 640 "$config"/session.key local/tls/tls.key
 
 export MCP_CONFIG_DIR="$root/$config" MCP_TLS_DIR="$root/local/tls"
 port=${MCP_HTTPS_PORT:-8443}
-scripts/compose.sh -f compose/compose.yaml up -d --wait --remove-orphans
+# MCP_BALANCER=haproxy: HAProxy in front instead of nginx (compose/compose.haproxy.yaml).
+files=(-f compose/compose.yaml)
+[ "${MCP_BALANCER:-nginx}" = haproxy ] && files+=(-f compose/compose.haproxy.yaml)
+scripts/compose.sh "${files[@]}" up -d --wait --remove-orphans
 
 cat <<MSG
 
-postgres-mcp is up: three instances (mcp-1, mcp-2, mcp-3) behind nginx.
+postgres-mcp is up: three instances (mcp-1, mcp-2, mcp-3) behind ${MCP_BALANCER:-nginx}.
   MCP endpoint:  https://localhost:$port/mcp        (self-signed: local/tls/tls.crt)
   demo token:    $token   (also in local/demo-token.txt)
   demo user:     demo / $(cat local/demo-password.txt 2>/dev/null || echo '(see local/demo-password.txt)')

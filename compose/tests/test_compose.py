@@ -63,8 +63,9 @@ EVERY_VARIANT = pytest.mark.parametrize(
         (["compose.yaml", "compose.nfs.yaml"], NFS_ENV),
         (["compose.yaml", "compose.efs.yaml"], EFS_ENV),
         (["compose.yaml", "compose.sync.yaml"], SYNC_ENV),
+        (["compose.yaml", "compose.haproxy.yaml"], {}),
     ],
-    ids=["local", "nfs", "efs", "sync"],
+    ids=["local", "nfs", "efs", "sync", "haproxy"],
 )
 
 
@@ -108,14 +109,70 @@ def test_every_instance_trusts_exactly_nginx_for_the_client_address(files, env):
         assert services[name]["environment"]["PGMCP_AUTH_TRUSTED_PROXIES"] == nginx, name
 
 
-def test_nginx_starts_only_after_every_instance_is_healthy():
-    services = model("compose.yaml")["services"]
-    depends = services["nginx"]["depends_on"]
-    assert set(depends) == set(INSTANCES)
-    assert all(d["condition"] == "service_healthy" for d in depends.values())
+def test_the_balancer_starts_once_the_instances_have_started_not_once_all_are_healthy():
+    # One sick instance must not keep the load balancer (and the healthy instances) unreachable:
+    # passive health (nginx) or active checks (HAProxy) route around it.
+    for files in (["compose.yaml"], ["compose.yaml", "compose.haproxy.yaml"]):
+        services = model(*files)["services"]
+        depends = services["nginx"]["depends_on"]
+        assert set(depends) == set(INSTANCES)
+        assert all(d["condition"] == "service_started" for d in depends.values()), files
+        for name in INSTANCES:
+            assert services[name]["healthcheck"]["test"] == [
+                "CMD", "/usr/local/bin/postgres-mcp", "healthcheck", "--path", "/readyz"], name
+        check = services["nginx"]["healthcheck"]["test"]
+        assert check[:2] == ["CMD", "/usr/bin/curl"] and check[-1] == "http://127.0.0.1:8081/healthz", files
+
+
+def test_both_balancer_configs_answer_the_container_health_check_on_loopback():
+    nginx = (COMPOSE_DIR.parent / "nginx" / "nginx.conf").read_text()
+    assert re.search(r"listen 127\.0\.0\.1:8081;[^}]*location = /healthz", nginx, re.DOTALL)
+    haproxy = (COMPOSE_DIR.parent / "haproxy" / "haproxy.cfg").read_text()
+    assert re.search(r"bind 127\.0\.0\.1:8081\n\s+monitor-uri /healthz", haproxy)
+
+
+@EVERY_VARIANT
+def test_every_service_has_log_rotation_and_resource_limits(files, env):
+    for name, service in model(*files, env=env)["services"].items():
+        logging = service.get("logging", {})
+        assert logging.get("driver") == "json-file", name
+        assert logging["options"]["max-size"] and int(logging["options"]["max-file"]) >= 1, name
+        limits = service.get("deploy", {}).get("resources", {}).get("limits", {})
+        assert float(limits.get("cpus", 0)) > 0, f"{name}: no CPU limit"
+        assert int(limits.get("memory", 0)) > 0, f"{name}: no memory limit"
+
+
+@EVERY_VARIANT
+def test_every_container_that_reads_a_key_gets_the_secrets_group(files, env):
+    services = model(*files, env={**env, "MCP_SECRETS_GID": "4321"})["services"]
+    for name in INSTANCES + ["nginx"]:
+        assert services[name]["group_add"] == ["4321"], name
+
+
+def test_the_haproxy_variant_swaps_only_the_balancer():
+    plain = model("compose.yaml")["services"]
+    rendered = model("compose.yaml", "compose.haproxy.yaml", env={"MCP_NET_PREFIX": "10.99.0"})["services"]
+    balancer = rendered["nginx"]
+    assert balancer["image"] == "postgres-mcp-haproxy:local"
+    targets = {v["target"]: v for v in balancer["volumes"]}
+    assert Path(targets["/usr/local/etc/haproxy/haproxy.cfg"]["source"]) == COMPOSE_DIR.parent / "haproxy" / "haproxy.cfg"
+    assert all(v["read_only"] for v in targets.values())
+    assert "/etc/nginx/nginx.conf" not in targets
+    assert balancer["networks"]["mcp"]["ipv4_address"] == "10.99.0.10"
+    assert {p["target"] for p in balancer["ports"]} == {8443, 8080}
     for name in INSTANCES:
-        assert services[name]["healthcheck"]["test"] == [
-            "CMD", "/usr/local/bin/postgres-mcp", "healthcheck", "--path", "/readyz"], name
+        assert rendered[name]["environment"]["PGMCP_AUTH_TRUSTED_PROXIES"] == "10.99.0.10"
+        assert rendered[name]["image"] == plain[name]["image"]
+
+
+def test_the_tls_key_the_kit_generates_is_not_world_readable(tmp_path):
+    subprocess.run([str(COMPOSE_DIR.parent / "nginx" / "gen-self-signed-cert.sh"), str(tmp_path)],
+                   check=True, capture_output=True)
+    assert (tmp_path / "tls.key").stat().st_mode & 0o777 == 0o640
+    assert (tmp_path / "tls.crt").stat().st_mode & 0o777 == 0o644
+    up = (COMPOSE_DIR.parent / "scripts" / "up.sh").read_text()
+    assert "chmod 644 \"$config\"/*" not in up
+    assert re.search(r"chmod 640 \"\$config\"/session.key local/tls/tls.key", up)
 
 
 def test_nginx_uses_the_kit_config_and_publishes_https():
@@ -302,7 +359,7 @@ def compose_variables(*names: str) -> set[str]:
 def test_env_example_documents_every_variable_the_compose_files_read():
     example = (COMPOSE_DIR / ".env.example").read_text()
     documented = set(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=", example, re.MULTILINE))
-    files = ["compose.yaml", "compose.nfs.yaml", "compose.efs.yaml", "compose.sync.yaml"]
+    files = ["compose.yaml", "compose.nfs.yaml", "compose.efs.yaml", "compose.sync.yaml", "compose.haproxy.yaml"]
     missing = compose_variables(*files) - documented
     assert not missing, f".env.example lacks {sorted(missing)}"
     for name in ["MCP_SYNC_MANIFEST", "MCP_SYNC_INTERVAL", "AWS_ENDPOINT_URL", "MCP_SYNC_METRICS_PORT"]:

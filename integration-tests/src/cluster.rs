@@ -1,7 +1,8 @@
 //! One test topology: a private network, three instances `mcp-1..3` with fixed addresses mounting
-//! one shared host directory read-only, and nginx with the kit's `nginx/nginx.conf` in front, all
-//! started by testcontainers from the locally built images. Host-side access to nginx (HTTPS) and
-//! to each instance directly.
+//! one shared host directory read-only, and a load balancer in front — nginx with the kit's
+//! `nginx/nginx.conf` by default, or HAProxy with `haproxy/haproxy.cfg` ([`Balancer`]) — all
+//! started by testcontainers from the locally built images. Host-side access to the balancer
+//! (HTTPS) and to each instance directly.
 //!
 //! Names carry a per-run id (parallel or leftover runs never collide) and a label; dropping the
 //! cluster removes every container and the network, also when the test failed.
@@ -27,9 +28,62 @@ use crate::{
 
 const RUN_LABEL: &str = "pgmcp-it-run";
 
+/// The load balancer in front of the instances: either of the kit's two configs, as shipped.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Balancer {
+    /// `nginx/nginx.conf` in the `postgres-mcp-nginx` image: passive health only.
+    #[default]
+    Nginx,
+    /// `haproxy/haproxy.cfg` in the `postgres-mcp-haproxy` image: active `/readyz` checks.
+    Haproxy,
+}
+
+impl Balancer {
+    /// `nginx` or `haproxy`, for report lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Balancer::Nginx => "nginx",
+            Balancer::Haproxy => "haproxy",
+        }
+    }
+
+    fn image(self) -> &'static str {
+        match self {
+            Balancer::Nginx => images::NGINX,
+            Balancer::Haproxy => images::HAPROXY,
+        }
+    }
+
+    /// (file in the repository, where the image reads it): the config and its trusted-proxies list.
+    fn config_files(self) -> [(&'static str, &'static str); 2] {
+        match self {
+            Balancer::Nginx => [
+                ("nginx/nginx.conf", "/etc/nginx/nginx.conf"),
+                ("nginx/trusted-proxies.conf", "/etc/nginx/trusted-proxies.conf"),
+            ],
+            Balancer::Haproxy => [
+                ("haproxy/haproxy.cfg", "/usr/local/etc/haproxy/haproxy.cfg"),
+                (
+                    "haproxy/trusted-proxies.lst",
+                    "/usr/local/etc/haproxy/trusted-proxies.lst",
+                ),
+            ],
+        }
+    }
+
+    fn tls_dir(self) -> &'static str {
+        match self {
+            Balancer::Nginx => "/etc/nginx/tls",
+            Balancer::Haproxy => "/usr/local/etc/haproxy/tls",
+        }
+    }
+}
+
 /// What a test changes about the topology.
 #[derive(Clone, Debug)]
 pub struct ClusterOptions {
+    /// The load balancer in front (nginx unless a test asks for HAProxy).
+    pub balancer: Balancer,
     /// Variables compose.yaml interpolates (MCP_WATCH_MODE, MCP_DRAIN_DELAY, ...).
     pub vars: BTreeMap<String, String>,
     /// Extra server settings (PGMCP_*), on top of compose.yaml's.
@@ -42,6 +96,7 @@ pub struct ClusterOptions {
 impl Default for ClusterOptions {
     fn default() -> Self {
         let options = ClusterOptions {
+            balancer: Balancer::default(),
             vars: BTreeMap::new(),
             env: BTreeMap::new(),
             nginx_https_port: None,
@@ -63,6 +118,11 @@ impl ClusterOptions {
 
     pub fn env(mut self, key: &str, value: &str) -> Self {
         self.env.insert(key.into(), value.into());
+        self
+    }
+
+    pub fn balancer(mut self, balancer: Balancer) -> Self {
+        self.balancer = balancer;
         self
     }
 }
@@ -87,13 +147,17 @@ impl Instance {
     }
 }
 
-/// Three instances behind nginx.
+/// Three instances behind a load balancer (nginx unless the options said HAProxy).
 pub struct Cluster {
     pub run: String,
     network: String,
     pub instances: Vec<Instance>,
+    /// Which balancer runs in front.
+    pub balancer: Balancer,
+    /// The load balancer's container (named `nginx` for history: it is HAProxy with
+    /// [`Balancer::Haproxy`]).
     pub nginx: Option<ContainerAsync<GenericImage>>,
-    /// `https://127.0.0.1:PORT` of nginx.
+    /// `https://127.0.0.1:PORT` of the load balancer.
     pub nginx_url: String,
     /// Trusts the run's self-signed certificate.
     pub client: reqwest::Client,
@@ -127,13 +191,18 @@ fn create_network(name: &str, run: &str) -> anyhow::Result<String> {
     Err(last_error.expect("at least one attempt"))
 }
 
-/// A client that trusts the run's certificate and never waits long.
+/// A client that trusts the run's certificate and never waits long (15 s).
 fn https_client(certificate: &std::path::Path) -> anyhow::Result<reqwest::Client> {
+    https_client_with_timeout(certificate, Duration::from_secs(15))
+}
+
+/// A client that trusts the run's certificate and gives up on a request after `timeout`.
+fn https_client_with_timeout(certificate: &std::path::Path, timeout: Duration) -> anyhow::Result<reqwest::Client> {
     postgres_mcp::tls::install_crypto_provider();
     let pem = std::fs::read(certificate)?;
     Ok(reqwest::Client::builder()
         .add_root_certificate(reqwest::Certificate::from_pem(&pem)?)
-        .timeout(Duration::from_secs(15))
+        .timeout(timeout)
         .pool_max_idle_per_host(64)
         .build()?)
 }
@@ -164,6 +233,7 @@ impl Cluster {
             run: run.clone(),
             network: network.clone(),
             instances: Vec::new(),
+            balancer: options.balancer,
             nginx: None,
             nginx_url: String::new(),
             client: https_client(&tls.path().join("tls.crt"))?,
@@ -207,30 +277,37 @@ impl Cluster {
             cluster.wait_healthy(index).await?;
         }
 
-        let mut nginx = GenericImage::new(images::NGINX, images::TAG)
+        // The key is 0640 (nginx/gen-self-signed-cert.sh): the balancer reads it through its group,
+        // as compose.yaml's group_add does.
+        let key_group = std::os::unix::fs::MetadataExt::gid(&std::fs::metadata(cluster._tls.path().join("tls.key"))?);
+        let balancer = options.balancer;
+        let mut request = GenericImage::new(balancer.image(), images::TAG)
             .with_exposed_port(8443.tcp())
             .with_exposed_port(8080.tcp())
             .with_network(&network)
-            .with_container_name(format!("{run}-nginx"))
+            .with_container_name(format!("{run}-{}", balancer.name()))
             .with_label(RUN_LABEL, &run)
             .with_mount(
-                Mount::bind_mount(
-                    repo_root().join("nginx/nginx.conf").display().to_string(),
-                    "/etc/nginx/nginx.conf",
-                )
-                .with_access_mode(AccessMode::ReadOnly),
-            )
-            .with_mount(
-                Mount::bind_mount(cluster._tls.path().display().to_string(), "/etc/nginx/tls")
+                Mount::bind_mount(cluster._tls.path().display().to_string(), balancer.tls_dir())
                     .with_access_mode(AccessMode::ReadOnly),
             )
             .with_mount(Mount::tmpfs_mount("/tmp"))
             .with_readonly_rootfs(true)
-            .with_cap_drop("ALL");
+            .with_cap_drop("ALL")
+            .with_host_config_modifier(move |host| host.group_add = Some(vec![key_group.to_string()]));
         if let Some(port) = options.nginx_https_port {
-            nginx = nginx.with_mapped_port(port, 8443.tcp());
+            request = request.with_mapped_port(port, 8443.tcp());
         }
-        let nginx = nginx.start().await.context("starting nginx")?;
+        for (file, target) in balancer.config_files() {
+            request = request.with_mount(
+                Mount::bind_mount(repo_root().join(file).display().to_string(), target)
+                    .with_access_mode(AccessMode::ReadOnly),
+            );
+        }
+        let nginx = request
+            .start()
+            .await
+            .with_context(|| format!("starting {}", balancer.name()))?;
         // nginx's address is the one compose.yaml trusts for X-Forwarded-For.
         docker::pin_address(nginx.id(), &network, &format!("{prefix}.10"), "nginx")?;
         let port = nginx.get_host_port_ipv4(8443.tcp()).await?;
@@ -254,9 +331,11 @@ impl Cluster {
         .await;
         if !ready {
             let nginx = cluster.nginx.as_ref().expect("just set");
-            let logs = nginx.stderr_to_vec().await.unwrap_or_default();
+            let mut logs = nginx.stderr_to_vec().await.unwrap_or_default();
+            logs.extend(nginx.stdout_to_vec().await.unwrap_or_default());
             bail!(
-                "nginx did not answer /health within 20 s (last: {}); its log:\n{}",
+                "{} did not answer /health within 20 s (last: {}); its log:\n{}",
+                balancer.name(),
                 last.lock().unwrap(),
                 String::from_utf8_lossy(&logs)
             );
@@ -273,6 +352,23 @@ impl Cluster {
     /// The certificate nginx serves (self-signed for this run), for clients that must trust it.
     pub fn certificate(&self) -> std::path::PathBuf {
         self._tls.path().join("tls.crt")
+    }
+
+    /// A client like [`Cluster::client`] that waits up to `timeout` for an answer: for load that
+    /// must outlast the balancer's own timeouts (a hung instance, a replay) rather than give up first.
+    pub fn client_with_timeout(&self, timeout: Duration) -> anyhow::Result<reqwest::Client> {
+        https_client_with_timeout(&self.certificate(), timeout)
+    }
+
+    /// SIGSTOP: the process hangs (its sockets stay open, the kernel still accepts connections),
+    /// as a process stuck in a deadlock or a stalled VM would.
+    pub fn freeze(&self, index: usize) -> anyhow::Result<()> {
+        docker::signal(self.instances[index].container.id(), "STOP")
+    }
+
+    /// SIGCONT: a frozen process resumes where it stopped.
+    pub fn thaw(&self, index: usize) -> anyhow::Result<()> {
+        docker::signal(self.instances[index].container.id(), "CONT")
     }
 
     /// Waits until instance `index` answers 200 on /health directly.
@@ -316,11 +412,12 @@ impl Cluster {
         self.wait_healthy(index).await
     }
 
-    /// GET /health of instance `index`, as JSON.
+    /// GET /health/details of instance `index` (generations, errors: internal, on its own
+    /// address), as JSON.
     pub async fn health(&self, index: usize) -> anyhow::Result<Value> {
         let response = self
             .client
-            .get(format!("{}/health", self.instances[index].url()))
+            .get(format!("{}/health/details", self.instances[index].url()))
             .send()
             .await?;
         Ok(response.json().await?)

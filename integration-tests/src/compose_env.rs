@@ -26,6 +26,13 @@ pub fn instance_environment(vars: &BTreeMap<String, String>) -> anyhow::Result<B
         .collect()
 }
 
+/// The group of `key` (a file made 0640 by the kit's scripts), for `MCP_SECRETS_GID`: the group
+/// compose.yaml adds to every container so it can read the key.
+pub fn secrets_gid(key: &std::path::Path) -> String {
+    let metadata = std::fs::metadata(key).unwrap_or_else(|e| panic!("{}: {e}", key.display()));
+    std::os::unix::fs::MetadataExt::gid(&metadata).to_string()
+}
+
 /// Compose's `${NAME:-default}` and `${NAME}` interpolation (the forms compose.yaml uses).
 pub fn interpolate(raw: &str, vars: &BTreeMap<String, String>) -> String {
     let mut out = String::new();

@@ -8,6 +8,7 @@ use anyhow::bail;
 pub const TAG: &str = "local";
 pub const SERVER: &str = "postgres-mcp";
 pub const NGINX: &str = "postgres-mcp-nginx";
+pub const HAPROXY: &str = "postgres-mcp-haproxy";
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
@@ -19,7 +20,7 @@ pub fn repo_root() -> PathBuf {
 
 static BUILT: OnceLock<Result<(), String>> = OnceLock::new();
 
-/// Builds (or confirms up to date) both images, once per test process. The script serializes
+/// Builds (or confirms up to date) the three images, once per test process. The script serializes
 /// concurrent callers with a lock, so parallel test processes are safe.
 pub fn ensure_built() -> anyhow::Result<()> {
     let outcome = BUILT.get_or_init(|| {

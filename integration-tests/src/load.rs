@@ -25,6 +25,9 @@ pub struct LoadOutcome {
     pub by_instance: BTreeMap<String, usize>,
     /// When each success was answered, by which instance (time since start).
     pub timeline: Vec<(Duration, String)>,
+    /// How long each success took, from sending to the whole answer read (in answer order per
+    /// client; merged unordered).
+    pub latencies: Vec<Duration>,
 }
 
 /// A running load; `finish` stops it and collects the outcome.
@@ -51,6 +54,7 @@ impl Load {
                         ticker.tick().await;
                         id += 1;
                         outcome.sent += 1;
+                        let began = Instant::now();
                         let sent = client
                             .post(format!("{base}/mcp"))
                             .bearer_auth(&token)
@@ -67,6 +71,7 @@ impl Load {
                                     outcome.succeeded += 1;
                                     *outcome.by_instance.entry(reply.instance.clone()).or_default() += 1;
                                     outcome.timeline.push((at, reply.instance));
+                                    outcome.latencies.push(began.elapsed());
                                 }
                                 Ok(reply) => outcome
                                     .failures
@@ -92,6 +97,7 @@ impl Load {
             total.succeeded += outcome.succeeded;
             total.failures.extend(outcome.failures);
             total.timeline.extend(outcome.timeline);
+            total.latencies.extend(outcome.latencies);
             for (instance, count) in outcome.by_instance {
                 *total.by_instance.entry(instance).or_default() += count;
             }

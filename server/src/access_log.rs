@@ -28,7 +28,7 @@ use crate::{
 const MAX_CLIENT_TEXT: usize = 256;
 
 /// Routes that are polled by machines and logged only when they fail.
-const POLLED_ROUTES: &[&str] = &["/health", "/livez", "/readyz", "/metrics"];
+const POLLED_ROUTES: &[&str] = &["/health", "/health/details", "/livez", "/readyz", "/metrics"];
 
 /// Which requests get a line (`log.access`).
 #[derive(Clone, Copy, Debug)]

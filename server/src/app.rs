@@ -3,7 +3,9 @@
 //!
 //! ```text
 //! TCP -> poem -> RequestContext (request id, span, timeout, X-Instance-Id, metrics, access log)
-//!     -> GET  /health                          Health: no auth, no I/O
+//!     -> GET  /health                          Health: no auth, no I/O, status only (public)
+//!     -> GET  /health/details                  HealthDetails: instance, files, database (internal:
+//!                                              the shipped balancers answer 404 for it)
 //!     -> GET  /livez, /readyz                  probes::{Livez, Readyz}: no auth, no I/O (kube-apiserver's format)
 //!     -> GET  /metrics                         Prometheus text (keep it off the public listener: nginx does)
 //!     -> POST /api/login   origin::Policy   -> auth::Login (body limit, limiter admits, bcrypt)
@@ -28,7 +30,7 @@ use crate::{
     access_log::AccessLog,
     auth::{self, Authenticator},
     config::Config,
-    health::Health,
+    health::{Health, HealthDetails},
     http_error,
     instance::InstanceId,
     kb::KbFile,
@@ -84,6 +86,9 @@ pub fn routes(
     let gate = auth::Gate::new(files.auth.clone(), &config.auth)?.with_oauth(oauth.clone());
     let mcp = Arc::new(mcp::Endpoint::new(tools, resources(files), instance.clone(), max_body));
     let health = Health {
+        draining: draining.clone(),
+    };
+    let health_details = HealthDetails {
         instance: instance.clone(),
         started: Instant::now(),
         draining: draining.clone(),
@@ -111,6 +116,10 @@ pub fn routes(
     }
     Ok(route
         .at("/health", allow(get(health), "GET, HEAD", "/health answers GET"))
+        .at(
+            "/health/details",
+            allow(get(health_details), "GET, HEAD", "/health/details answers GET"),
+        )
         .at("/livez", allow(get(livez), "GET, HEAD", "/livez answers GET"))
         .at("/readyz", allow(get(readyz), "GET, HEAD", "/readyz answers GET"))
         .at(

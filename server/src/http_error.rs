@@ -63,7 +63,7 @@ pub fn not_found() -> HttpError {
     HttpError::new(
         StatusCode::NOT_FOUND,
         "not_found",
-        "no such route: MCP is POST /mcp (or /mcp/v1); see also POST /api/login, GET /health, GET /metrics",
+        "no such route: MCP is POST /mcp (or /mcp/v1); see also POST /api/login, GET /health, GET /health/details, GET /metrics",
     )
 }
 

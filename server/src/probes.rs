@@ -18,11 +18,12 @@
 //! same bad file or the same dead database would turn every instance unready at once, and a balancer
 //! with no ready target has nothing to send even the requests that would have worked (login, the
 //! knowledge base, every token that was valid a minute ago). The tools report a database outage in
-//! their own answer; `/health` shows each file's `last_error` and `database` status for operators and
-//! alerts. Readiness is for what is wrong with *this* instance only.
+//! their own answer; `/health/details` shows each file's `last_error` and `database` status for
+//! operators and alerts. Readiness is for what is wrong with *this* instance only.
 //!
-//! `/health` stays as it was for load balancers and compatibility: 200 with the JSON status in all
-//! the cases above (with `last_error` set), 503 only while draining.
+//! `/health` (status only) and `/health/details` stay as they were for load balancers and
+//! compatibility: 200 in all the cases above (details with `last_error` set), 503 only while
+//! draining.
 //!
 //! The body format is kube-apiserver's: `ok` on success; with `?verbose`, or on any failure, one
 //! line per check — `[+]name ok` or `[-]name failed: reason` — then `<endpoint> check passed|failed`.

@@ -43,6 +43,7 @@ fn route_label(path: &str) -> &'static str {
         "/mcp" | "/mcp/" => "/mcp",
         "/mcp/v1" | "/mcp/v1/" => "/mcp/v1",
         "/health" => "/health",
+        "/health/details" => "/health/details",
         "/livez" => "/livez",
         "/readyz" => "/readyz",
         "/metrics" => "/metrics",

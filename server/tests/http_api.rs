@@ -318,10 +318,31 @@ async fn wrong_passwords_are_refused_without_saying_which_part_was_wrong() {
 }
 
 #[tokio::test]
-async fn health_reports_instance_files_and_generations() {
+async fn public_health_says_only_the_status() {
     let fixture = Fixture::new();
     let server = fixture.start("mcp-a").await;
     let response = common::client().get(url(&server, "/health")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["cache-control"], "no-store");
+    let health: Value = response.json().await.unwrap();
+    assert_eq!(health, serde_json::json!({"status": "ok"}));
+
+    server.draining.start();
+    let response = common::client().get(url(&server, "/health")).send().await.unwrap();
+    assert_eq!(response.status(), 503);
+    let health: Value = response.json().await.unwrap();
+    assert_eq!(health, serde_json::json!({"status": "draining"}));
+}
+
+#[tokio::test]
+async fn health_details_report_instance_files_and_generations() {
+    let fixture = Fixture::new();
+    let server = fixture.start("mcp-a").await;
+    let response = common::client()
+        .get(url(&server, "/health/details"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["x-instance-id"], "mcp-a");
     let health: Value = response.json().await.unwrap();
@@ -340,9 +361,17 @@ async fn health_reports_instance_files_and_generations() {
 
     // Draining: 503 at once.
     server.draining.start();
-    let response = common::client().get(url(&server, "/health")).send().await.unwrap();
+    let response = common::client()
+        .get(url(&server, "/health/details"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(response.status(), 503);
-    assert_eq!(response.json::<Value>().await.unwrap()["status"], "draining");
+    let health = response.json::<Value>().await.unwrap();
+    assert_eq!(
+        (&health["status"], &health["instance"]),
+        (&"draining".into(), &"mcp-a".into())
+    );
 }
 
 #[tokio::test]

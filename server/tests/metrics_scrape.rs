@@ -496,7 +496,7 @@ async fn a_saturated_pool_is_load_not_an_outage() {
         "{text}"
     );
     let health: Value = client()
-        .get(url(&server, "/health"))
+        .get(url(&server, "/health/details"))
         .send()
         .await
         .unwrap()
@@ -545,7 +545,7 @@ async fn a_stopped_database_is_down_within_a_few_health_intervals_and_up_after_r
     );
     let noticed = stopped.elapsed();
     let health: Value = client()
-        .get(url(&server, "/health"))
+        .get(url(&server, "/health/details"))
         .send()
         .await
         .unwrap()

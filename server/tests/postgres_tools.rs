@@ -83,9 +83,9 @@ async fn call(setup: &Setup, tool: &str, arguments: Value) -> Value {
     tool_call(&setup.server, &setup.fixture.token, tool, arguments).await
 }
 
-/// `GET /health`: status code and body.
+/// `GET /health/details`: status code and body (the database's state is a detail).
 async fn health(server: &RunningServer) -> (u16, Value) {
-    let response = client().get(url(server, "/health")).send().await.unwrap();
+    let response = client().get(url(server, "/health/details")).send().await.unwrap();
     (response.status().as_u16(), response.json::<Value>().await.unwrap())
 }
 
@@ -565,7 +565,7 @@ async fn a_rewritten_url_file_moves_the_pool_without_a_restart_and_a_broken_one_
     assert_eq!(current_db().await, "green");
     assert!(
         !health().await.to_string().contains("postgres@127.0.0.1"),
-        "the URL must not appear in /health"
+        "the URL must not appear in /health/details"
     );
 }
 

@@ -15,9 +15,10 @@ async fn get(server: &RunningServer, path: &str) -> (u16, String) {
     (response.status().as_u16(), response.text().await.unwrap())
 }
 
+/// `/health/details`: what operators read (the public `/health` says only the status).
 async fn health(server: &RunningServer) -> Value {
     client()
-        .get(url(server, "/health"))
+        .get(url(server, "/health/details"))
         .send()
         .await
         .unwrap()

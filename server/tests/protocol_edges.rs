@@ -627,7 +627,7 @@ async fn every_route_answers_a_method_it_lacks_with_405_allow_and_the_json_body(
     let fixture = Fixture::new();
     let server = fixture.start("mcp-a").await;
     use reqwest::Method;
-    let routes: [(&str, &str, &[Method]); 5] = [
+    let routes: [(&str, &str, &[Method]); 6] = [
         (
             "/mcp",
             "POST",
@@ -645,6 +645,11 @@ async fn every_route_answers_a_method_it_lacks_with_405_allow_and_the_json_body(
         ),
         (
             "/health",
+            "GET, HEAD",
+            &[Method::POST, Method::DELETE, Method::PUT, Method::PATCH],
+        ),
+        (
+            "/health/details",
             "GET, HEAD",
             &[Method::POST, Method::DELETE, Method::PUT, Method::PATCH],
         ),

@@ -23,9 +23,10 @@ async fn accepted(server: &postgres_mcp::server::RunningServer, token: &str) -> 
     rpc(server, Some(token), search_call(1, "vacuum")).await.status() == 200
 }
 
+/// `/health/details`: file generations and errors (the public `/health` says only the status).
 async fn health(server: &postgres_mcp::server::RunningServer) -> Value {
     common::client()
-        .get(url(server, "/health"))
+        .get(url(server, "/health/details"))
         .send()
         .await
         .unwrap()

@@ -7,6 +7,7 @@ use std::collections::BTreeSet;
 use integration_tests::{
     api_shim,
     cluster::{RpcReply, search},
+    compose_env::secrets_gid,
     images::{self, repo_root},
     report,
     shared_files::SharedFiles,
@@ -64,6 +65,8 @@ async fn the_compose_stack_starts_healthy_and_serves_through_nginx() {
         env: vec![
             ("MCP_CONFIG_DIR".into(), files.dir().display().to_string()),
             ("MCP_TLS_DIR".into(), tls.path().display().to_string()),
+            // tls.key is 0640: the balancer reads it through its group (compose.yaml's group_add).
+            ("MCP_SECRETS_GID".into(), secrets_gid(&tls.path().join("tls.key"))),
             ("MCP_HTTPS_PORT".into(), port.to_string()),
             ("MCP_HTTP_PORT".into(), free_port().to_string()),
             (

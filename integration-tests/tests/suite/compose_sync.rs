@@ -21,6 +21,7 @@ use std::{
 
 use integration_tests::{
     cluster::{RpcReply, ping},
+    compose_env::secrets_gid,
     images::{self, repo_root},
     report,
     s3_store::{S3Store, StoreNetwork},
@@ -256,6 +257,8 @@ async fn the_compose_sync_variant_starts_rotates_through_s3_and_keeps_serving_th
         env: vec![
             ("MCP_CONFIG_DIR".into(), config.path().display().to_string()),
             ("MCP_TLS_DIR".into(), tls.path().display().to_string()),
+            // tls.key is 0640: the balancer reads it through its group (compose.yaml's group_add).
+            ("MCP_SECRETS_GID".into(), secrets_gid(&tls.path().join("tls.key"))),
             ("MCP_HTTPS_PORT".into(), https_port.to_string()),
             ("MCP_HTTP_PORT".into(), free_port().to_string()),
             (
