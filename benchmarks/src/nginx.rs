@@ -4,12 +4,15 @@
 //! headers, timeouts, buffering, the access log) is the product's and is kept as shipped. What cannot
 //! run on loopback without certificates or would measure something else is changed, line by line:
 //! - the upstream servers `mcp-N:8080` become `127.0.0.1:PORT_N`;
-//! - the plain-HTTP redirect server is dropped and the TLS server listens in plain HTTP on a loopback
+//! - the plain-HTTP redirect server and the loopback-only server of the container's own health check
+//!   (`listen 127.0.0.1:…`) are dropped, and the TLS server listens in plain HTTP on a loopback
 //!   port (`ssl_*` lines and HSTS removed): wrk would otherwise measure TLS, and the brief is the
 //!   proxy;
 //! - `limit_req` is removed from the locations: 100 r/s per client address is a production policy
 //!   that would answer a single load generator with 429s;
-//! - pid, temp paths, error and access logs move into the work directory.
+//! - pid, temp paths, error and access logs move into the work directory;
+//! - the list of trusted balancers in front (`include …trusted-proxies.conf`) is dropped: wrk talks to
+//!   this nginx directly.
 //!
 //! A shipped config that no longer has the lines this relies on is an error, not a silent change.
 
@@ -26,12 +29,14 @@ pub fn derive_config(
 ) -> anyhow::Result<String> {
     let work = workdir.display();
     let lines: Vec<&str> = shipped.lines().collect();
-    let redirect = redirect_server_block(&lines).context("nginx.conf: no plain-HTTP redirect server block found")?;
+    let redirect = server_block(&lines, |l| l.contains("return 301 https://"))
+        .context("nginx.conf: no plain-HTTP redirect server block found")?;
+    let own_health = server_block(&lines, |l| l.trim_start().starts_with("listen 127.0.0.1:"));
     let mut out = Vec::with_capacity(lines.len());
     let mut upstreams = 0;
     let mut listens = 0;
     for (index, line) in lines.iter().enumerate() {
-        if redirect.contains(&index) {
+        if redirect.contains(&index) || own_health.as_ref().is_some_and(|block| block.contains(&index)) {
             continue;
         }
         let trimmed = line.trim_start();
@@ -65,6 +70,8 @@ pub fn derive_config(
                 listens += 1;
             }
             "limit_req" => {}
+            // The balancers trusted in front of nginx (real_ip): none in front of the benchmark's.
+            "include" if trimmed.contains("trusted-proxies.conf") => {}
             d if d.starts_with("ssl_") => {}
             "add_header" if trimmed.contains("Strict-Transport-Security") => {}
             _ => out.push(line.to_string()),
@@ -83,8 +90,9 @@ pub fn derive_config(
     Ok(format!("{header}\n{}\n", out.join("\n")))
 }
 
-/// Line indexes of the `server { ... }` block that only redirects to HTTPS.
-fn redirect_server_block(lines: &[&str]) -> Option<std::ops::RangeInclusive<usize>> {
+/// The first top-level `server { … }` block with a line matching `wanted`, with the comment lines
+/// just above it.
+fn server_block(lines: &[&str], wanted: impl Fn(&str) -> bool) -> Option<std::ops::RangeInclusive<usize>> {
     let mut start = 0;
     while start < lines.len() {
         if lines[start].trim() == "server {" {
@@ -93,7 +101,7 @@ fn redirect_server_block(lines: &[&str]) -> Option<std::ops::RangeInclusive<usiz
                 depth += line.matches('{').count() as i32 - line.matches('}').count() as i32;
                 if depth == 0 {
                     let block = &lines[start..=end];
-                    if block.iter().any(|l| l.contains("return 301 https://")) {
+                    if block.iter().any(|l| wanted(l)) {
                         // Include the comment lines just above it.
                         let mut first = start;
                         while first > 0 && lines[first - 1].trim_start().starts_with('#') {
@@ -131,7 +139,13 @@ mod tests {
                 "{derived}"
             );
         }
-        for gone in ["ssl", "limit_req ", "return 301", "mcp-1", "8443", "/tmp/"] {
+        // 8443 may stay in the redirect's port `map` (unused without the redirect server); no server
+        // listens on it.
+        assert!(
+            !derived.lines().any(|l| l.contains("listen") && l.contains("8443")),
+            "{derived}"
+        );
+        for gone in ["ssl", "limit_req ", "return 301", "mcp-1", "/tmp/", "8081", "/healthz"] {
             assert!(!derived.contains(gone), "`{gone}` left in:\n{derived}");
         }
         assert!(derived.contains("proxy_next_upstream error timeout"));
