@@ -351,9 +351,11 @@ def test_listeners_https_forwards_http_redirects_metrics_blocked_and_nothing_rea
     rules = [r for r in elbv2.describe_rules(ListenerArn=https["ListenerArn"])["Rules"] if not r["IsDefault"]]
     metrics = [r for r in rules if any("/metrics" in c.get("Values", []) or "/metrics" in c.get("PathPatternConfig", {}).get("Values", []) for c in r["Conditions"])]
     assert len(metrics) == 1 and metrics[0]["Priority"] == "1"
+    blocked = [v for c in metrics[0]["Conditions"] for v in c.get("Values", []) + c.get("PathPatternConfig", {}).get("Values", [])]
+    assert "/health/details" in blocked, blocked
     action = metrics[0]["Actions"][0]
     assert action["Type"] == "fixed-response" and action["FixedResponseConfig"]["StatusCode"] == "404"
-    # The server's details (and, once it has one, its internal listener) stay inside: every forward
+    # The server's details stay inside (/health/details answered above); every forward
     # of every listener and rule goes to the one target group, on the container port.
     for listener in listeners.values():
         for rule in elbv2.describe_rules(ListenerArn=listener["ListenerArn"])["Rules"]:

@@ -203,6 +203,7 @@ def check_metrics_blocked(config: Config) -> None:
             status = str(block(action, "fixed_response")["status_code"])
             assert status in ("403", "404"), f"/metrics answered {status}"
             assert "/metrics/*" in paths, "/metrics/... must be blocked too"
+            assert "/health/details" in paths, "/health/details (instance internals) must be blocked too"
             blocking.append(resolve(config, rule["priority"]))
     assert blocking, "no HTTPS listener rule answers /metrics itself"
     others = [resolve(config, r["priority"]) for r in rules if resolve(config, r["priority"]) not in blocking]
@@ -730,7 +731,8 @@ BROKEN = [
     ("no HTTPS", check_https_listener, "alb.tf", 'protocol          = "HTTPS"', 'protocol          = "HTTP"'),
     ("port 80 forwards", check_http_redirects_to_https, "alb.tf", 'type = "redirect"', 'type = "forward"'),
     ("/metrics forwarded", check_metrics_blocked, "alb.tf", 'type = "fixed-response"', 'type = "forward"'),
-    ("/metrics/ open", check_metrics_blocked, "main.tf", '["/metrics", "/metrics/*"]', '["/metrics"]'),
+    ("/metrics/ open", check_metrics_blocked, "main.tf", '["/metrics", "/metrics/*", "/health/details"', '["/metrics", "/health/details"'),
+    ("/health/details open", check_metrics_blocked, "main.tf", '"/metrics/*", "/health/details", "/health/details/*"]', '"/metrics/*"]'),
     ("EFS unencrypted", check_efs_encrypted, "efs.tf", "encrypted                       = true", "encrypted                       = false"),
     ("EFS without TLS", check_efs_volumes_use_tls_and_iam, "ecs.tf", 'transit_encryption = "ENABLED"', 'transit_encryption = "DISABLED"'),
     ("config writable", check_container, "ecs.tf", "containerPath = local.config_path, readOnly = true",

@@ -106,14 +106,13 @@ resource "aws_lb_listener" "http" {
   }
 }
 
-# /health answers the status code only (the ALB checks 200 vs 503 and nothing else); the details
-# (counts, errors, versions) live on the server's internal listener, which no listener or rule here
-# forwards to: the ALB reaches the tasks on the container port only (the target group's port, and
-# the one port the tasks' security group admits from the ALB).
-#
-# GET /metrics is Prometheus text for operators: per-instance figures that say nothing useful to a
-# client and too much to a stranger. The ALB answers it itself, before any forward rule, in the same
-# JSON shape as the server's errors. Scrape the tasks directly instead (metrics_ingress_security_group_ids).
+# /health answers the status code and `{"status"}` only (the ALB checks 200 vs 503 and nothing
+# else). The details (instance, file generations and errors, versions, database) are on the same port
+# at /health/details, and GET /metrics is Prometheus text for operators: per-instance figures that say
+# nothing useful to a client and too much to a stranger. The ALB answers both itself, before any
+# forward rule, in the same JSON shape as the server's errors — as the kit's nginx and HAProxy do and
+# the Helm chart's Ingress refuses to route. Read and scrape the tasks directly instead
+# (metrics_ingress_security_group_ids).
 resource "aws_lb_listener_rule" "block_metrics" {
   listener_arn = aws_lb_listener.https.arn
   priority     = 1
@@ -125,7 +124,7 @@ resource "aws_lb_listener_rule" "block_metrics" {
     fixed_response {
       status_code  = "404"
       content_type = "application/json"
-      message_body = jsonencode({ error = "not_found", message = "/metrics is not served on the public listener" })
+      message_body = jsonencode({ error = "not_found", message = "internal path: not served on the public listener" })
     }
   }
 

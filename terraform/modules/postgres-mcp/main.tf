@@ -25,7 +25,7 @@ locals {
   health_path    = "/health"
 
   # Answered 404 by the ALB itself (alb.tf): operator-only routes.
-  blocked_paths = ["/metrics", "/metrics/*"]
+  blocked_paths = ["/metrics", "/metrics/*", "/health/details", "/health/details/*"]
 
   # `name` is what 5.x has; 6.x adds `region` and deprecates `name` (still served, with a warning).
   region     = data.aws_region.current.name

@@ -70,9 +70,10 @@ run "defaults_plan_the_documented_service" {
   assert {
     condition = (
       aws_lb_listener_rule.block_metrics.action[0].fixed_response[0].status_code == "404" &&
-      contains(tolist(aws_lb_listener_rule.block_metrics.condition)[0].path_pattern[0].values, "/metrics")
+      contains(tolist(aws_lb_listener_rule.block_metrics.condition)[0].path_pattern[0].values, "/metrics") &&
+      contains(tolist(aws_lb_listener_rule.block_metrics.condition)[0].path_pattern[0].values, "/health/details")
     )
-    error_message = "/metrics must be answered 404 by the ALB."
+    error_message = "/metrics and /health/details must be answered 404 by the ALB."
   }
 
   assert {
