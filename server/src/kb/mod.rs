@@ -13,5 +13,6 @@ mod format;
 pub mod local_copies;
 pub mod store;
 pub mod terms;
+pub mod word_rows;
 
 pub use store::{KbFile, KbLoader, KnowledgeBase};

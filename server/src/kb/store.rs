@@ -17,7 +17,8 @@
 //! most [`search_concurrency`] at a time, on the blocking pool, holding its slot until the SQLite
 //! work itself ends (not until its caller leaves), and cancelled inside SQLite when its caller's
 //! future is dropped (see [`super::cancel`]). A query's own cost is bounded before it runs, by
-//! [`super::terms`].
+//! [`super::terms`], which also drops a question's commonest words (counted once per file by
+//! [`super::word_rows`]) so that its cost stays bounded by the rows it scores.
 
 use std::{
     io::Read,
@@ -33,6 +34,7 @@ use tracing::Instrument;
 use super::cancel::{CancelOnDrop, is_interrupted};
 use super::format::SCHEMA_VERSION;
 use super::terms::{SearchTerms, TermsError};
+use super::word_rows::WordRows;
 use crate::watch::{Loaded, Loader, Served, Watched};
 
 /// A served kb.db: the current [`KnowledgeBase`], swapped by the reload engine when the file changes.
@@ -41,8 +43,11 @@ pub type KbFile = Watched<KbLoader>;
 /// Searches running at once per loaded file, and the connections kept for them. Queries are CPU
 /// bound: more of them than cores only adds threads and connections (each new connection parses the
 /// schema and re-prepares statements). Callers beyond this wait, without a thread, for a permit.
+/// Read once: `available_parallelism` reads the cgroup's CPU quota files on every call, which cost
+/// more than a small search.
 pub fn search_concurrency() -> usize {
-    std::thread::available_parallelism().map_or(2, |n| n.get()) * 2
+    static CONCURRENCY: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CONCURRENCY.get_or_init(|| std::thread::available_parallelism().map_or(2, |n| n.get()) * 2)
 }
 
 /// One search result.
@@ -61,6 +66,8 @@ pub struct KnowledgeBase {
     uri: String,
     idle: Mutex<Vec<Connection>>,
     permits: Arc<tokio::sync::Semaphore>,
+    /// Rows each query word matches in this file, for [`SearchTerms::selective`].
+    word_rows: WordRows,
     pub documents: usize,
     pub chunks: usize,
     pub built_at: String,
@@ -170,6 +177,7 @@ impl KnowledgeBase {
             uri,
             idle: Mutex::new(vec![db]),
             permits: Arc::new(tokio::sync::Semaphore::new(search_concurrency())),
+            word_rows: WordRows::default(),
             documents,
             chunks,
             built_at,
@@ -231,7 +239,8 @@ impl KnowledgeBase {
         );
         let outcome = async {
             let terms = SearchTerms::parse(&query)?;
-            self.run(move |db| search_on(db, &terms, limit)).await
+            let kb = self.clone();
+            self.run(move |db| kb.search_on(db, &terms, limit)).await
         }
         .instrument(span.clone())
         .await;
@@ -251,23 +260,61 @@ impl KnowledgeBase {
     pub fn search(&self, query: &str, limit: usize) -> Result<Vec<SearchHit>, SearchError> {
         let terms = SearchTerms::parse(query)?;
         let db = self.connection()?;
-        let result = search_on(&db, &terms, limit);
+        let result = self.search_on(&db, &terms, limit);
         self.release(db);
         Ok(result?)
     }
+
+    /// The statement and FTS5 `MATCH` expression a search of `query` runs on this file (its words
+    /// past [`SearchTerms::selective`]), or `None` when no word is in the file (no hit). For
+    /// measurements, which run the same statement without the server around it.
+    pub fn planned_search(&self, query: &str) -> Result<Option<(&'static str, String)>, SearchError> {
+        let terms = SearchTerms::parse(query)?;
+        let db = self.connection()?;
+        let result = self.selective(&db, &terms);
+        self.release(db);
+        Ok(result?.map(|(terms, rows)| (statement_for(rows), terms.fts_expression())))
+    }
+
+    /// The words worth scoring and the rows they match ([`SearchTerms::selective`]).
+    fn selective(&self, db: &Connection, terms: &SearchTerms) -> Result<Option<(SearchTerms, u64)>, rusqlite::Error> {
+        let rows = self.word_rows.of(db, terms.words())?;
+        Ok(terms.selective(&rows))
+    }
+
+    fn search_on(&self, db: &Connection, terms: &SearchTerms, limit: usize) -> Result<Vec<SearchHit>, rusqlite::Error> {
+        match self.selective(db, terms)? {
+            Some((terms, rows)) => search_on(db, statement_for(rows), &terms.fts_expression(), limit),
+            None => Ok(Vec::new()),
+        }
+    }
 }
 
-/// The one search statement: bm25 with title and section weighted above the text.
-fn search_on(db: &Connection, terms: &SearchTerms, limit: usize) -> Result<Vec<SearchHit>, rusqlite::Error> {
-    let mut statement = db.prepare_cached(
-        "SELECT c.source, c.title, c.section, \
+/// The search statement for searches scoring at most [`FTS_SORT_ROWS`] rows (`?1`: the `MATCH`
+/// expression of [`KnowledgeBase::match_expression`], `?2`: the most hits). SQLite's own sorter
+/// holds every matching row with its joined columns, about 1 µs per row.
+pub const SEARCH_STATEMENT: &str = "SELECT c.source, c.title, c.section, \
                 snippet(chunks_fts, 2, '**', '**', '…', 32), \
                 bm25(chunks_fts, 5.0, 3.0, 1.0) \
          FROM chunks_fts JOIN chunks c ON c.id = chunks_fts.rowid \
          WHERE chunks_fts MATCH ?1 \
-         ORDER BY bm25(chunks_fts, 5.0, 3.0, 1.0) LIMIT ?2",
-    )?;
-    let rows = statement.query_map(params![terms.fts_expression(), limit as i64], |row| {
+         ORDER BY bm25(chunks_fts, 5.0, 3.0, 1.0) LIMIT ?2";
+
+/// The statement a search scoring `rows` rows runs.
+pub fn statement_for(rows: u64) -> &'static str {
+    let _ = rows;
+    SEARCH_STATEMENT
+}
+
+/// A search statement (bm25 with title and section weighted above the text) on `expression`.
+fn search_on(
+    db: &Connection,
+    statement: &'static str,
+    expression: &str,
+    limit: usize,
+) -> Result<Vec<SearchHit>, rusqlite::Error> {
+    let mut statement = db.prepare_cached(statement)?;
+    let rows = statement.query_map(params![expression, limit as i64], |row| {
         Ok(SearchHit {
             source: row.get(0)?,
             title: row.get(1)?,
