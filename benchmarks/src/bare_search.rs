@@ -19,10 +19,7 @@ pub struct BareSearch {
 
 impl BareSearch {
     pub fn open(kb: &Path) -> anyhow::Result<BareSearch> {
-        let db = Connection::open_with_flags(
-            kb,
-            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
-        )?;
+        let db = Connection::open_with_flags(kb, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
         Ok(BareSearch { db })
     }
 

@@ -481,6 +481,21 @@ mod tests {
     }
 
     #[test]
+    fn both_search_statements_return_the_same_hits() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = demo_kb(dir.path());
+        let db = Connection::open(&path).unwrap();
+        for expression in [r#""WAL" OR "standby""#, r#""vacuum""#, r#""subscriptions" OR "dead""#] {
+            let plain = search_on(&db, SEARCH_STATEMENT, expression, 5).unwrap();
+            let ranked = search_on(&db, SEARCH_RANKED_STATEMENT, expression, 5).unwrap();
+            assert!(!plain.is_empty(), "{expression}");
+            assert_eq!(plain, ranked, "{expression}");
+        }
+        assert_eq!(statement_for(FTS_SORT_ROWS), SEARCH_STATEMENT);
+        assert_eq!(statement_for(FTS_SORT_ROWS + 1), SEARCH_RANKED_STATEMENT);
+    }
+
+    #[test]
     fn truncated_and_foreign_files_are_rejected() {
         let dir = tempfile::tempdir().unwrap();
         let good = demo_kb(dir.path());

@@ -83,7 +83,11 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
                 let load = ctx.load("tools_call.lua", server.addr, "/mcp", c);
                 let result = ctx.wrk(&format!("tools/call demo KB, {name} (round {round})"), &load)?;
                 if result.non_2xx > 0 || result.socket_errors > 0 {
-                    bail!("{name} c={c}: {} non-2xx, {} socket errors", result.non_2xx, result.socket_errors);
+                    bail!(
+                        "{name} c={c}: {} non-2xx, {} socket errors",
+                        result.non_2xx,
+                        result.socket_errors
+                    );
                 }
                 runs[s].push(result);
             }
@@ -110,8 +114,16 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
         ("KnowledgeBase::search_async", &request_path),
     ] {
         let subject = format!("demo KB in process, {what}");
-        ctx.rows.push("9. KB request path", &subject, None, "search_p50", latency.p50_us, "us");
-        ctx.rows.push("9. KB request path", &subject, None, "search_mean", latency.mean_us, "us");
+        ctx.rows
+            .push("9. KB request path", &subject, None, "search_p50", latency.p50_us, "us");
+        ctx.rows.push(
+            "9. KB request path",
+            &subject,
+            None,
+            "search_mean",
+            latency.mean_us,
+            "us",
+        );
     }
     ctx.rows.push(
         "9. KB request path",
@@ -187,7 +199,14 @@ pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
                 })
                 .collect();
             md.push_str(&table(
-                &["conns", "ours req/s", "ours p50 / p99", "peer req/s", "peer p50 / p99", "ours/peer"],
+                &[
+                    "conns",
+                    "ours req/s",
+                    "ours p50 / p99",
+                    "peer req/s",
+                    "peer p50 / p99",
+                    "ours/peer",
+                ],
                 &rows,
             ));
         },

@@ -165,12 +165,18 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
         ("2-3 words, bare rusqlite", &short_bare),
         ("questions, ours", &questions),
         ("questions, bare rusqlite", &questions_bare),
-        ("questions, before: bare, every word, one statement", &questions_every_word),
+        (
+            "questions, before: bare, every word, one statement",
+            &questions_every_word,
+        ),
     ] {
         let subject = format!("{subject}, {what}");
-        ctx.rows.push("3. KB search", &subject, None, "search_p50", latency.p50_us, "us");
-        ctx.rows.push("3. KB search", &subject, None, "search_p99", latency.p99_us, "us");
-        ctx.rows.push("3. KB search", &subject, None, "search_mean", latency.mean_us, "us");
+        ctx.rows
+            .push("3. KB search", &subject, None, "search_p50", latency.p50_us, "us");
+        ctx.rows
+            .push("3. KB search", &subject, None, "search_p99", latency.p99_us, "us");
+        ctx.rows
+            .push("3. KB search", &subject, None, "search_mean", latency.mean_us, "us");
     }
     ctx.rows.push(
         "3. KB search",
@@ -240,7 +246,11 @@ pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
             let mut rows = vec![
                 row("2–3 words, ours in process", &kb.short, Some(&kb.short_bare)),
                 row("2–3 words, bare rusqlite", &kb.short_bare, None),
-                row("**questions**, ours in process", &kb.questions, Some(&kb.questions_bare)),
+                row(
+                    "**questions**, ours in process",
+                    &kb.questions,
+                    Some(&kb.questions_bare),
+                ),
                 row("questions, bare rusqlite", &kb.questions_bare, None),
                 row(
                     "questions, before (bare: every word scored, one statement)",
