@@ -39,8 +39,9 @@ pub const MAX_TERMS: usize = 64;
 /// Rows (chunk matches, summed over the words kept) a search scores at most before it drops its
 /// commonest words; see the module doc. Measured on the 10k-document benchmark KB (44,922 chunks,
 /// 2 shared cores under load): a search costs about 1 µs per row it scores (bm25 and its idf
-/// pass), so questions of 3–12 words took p50 7.4 / p99 28 ms with 20,000 and p50 2.7 / p99 5.4 ms
-/// with 5,000. A word in fewer rows than this is always searchable alone.
+/// pass), so questions of 3–12 words took p50 7.4 / p99 28 ms in process with 20,000 (load ~10)
+/// and p50 1.9 / p99 7.3 ms with 5,000 (load ~5; `bench --only kb`). A word in fewer rows than this
+/// is always searchable alone.
 pub const MAX_SCORED_ROWS: u64 = 5_000;
 
 /// Why a query cannot be searched.
