@@ -15,10 +15,7 @@ use benchmarks::fixtures;
 use benchmarks::report::{ms, rps, table};
 use benchmarks::wrk::WrkResult;
 use postgres_mcp::{
-    kb::{
-        store::KbLoader,
-        terms::SearchTerms,
-    },
+    kb::{store::KbLoader, terms::SearchTerms},
     watch::Loader,
 };
 
@@ -116,8 +113,7 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
     let questions = ours(&kb, &corpus.questions, searches)?;
     let questions_bare = bare(&bare_db, &searched(&corpus.questions)?, searches)?;
     let questions_every_word = bare(&bare_db, &every_word(&corpus.questions)?, searches / 5)?;
-    let words =
-        |planned: Vec<String>| planned.iter().map(|e| e.split(" OR ").count()).sum::<usize>() as f64;
+    let words = |planned: Vec<String>| planned.iter().map(|e| e.split(" OR ").count()).sum::<usize>() as f64;
     let question_words = words(every_word(&corpus.questions)?) / corpus.questions.len() as f64;
     let question_words_kept = words(searched(&corpus.questions)?) / corpus.questions.len() as f64;
     drop(kb);
