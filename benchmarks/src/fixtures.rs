@@ -185,6 +185,9 @@ pub struct Corpus {
     pub bytes: u64,
     /// Search queries over the same vocabulary (2-3 words each).
     pub queries: Vec<String>,
+    /// Questions as a model sends them: 3-12 words drawn with the corpus's own word frequencies, so
+    /// they carry its commonest words as often as English questions carry `the` and `how`.
+    pub questions: Vec<String>,
 }
 
 /// Writes `count` Markdown documents (a title, 2-5 sections of 1-3 paragraphs) under `dir`.
@@ -227,10 +230,17 @@ pub fn generate_corpus(dir: &Path, count: usize, seed: u64) -> anyhow::Result<Co
             (0..n).map(|_| word(&mut rng, &words)).collect::<Vec<_>>().join(" ")
         })
         .collect();
+    let questions = (0..256)
+        .map(|_| {
+            let n = 3 + rng.below(10);
+            (0..n).map(|_| word(&mut rng, &words)).collect::<Vec<_>>().join(" ")
+        })
+        .collect();
     Ok(Corpus {
         documents: count,
         bytes,
         queries,
+        questions,
     })
 }
 
@@ -244,7 +254,11 @@ mod tests {
         let b = tempfile::tempdir().unwrap();
         let first = generate_corpus(a.path(), 20, 7).unwrap();
         let second = generate_corpus(b.path(), 20, 7).unwrap();
-        assert_eq!((first.bytes, &first.queries), (second.bytes, &second.queries));
+        assert_eq!(
+            (first.bytes, &first.queries, &first.questions),
+            (second.bytes, &second.queries, &second.questions)
+        );
+        assert!(first.questions.iter().all(|q| (3..=12).contains(&q.split(' ').count())));
         let report = postgres_mcp::kb::build::build(a.path(), &a.path().join("kb.db")).unwrap();
         assert_eq!(report.sources, 20);
     }

@@ -2,6 +2,7 @@
 //! ceiling) and `peer-rmcp` (rmcp's stateless server with one tool); the README's "Performance"
 //! section says what is measured and how.
 
+pub mod bare_search;
 pub mod fixtures;
 pub mod http;
 pub mod nginx;

@@ -20,5 +20,6 @@ pub mod markdown;
 pub mod sources;
 pub mod store;
 pub mod terms;
+pub mod word_rows;
 
 pub use store::{KbFile, KbLoader, KnowledgeBase};

@@ -16,6 +16,16 @@
 //! long) 40, 53, 125, 132, 245, 439, 642, 1279 and 3534 ms. 64 is the largest count whose random
 //! queries stay under 50 ms, and its worst case costs about three single common words; past it,
 //! both curves double with every doubling.
+//!
+//! Within those limits a search still costs in proportion to the rows its words match: FTS5 scores
+//! every row that matches any OR-ed word (and counts each word's rows again for its idf), so one
+//! word found in most chunks — `the`, `how`, or a project's own name — makes a natural-language
+//! question cost as much as scoring the whole file (p99 39 ms on the 10k-document benchmark KB).
+//! [`SearchTerms::selective`] therefore keeps the rarest words and drops the commonest ones past
+//! [`MAX_SCORED_ROWS`] rows in total: the words bm25 weighs least (idf falls with the number of rows
+//! a word is in; FTS5 clamps it to 1e-6 past half the rows), i.e. stop words found by statistics
+//! rather than by a list, in any language. The rarest word is always kept, so a question is never
+//! answered for none of its words.
 
 use std::collections::HashSet;
 
@@ -25,6 +35,20 @@ pub const MAX_QUERY_BYTES: usize = 4096;
 
 /// Most distinct words (after de-duplication, ignoring case) in one search; see the module doc.
 pub const MAX_TERMS: usize = 64;
+
+/// Rows (chunk matches, summed over the words kept) a search scores at most before it drops its
+/// commonest words; see the module doc. Measured on the 10k-document benchmark KB (44,922 chunks,
+/// 2 shared cores under load): a search costs about 1 µs per row it scores (bm25 and its idf
+/// pass), so questions of 3–12 words took p50 7.4 / p99 28 ms in process with 20,000 (load ~10)
+/// and p50 1.9 / p99 7.3 ms with 5,000 (load ~5; `bench --only kb`). A word in fewer rows than this
+/// is always searchable alone.
+///
+/// Relevance sets the floor (`tests/kb_eval.rs`, PostgreSQL 15's manual, 4,908 chunks, hit@5 /
+/// MRR@5 shared, repository, held out): with 5,000 the figures equal scoring every word (0.83/0.83,
+/// 1.00/0.82, 0.90/0.77) though 35 of the 38 questions lose words, and a search there costs ~1.6×
+/// less; 3,000 loses the repository set (0.81/0.78) and 2,000 every set (0.83/0.79, 0.81/0.74,
+/// 0.80/0.62), for 2–3× less time.
+pub const MAX_SCORED_ROWS: u64 = 5_000;
 
 /// Why a query cannot be searched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,6 +93,39 @@ impl SearchTerms {
             .map(|w| format!("\"{w}\""))
             .collect::<Vec<_>>()
             .join(" OR ")
+    }
+
+    /// The words, first spelling kept, in query order.
+    pub fn words(&self) -> &[String] {
+        &self.0
+    }
+
+    /// The words worth scoring, given `rows[i]`, the number of rows word `i` of [`words`](Self::words)
+    /// matches: words matching nothing are dropped (they cannot change a result); then, rarest first,
+    /// words are kept while the rows they match add up to at most [`MAX_SCORED_ROWS`], the rarest one
+    /// always. Returns them with the rows they match in total, or `None` when no word matches any
+    /// row (the search has no result). Panics if `rows` is not one count per word.
+    pub fn selective(&self, rows: &[u64]) -> Option<(SearchTerms, u64)> {
+        assert_eq!(rows.len(), self.0.len(), "one row count per word");
+        let mut order: Vec<usize> = (0..self.0.len()).filter(|&i| rows[i] > 0).collect();
+        order.sort_by_key(|&i| rows[i]);
+        let mut kept = vec![false; self.0.len()];
+        let mut scored = 0u64;
+        for (rank, &i) in order.iter().enumerate() {
+            if rank > 0 && scored + rows[i] > MAX_SCORED_ROWS {
+                break;
+            }
+            scored += rows[i];
+            kept[i] = true;
+        }
+        let words: Vec<String> = self
+            .0
+            .iter()
+            .zip(kept)
+            .filter(|(_, kept)| *kept)
+            .map(|(word, _)| word.clone())
+            .collect();
+        (!words.is_empty()).then_some((SearchTerms(words), scored))
     }
 
     pub fn len(&self) -> usize {
@@ -131,6 +188,53 @@ mod tests {
         ];
         for (case, query, expected) in cases {
             assert_eq!(SearchTerms::parse(&query).map(|t| t.len()), expected, "{case}");
+        }
+    }
+
+    #[test]
+    fn the_commonest_words_are_dropped_past_the_row_budget_and_the_rarest_always_kept() {
+        let terms = SearchTerms::parse("how do I tune autovacuum on the primary").unwrap();
+        let words = |t: Option<(SearchTerms, u64)>| t.map(|(t, _)| t.words().join(" "));
+        // (case, rows per word: how do I tune autovacuum on the primary, words kept in query order)
+        let cases: Vec<(&str, [u64; 8], Option<&str>)> = vec![
+            (
+                "a small KB: every word is kept",
+                [30, 40, 50, 3, 2, 60, 90, 8],
+                Some("how do I tune autovacuum on the primary"),
+            ),
+            (
+                "common words past the budget go, commonest first",
+                [2_250, 1_000, 1_500, 75, 30, 5_000, 10_000, 225],
+                Some("do I tune autovacuum primary"),
+            ),
+            (
+                "words matching nothing are dropped",
+                [0, 0, 0, 300, 0, 0, 0, 0],
+                Some("tune"),
+            ),
+            (
+                "the rarest word stays even past the budget alone",
+                [
+                    MAX_SCORED_ROWS * 5,
+                    MAX_SCORED_ROWS * 6,
+                    MAX_SCORED_ROWS * 7,
+                    MAX_SCORED_ROWS * 3,
+                    MAX_SCORED_ROWS * 2,
+                    MAX_SCORED_ROWS * 8,
+                    MAX_SCORED_ROWS * 9,
+                    MAX_SCORED_ROWS * 4,
+                ],
+                Some("autovacuum"),
+            ),
+            ("nothing matches", [0; 8], None),
+            (
+                "exactly at the budget: kept",
+                [0, 0, 0, MAX_SCORED_ROWS - 100, 100, 0, 0, 0],
+                Some("tune autovacuum"),
+            ),
+        ];
+        for (case, rows, expected) in cases {
+            assert_eq!(words(terms.selective(&rows)).as_deref(), expected, "{case}");
         }
     }
 

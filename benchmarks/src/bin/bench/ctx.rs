@@ -77,6 +77,19 @@ impl Ctx {
         Proc::start(name, command, addr, self.work())
     }
 
+    /// The rmcp stateless peer (`peer-rmcp`) serving `kb` behind the run's tokens.
+    pub fn peer(&self, name: &str, kb: &Path) -> anyhow::Result<Proc> {
+        let addr = free_addr()?;
+        let mut command = Command::new(self.bin_dir.join("peer-rmcp"));
+        command
+            .args(["--listen", &addr.to_string(), "--tokens"])
+            .arg(&self.tokens_file)
+            .arg("--kb")
+            .arg(kb)
+            .env("TMPDIR", self.work().join("tmp"));
+        Proc::start(name, command, addr, self.work())
+    }
+
     pub fn wrk(&mut self, label: &str, load: &Load) -> anyhow::Result<WrkResult> {
         let result = load.run()?;
         self.log_wrk(label, load, &result);

@@ -14,7 +14,9 @@
 //! 5. nginx with three instances against one instance direct, and a SIGKILL under load;
 //! 6. peak RSS and start->healthy of every process started;
 //! 7. the Postgres tools against a bare tokio-postgres client;
-//! 8. production scale (`benchmarks::scale`).
+//! 8. production scale (`benchmarks::scale`);
+//! 9. the knowledge-base request path on the demo KB: ours against the same statement in a bare
+//!    rusqlite loop, and `tools/call` against the peer.
 //!
 //! One module per section, each with its figures, its `measure` and its part of results.md
 //! (`render`); [`ctx`] holds what they share, [`markdown`] assembles the report. The wrk scripts are
@@ -22,10 +24,12 @@
 //!
 //! A section that fails is reported as not measured (with the reason) and the others still run;
 //! the exit status is then non-zero. `--section N` runs only section N (repeatable; the others are
-//! reported as skipped), so pass `--out` elsewhere than the committed results.
+//! reported as skipped), so pass `--out` elsewhere than the committed results. `--only kb` is
+//! `--section 3 --section 9`: the knowledge-base figures alone (~2 min).
 
 mod behind_nginx;
 mod ctx;
+mod kb_path;
 mod kb_search;
 mod machine;
 mod markdown;
@@ -64,6 +68,9 @@ struct Args {
     /// Run only this section, by number (`--section 2`); repeatable. Default: all.
     #[arg(long = "section", value_name = "N")]
     sections: Vec<String>,
+    /// Run only a group of sections: `kb` (3 and 9, the knowledge-base figures).
+    #[arg(long, value_name = "GROUP", value_parser = ["kb"])]
+    only: Option<String>,
 }
 
 /// How much of everything to do.
@@ -115,6 +122,7 @@ struct Results {
     tokens: Vec<tokens::TokenFigure>,
     token_load: Option<tokens::TokenLoadFigure>,
     kb: Option<kb_search::KbFigure>,
+    kb_path: Option<kb_path::PathFigure>,
     reload: Option<reload::ReloadFigure>,
     nginx: Option<behind_nginx::NginxFigure>,
     postgres: Option<postgres::PgFigure>,
@@ -135,7 +143,10 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(args: Args) -> anyhow::Result<bool> {
+fn run(mut args: Args) -> anyhow::Result<bool> {
+    if args.only.as_deref() == Some("kb") {
+        args.sections.extend(["3".to_string(), "9".to_string()]);
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .context("benchmarks/ has a parent")?
@@ -195,7 +206,7 @@ fn run(args: Args) -> anyhow::Result<bool> {
     let mut results = Results::default();
     let started = Instant::now();
 
-    let sections: [(&'static str, Section); 7] = [
+    let sections: [(&'static str, Section); 8] = [
         ("1. throughput", throughput::measure),
         ("2. token check", tokens::measure),
         ("3. KB search", kb_search::measure),
@@ -203,6 +214,7 @@ fn run(args: Args) -> anyhow::Result<bool> {
         ("5. nginx", behind_nginx::measure),
         ("7. Postgres tools", postgres::measure),
         ("8. production scale", production_scale::measure),
+        ("9. KB request path", kb_path::measure),
     ];
     for (name, section) in sections {
         let number = name.split('.').next().unwrap_or_default();

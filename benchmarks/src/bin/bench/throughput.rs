@@ -75,15 +75,7 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
         .arg(answers.join("ping.json"));
     let baseline = Proc::start("baseline", command, addr, ctx.work())?;
 
-    let addr = free_addr()?;
-    let mut command = Command::new(ctx.bin_dir.join("peer-rmcp"));
-    command
-        .args(["--listen", &addr.to_string(), "--tokens"])
-        .arg(&ctx.tokens_file)
-        .arg("--kb")
-        .arg(&ctx.demo_kb)
-        .env("TMPDIR", ctx.work().join("tmp"));
-    let peer = Proc::start("peer", command, addr, ctx.work())?;
+    let peer = ctx.peer("peer", &ctx.demo_kb.clone())?;
 
     // The peer must run the same search: same structured results as ours.
     let peer_call = post(peer.addr, &ctx.token, TOOLS_CALL_BODY)?;

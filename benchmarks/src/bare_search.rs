@@ -1,0 +1,101 @@
+//! The physical limit of a knowledge-base search: the server's own search statement on the same
+//! kb.db in a bare `rusqlite` loop — one connection, the statement prepared once, the rows read into
+//! strings and nothing else (no pool, no thread hop, no cancellation, no query parsing). What the
+//! server adds on top of this is its overhead per search (issue #16 §Speed).
+
+use std::{
+    path::Path,
+    time::{Duration, Instant},
+};
+
+use postgres_mcp::kb::{filter::SearchFilter, store::SEARCH_STATEMENT};
+use rusqlite::{Connection, OpenFlags, params};
+
+use crate::report::percentile;
+
+/// One read-only connection to a kb.db.
+pub struct BareSearch {
+    db: Connection,
+}
+
+impl BareSearch {
+    pub fn open(kb: &Path) -> anyhow::Result<BareSearch> {
+        let db = Connection::open_with_flags(kb, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        Ok(BareSearch { db })
+    }
+
+    /// Runs the server's [`SEARCH_STATEMENT`] with FTS5 `expression` (from
+    /// `KnowledgeBase::planned_search`, or every word of a question for the cost before words were
+    /// dropped) and the parameters a search without filters binds (one hit per page), reading every
+    /// column of at most `limit` hits; returns the number of hits.
+    pub fn search(&self, expression: &str, limit: usize) -> anyhow::Result<usize> {
+        let filter = SearchFilter::default();
+        let mut statement = self.db.prepare_cached(SEARCH_STATEMENT)?;
+        let bound = params![
+            expression,
+            limit as i64,
+            filter.products_json(),
+            filter.versions_json(),
+            filter.prefix(),
+            filter.all_sections,
+        ];
+        let rows = statement.query_map(bound, |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, String>(3)?,
+                row.get::<_, String>(4)?,
+                row.get::<_, String>(5)?,
+                row.get::<_, f64>(6)?,
+            ))
+        })?;
+        Ok(rows.collect::<Result<Vec<_>, _>>()?.len())
+    }
+}
+
+/// Latencies of repeated calls, in µs.
+#[derive(Clone, Copy, Debug)]
+pub struct Latency {
+    pub calls: usize,
+    pub p50_us: f64,
+    pub p99_us: f64,
+    pub mean_us: f64,
+}
+
+impl Latency {
+    /// Times `call` on each of `inputs` in turn, cycling, for at least `calls` calls and at least
+    /// `min_time` (short calls are repeated until the clock has something to measure).
+    pub fn measure<T>(
+        inputs: &[T],
+        calls: usize,
+        min_time: Duration,
+        mut call: impl FnMut(&T) -> anyhow::Result<()>,
+    ) -> anyhow::Result<Latency> {
+        let mut samples = Vec::with_capacity(calls);
+        let started = Instant::now();
+        for input in inputs.iter().cycle() {
+            if samples.len() >= calls && started.elapsed() >= min_time {
+                break;
+            }
+            let timer = Instant::now();
+            call(input)?;
+            samples.push(timer.elapsed().as_secs_f64() * 1e6);
+        }
+        samples.sort_by(f64::total_cmp);
+        Ok(Latency {
+            calls: samples.len(),
+            p50_us: percentile(&samples, 0.50),
+            p99_us: percentile(&samples, 0.99),
+            mean_us: samples.iter().sum::<f64>() / samples.len() as f64,
+        })
+    }
+
+    /// `p50 / p99 (mean)` in µs, for a table cell.
+    pub fn cell(&self) -> String {
+        format!(
+            "{:.0} µs / {:.0} µs (mean {:.0} µs)",
+            self.p50_us, self.p99_us, self.mean_us
+        )
+    }
+}

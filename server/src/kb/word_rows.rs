@@ -1,0 +1,93 @@
+//! How many rows of a loaded kb.db each query word matches, counted once per file.
+//!
+//! [`super::terms::SearchTerms::selective`] needs these counts to drop a question's commonest words
+//! before they are scored. Counting a word costs one pass over its FTS5 posting list — what bm25's
+//! idf step spends on it in every search anyway — so each word is counted on first use and the
+//! count is kept with the [`super::KnowledgeBase`] it belongs to: a loaded file never changes (a new
+//! file is a new value with an empty cache). The few words whose count is expensive, the common
+//! ones, are the ones every question repeats, so after the first questions a search counts nothing.
+//!
+//! The count goes through FTS5 itself (`MATCH` on the quoted word), so it sees the word exactly as
+//! the search does — the table's tokenizer, stemming and case folding included — and a word is
+//! cached under its spelling as sent.
+
+use std::{collections::HashMap, sync::Mutex};
+
+use rusqlite::Connection;
+
+/// Words remembered per loaded file, at most: about 100 bytes each, so ≤ 7 MB. Past it, new words
+/// are counted for each search that uses them (rare words: short posting lists, cheap to count).
+const MAX_CACHED_WORDS: usize = 65_536;
+
+/// The row counts of one loaded file's words.
+#[derive(Debug, Default)]
+pub struct WordRows {
+    counted: Mutex<HashMap<String, u64>>,
+}
+
+impl WordRows {
+    /// Rows matching each of `words` (same order), from the cache or counted on `db`. Errors: the
+    /// count's SQLite error (an interrupted count is `OperationInterrupted`, as for the search).
+    pub fn of(&self, db: &Connection, words: &[String]) -> Result<Vec<u64>, rusqlite::Error> {
+        let mut rows = Vec::with_capacity(words.len());
+        let mut missing = Vec::new();
+        {
+            let counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());
+            for (i, word) in words.iter().enumerate() {
+                match counted.get(word) {
+                    Some(&n) => rows.push(n),
+                    None => {
+                        rows.push(0);
+                        missing.push(i);
+                    }
+                }
+            }
+        }
+        if missing.is_empty() {
+            return Ok(rows);
+        }
+        let mut count =
+            db.prepare_cached("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH '\"' || ?1 || '\"'")?;
+        for &i in &missing {
+            rows[i] = count.query_row([&words[i]], |row| row.get::<_, i64>(0))?.max(0) as u64;
+        }
+        let mut counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());
+        for &i in &missing {
+            if counted.len() >= MAX_CACHED_WORDS {
+                break;
+            }
+            counted.insert(words[i].clone(), rows[i]);
+        }
+        Ok(rows)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fts() -> Connection {
+        let db = Connection::open_in_memory().unwrap();
+        db.execute_batch(
+            "CREATE VIRTUAL TABLE chunks_fts USING fts5(title, section, content, tokenize = 'porter unicode61');
+             INSERT INTO chunks_fts VALUES ('Vacuum', 'Autovacuum', 'dead tuples are removed');
+             INSERT INTO chunks_fts VALUES ('Replication', 'Streaming', 'the standby replays WAL');
+             INSERT INTO chunks_fts VALUES ('Indexes', 'B-tree', 'the planner picks an index');",
+        )
+        .unwrap();
+        db
+    }
+
+    #[test]
+    fn words_are_counted_as_the_search_tokenizes_them_and_cached() {
+        let db = fts();
+        let words: Vec<String> = ["The", "vacuum", "indexes", "absent"].map(String::from).into();
+        // Case folded, stemmed ("indexes" finds "index" and "Indexes"), in any column.
+        assert_eq!(WordRows::default().of(&db, &words).unwrap(), [2, 1, 1, 0]);
+        let cache = WordRows::default();
+        cache.of(&db, &words).unwrap();
+        // Counted once: the same counts without the table.
+        db.execute_batch("DROP TABLE chunks_fts").unwrap();
+        assert_eq!(cache.of(&db, &words).unwrap(), [2, 1, 1, 0]);
+    }
+}
