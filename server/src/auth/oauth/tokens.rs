@@ -16,9 +16,10 @@
 //!
 //! A grant is marked used only once every check passed, so a refused request (a refresh asking for
 //! a wider scope, a code redeemed without its `redirect_uri`) leaves it usable for a correct retry.
-//! One refusal consumes the code anyway: a wrong PKCE verifier, because it is what a stolen code
-//! looks like (the thief has the code but not the verifier); burning it ends the attempt, and the
-//! real client, who holds the verifier, never sends a wrong one.
+//! That includes a wrong PKCE verifier, though it is what a stolen code looks like: burning the
+//! code then would let whoever intercepted it (without the verifier) cancel the real client's
+//! sign-in, while it protects little: a verifier is 43–128 characters (RFC 7636 §4.1 asks for 256
+//! bits of entropy), not guessable online, and the used-code sets are per instance (`replay.rs`).
 
 use std::sync::Arc;
 
@@ -241,8 +242,7 @@ impl Token {
         Ok(self.issue(&keys, &client, grant, now))
     }
 
-    /// Checks a code grant; marks the code used only when every check passed, or on a PKCE
-    /// mismatch (see the module doc).
+    /// Checks a code grant; marks the code used only when every check passed (see the module doc).
     fn redeem_code(
         &self,
         params: &Params,
@@ -279,11 +279,8 @@ impl Token {
             _ => {}
         }
         if !pkce_matches(verifier, &grant.ch) {
-            self.server.used_codes.first_use(&grant.j, grant.exp, now);
-            tracing::warn!(user.name = %grant.u, "authorization code presented with a wrong PKCE verifier: code revoked");
-            return Err(invalid_grant(
-                "code_verifier does not match the code_challenge (PKCE); the code is revoked: sign in again",
-            ));
+            tracing::warn!(user.name = %grant.u, "authorization code presented with a wrong PKCE verifier");
+            return Err(invalid_grant("code_verifier does not match the code_challenge (PKCE)"));
         }
         check_user(users, &grant.u, &grant.v)?;
         if !self.server.used_codes.first_use(&grant.j, grant.exp, now) {
