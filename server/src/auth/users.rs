@@ -198,7 +198,10 @@ mod tests {
         let hash = DUMMY_HASH.get().expect("computed by prepare_unknown_user_check");
         assert!(is_bcrypt_hash(hash));
         let set = users(&[]);
-        assert!(matches!(set.verify_password("nobody", "x"), Err(AuthFailure::BadCredentials)));
+        assert!(matches!(
+            set.verify_password("nobody", "x"),
+            Err(AuthFailure::BadCredentials)
+        ));
     }
 
     #[test]

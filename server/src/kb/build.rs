@@ -494,7 +494,12 @@ impl Visited {
 
 /// Every file under `dir`, following symbolic links, each directory once ([`Visited`]); a
 /// directory seen again is added to `skipped`. Iterative, so a deep tree cannot overflow the stack.
-fn collect(dir: &Path, out: &mut Vec<PathBuf>, visited: &mut Visited, skipped: &mut Vec<Skipped>) -> anyhow::Result<()> {
+fn collect(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    visited: &mut Visited,
+    skipped: &mut Vec<Skipped>,
+) -> anyhow::Result<()> {
     let meta = std::fs::metadata(dir).map_err(|e| anyhow::anyhow!("cannot read directory {}: {e}", dir.display()))?;
     if !visited.first_visit(dir, &meta) {
         skipped.push(Skipped {
@@ -682,9 +687,21 @@ mod tests {
         use std::os::unix::fs::symlink;
         let dir = tempfile::tempdir().unwrap();
         let docs = dir.path().join("docs");
-        write_tree(&docs, &[("page.md", b"# Page
-text"), ("sub/inner.md", b"# Inner
-text")]);
+        write_tree(
+            &docs,
+            &[
+                (
+                    "page.md",
+                    b"# Page
+text",
+                ),
+                (
+                    "sub/inner.md",
+                    b"# Inner
+text",
+                ),
+            ],
+        );
         // One loop back to the root, two links to it, and a second link to a real directory.
         symlink("..", docs.join("sub/a")).unwrap();
         symlink("..", docs.join("sub/b")).unwrap();
@@ -701,11 +718,20 @@ text")]);
         loops.sort();
         // `latest` and `sub` are one directory: whichever is read second is reported.
         assert_eq!(loops.len(), 3, "{loops:?}");
-        assert!(loops.contains(&"sub/a".to_string()) || loops.contains(&"latest/a".to_string()), "{loops:?}");
+        assert!(
+            loops.contains(&"sub/a".to_string()) || loops.contains(&"latest/a".to_string()),
+            "{loops:?}"
+        );
         // A single self-loop.
         let single = dir.path().join("single");
-        write_tree(&single, &[("page.md", b"# Page
-text")]);
+        write_tree(
+            &single,
+            &[(
+                "page.md",
+                b"# Page
+text",
+            )],
+        );
         symlink(".", single.join("self")).unwrap();
         let report = build(&single, &dir.path().join("single.db")).unwrap();
         assert_eq!(report.sources, 1);
@@ -750,9 +776,15 @@ text")]);
         reasons.sort();
         assert_eq!(
             reasons[0],
-            format!("{} bytes, larger than the 1024-byte limit (--max-file-size)", deep.len())
+            format!(
+                "{} bytes, larger than the 1024-byte limit (--max-file-size)",
+                deep.len()
+            )
         );
-        assert_eq!(reasons[1], "2048 bytes, larger than the 1024-byte limit (--max-file-size)");
+        assert_eq!(
+            reasons[1],
+            "2048 bytes, larger than the 1024-byte limit (--max-file-size)"
+        );
     }
 
     #[test]

@@ -124,12 +124,22 @@ const VOID_ELEMENTS: &[&str] = &[
 /// Elements whose end tag may be omitted (HTML §13.1.2.4): an unclosed `<p>` or `<li>` is closed by
 /// the next one, so counting them would take a long old-style page for a deep one.
 const OPTIONAL_END_TAG: &[&str] = &[
-    "html", "head", "body", "p", "li", "dt", "dd", "tr", "td", "th", "thead", "tbody", "tfoot", "option",
-    "optgroup", "colgroup", "caption", "rb", "rt", "rp", "rtc",
+    "html", "head", "body", "p", "li", "dt", "dd", "tr", "td", "th", "thead", "tbody", "tfoot", "option", "optgroup",
+    "colgroup", "caption", "rb", "rt", "rp", "rtc",
 ];
 
 /// Elements whose content is raw text (no tags inside): `<` in a script is not a tag.
-const RAW_TEXT: &[&str] = &["script", "style", "textarea", "title", "xmp", "iframe", "noembed", "noframes", "plaintext"];
+const RAW_TEXT: &[&str] = &[
+    "script",
+    "style",
+    "textarea",
+    "title",
+    "xmp",
+    "iframe",
+    "noembed",
+    "noframes",
+    "plaintext",
+];
 
 /// An estimate of how deep the tags of `html` nest, linear in its length, without building a
 /// tree: start tags of elements that need an end tag open a level, end tags close one; comments,
@@ -488,11 +498,20 @@ SELECT   2;</pre>
 
     #[test]
     fn a_page_nested_too_deep_is_refused_before_parsing() {
-        let deep = |tag: &str, n: usize| format!("<p>{}x{}", format!("<{tag}>").repeat(n), format!("</{tag}>").repeat(n));
+        let deep =
+            |tag: &str, n: usize| format!("<p>{}x{}", format!("<{tag}>").repeat(n), format!("</{tag}>").repeat(n));
         for tag in ["div", "b", "span"] {
             let started = std::time::Instant::now();
-            assert_eq!(read(&deep(tag, 100_000), "x"), Err(TooDeep { limit: MAX_NESTING }), "{tag}");
-            assert!(started.elapsed() < std::time::Duration::from_secs(5), "{tag}: {:?}", started.elapsed());
+            assert_eq!(
+                read(&deep(tag, 100_000), "x"),
+                Err(TooDeep { limit: MAX_NESTING }),
+                "{tag}"
+            );
+            assert!(
+                started.elapsed() < std::time::Duration::from_secs(5),
+                "{tag}: {:?}",
+                started.elapsed()
+            );
         }
         // At the limit, the page is read; the walk does not recurse.
         let document = read(&deep("div", MAX_NESTING - 5), "x").unwrap();
@@ -501,8 +520,14 @@ SELECT   2;</pre>
 
     #[test]
     fn nesting_is_counted_over_tags_that_need_an_end_tag() {
-        assert_eq!(nesting_depth("<div><p>a<p>b<li>c<br><img/></div><div><span>x</span></div>", 10), 2);
-        assert_eq!(nesting_depth("<!-- <div><div> --><SCRIPT>'<div><div><div>'</Script><div>", 10), 1);
+        assert_eq!(
+            nesting_depth("<div><p>a<p>b<li>c<br><img/></div><div><span>x</span></div>", 10),
+            2
+        );
+        assert_eq!(
+            nesting_depth("<!-- <div><div> --><SCRIPT>'<div><div><div>'</Script><div>", 10),
+            1
+        );
         assert_eq!(nesting_depth("<svg><path/><path/><g><path/></g></svg>", 10), 2);
         // In HTML the slash does not close: html5ever nests these.
         assert_eq!(nesting_depth(&"<div/>".repeat(50), 10), 11);
