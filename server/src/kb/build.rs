@@ -317,12 +317,19 @@ pub fn build_with<'a>(options: &BuildOptions, out: impl Into<Target<'a>>) -> any
     progress.finish_and_clear();
     if documents.is_empty() {
         let roots: Vec<_> = options.trees.iter().map(|t| t.root.display().to_string()).collect();
+        let reasons: Vec<_> = skipped
+            .iter()
+            .take(3)
+            .map(|s| format!("{}: {}", s.path.display(), s.reason))
+            .collect();
         anyhow::bail!(
-            "no {SUPPORTED} document to index under {} ({} files of those types skipped, {} excluded by globs, {} of other types)",
+            "no {SUPPORTED} document to index under {} ({} skipped, {} excluded by globs, {} files of other types){}{}",
             roots.join(", "),
             skipped.len(),
             excluded,
-            other_files
+            other_files,
+            if reasons.is_empty() { "" } else { "; skipped " },
+            reasons.join("; ")
         );
     }
     let content_hash = hex::encode(hasher.finalize());
@@ -797,7 +804,9 @@ text",
         let out = dir.path().join("kb.db");
         let error = build(dir.path(), &out).unwrap_err().to_string();
         assert!(
-            error.contains("no .html") && error.contains("1 files of those types skipped"),
+            error.contains("no .html")
+                && error.contains("(1 skipped")
+                && error.contains("nav.html: no text once navigation"),
             "{error}"
         );
         assert!(!out.exists());

@@ -76,8 +76,9 @@ const BLOCK_ELEMENTS: &[&str] = &[
 ];
 
 /// Deepest nesting of elements a page may have. Real documentation stays under ~50 levels; the
-/// bound keeps html5ever's quadratic cost in the nesting depth small (see the module doc).
-pub const MAX_NESTING: usize = 1000;
+/// bound keeps html5ever's cost small: each tag costs up to the depth of open elements, so a page
+/// costs at most its tag count × this (see the module doc).
+pub const MAX_NESTING: usize = 512;
 
 /// A page refused before parsing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
