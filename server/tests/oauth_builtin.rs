@@ -218,6 +218,94 @@ async fn a_code_needs_its_pkce_verifier_and_is_redeemed_once_per_instance() {
     pair.b.stop().await.unwrap();
 }
 
+/// A refused token request consumes nothing: the grant still works for a correct retry (and is
+/// consumed then).
+#[tokio::test]
+async fn a_refused_token_request_leaves_the_code_or_refresh_token_usable() {
+    let fixture = Fixture::new();
+    let pair = pair(&fixture).await;
+    let (client_id, verifier, code) = code_via_both(&pair, "refusals").await;
+    let code_request = |redirect_uri: Option<&'static str>, verifier: String| {
+        let mut form = vec![
+            ("grant_type", "authorization_code".to_string()),
+            ("code", code.clone()),
+            ("client_id", client_id.clone()),
+            ("code_verifier", verifier),
+        ];
+        if let Some(redirect_uri) = redirect_uri {
+            form.push(("redirect_uri", redirect_uri.to_string()));
+        }
+        form
+    };
+    let send = |form: Vec<(&'static str, String)>, base: String| async move {
+        let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        token(&base, &form).await
+    };
+    // OAuth 2.1 §4.1.3: the authorization request named redirect_uri, so the token request must.
+    let (status, body) = send(code_request(None, verifier.clone()), pair.base_a.clone()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_request"))
+    );
+    assert!(
+        body["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("redirect_uri is required"),
+        "{body}"
+    );
+    let (status, body) = send(
+        code_request(Some("http://127.0.0.1:49152/other"), verifier.clone()),
+        pair.base_a.clone(),
+    )
+    .await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_grant"))
+    );
+    let (wrong, _) = pkce("not-the-verifier");
+    let (status, _) = send(
+        code_request(Some("http://127.0.0.1:49152/callback"), wrong),
+        pair.base_a.clone(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // None of those consumed the code.
+    let (status, tokens) = redeem(&pair.base_a, &client_id, &code, &verifier).await;
+    assert_eq!(status, StatusCode::OK, "{tokens}");
+    let refresh = tokens["refresh_token"].as_str().unwrap().to_string();
+    let refresh_with = |scope: Option<&'static str>, refresh: String| {
+        let mut form = vec![("grant_type", "refresh_token"), ("client_id", client_id.as_str())];
+        if let Some(scope) = scope {
+            form.push(("scope", scope));
+        }
+        let form: Vec<(&str, String)> = form
+            .into_iter()
+            .map(|(k, v)| (k, v.to_string()))
+            .chain([("refresh_token", refresh)])
+            .collect();
+        form
+    };
+    // A wider scope is refused (OAuth 2.1 §4.3.1) without consuming the refresh token.
+    let (status, body) = send(refresh_with(Some("mcp admin"), refresh.clone()), pair.base_a.clone()).await;
+    assert_eq!(
+        (status, body["error"].as_str()),
+        (StatusCode::BAD_REQUEST, Some("invalid_scope"))
+    );
+    let (status, body) = send(refresh_with(None, refresh.clone()), pair.base_a.clone()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(body["scope"], "mcp");
+    // Once accepted, it is rotated: a reuse is refused.
+    let (status, body) = send(refresh_with(None, refresh), pair.base_a.clone()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        body["error_description"].as_str().unwrap().contains("already used"),
+        "{body}"
+    );
+    pair.a.stop().await.unwrap();
+    pair.b.stop().await.unwrap();
+}
+
 #[tokio::test]
 async fn unregistered_and_open_redirect_uris_get_a_page_never_a_redirect() {
     let fixture = Fixture::new();

@@ -61,6 +61,11 @@ impl Authenticator {
                 .transpose()
         }
         let tokens = TextLoader::new(TokenSet::parse).on_serving(TokenSet::record_earliest_expiry);
+        if config.users_file.is_some() {
+            // At startup, not at the first sign-in of an unknown user (which would take 2×); on its
+            // own thread, so startup does not wait for the bcrypt (a sign-in meanwhile waits for it).
+            std::thread::spawn(crate::auth::users::prepare_unknown_user_check);
+        }
         Ok(Authenticator {
             tokens: open_file("tokens", &config.tokens_file, tokens)?,
             users: open_file("users", &config.users_file, TextLoader::new(UserSet::parse))?,

@@ -6,7 +6,7 @@
 //! why failed logins feed the rate limiter.
 
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock};
+use std::sync::{Arc, OnceLock};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -92,6 +92,21 @@ fn is_bcrypt_hash(hash: &str) -> bool {
     hash.len() == 60 && ["$2a$", "$2b$", "$2y$", "$2x$"].iter().any(|p| hash.starts_with(p))
 }
 
+/// Verified against when the user does not exist, so that case costs the same time as a wrong
+/// password. Computing it is itself one bcrypt hash: done by [`prepare_unknown_user_check`].
+static DUMMY_HASH: OnceLock<String> = OnceLock::new();
+
+fn dummy_hash() -> &'static str {
+    DUMMY_HASH.get_or_init(|| bcrypt::hash("not a real password", DEFAULT_COST).expect("bcrypt hashes a constant"))
+}
+
+/// Computes the hash an unknown user's password is checked against (one bcrypt, ~0.3 s), so the
+/// first sign-in with an unknown name does not pay for it and stand out by taking twice as long.
+/// Called at startup when a users file is configured; idempotent.
+pub fn prepare_unknown_user_check() {
+    dummy_hash();
+}
+
 impl UserSet {
     pub fn parse(text: &str) -> Result<UserSet, String> {
         let mut by_name = HashMap::new();
@@ -135,12 +150,9 @@ impl UserSet {
 
     /// Checks a username and password. Blocking (bcrypt): call it from `spawn_blocking`.
     pub fn verify_password(&self, username: &str, password: &str) -> Result<&UserRecord, AuthFailure> {
-        /// Verified against when the user does not exist, so that case costs the same time.
-        static DUMMY_HASH: LazyLock<String> =
-            LazyLock::new(|| bcrypt::hash("not a real password", DEFAULT_COST).expect("bcrypt hashes a constant"));
         match self.by_name.get(username) {
             None => {
-                let _ = bcrypt::verify(password, &DUMMY_HASH);
+                let _ = bcrypt::verify(password, dummy_hash());
                 Err(AuthFailure::BadCredentials)
             }
             Some(user) => {
@@ -178,6 +190,18 @@ mod tests {
             set.verify_password("bob", "s3cret-pass").unwrap_err(),
             AuthFailure::BadCredentials
         );
+    }
+
+    #[test]
+    fn the_unknown_user_hash_is_ready_before_the_first_sign_in() {
+        prepare_unknown_user_check();
+        let hash = DUMMY_HASH.get().expect("computed by prepare_unknown_user_check");
+        assert!(is_bcrypt_hash(hash));
+        let set = users(&[]);
+        assert!(matches!(
+            set.verify_password("nobody", "x"),
+            Err(AuthFailure::BadCredentials)
+        ));
     }
 
     #[test]

@@ -46,6 +46,10 @@ pub enum KbCommand {
         /// Leave out files whose path under their tree matches one of these globs. Repeatable.
         #[arg(long, value_name = "GLOB")]
         exclude: Vec<String>,
+        /// Skip files larger than this many bytes (reported like other skips). Reading a page
+        /// takes about 5× its size in memory.
+        #[arg(long, value_name = "BYTES", default_value_t = build::DEFAULT_MAX_FILE_SIZE)]
+        max_file_size: u64,
         #[command(flatten)]
         permissions: PermissionFlags,
     },
@@ -59,6 +63,7 @@ pub fn run(command: KbCommand) -> anyhow::Result<()> {
         doc_version,
         include,
         exclude,
+        max_file_size,
         permissions,
     } = command;
     let trees = from
@@ -78,6 +83,7 @@ pub fn run(command: KbCommand) -> anyhow::Result<()> {
         include,
         exclude,
         progress: std::io::stderr().is_terminal(),
+        max_file_size: Some(max_file_size),
     };
     let report = build::build_with(&options, Target::new(&out, permissions.requested()))?;
     eprintln!("{}", summary(&out, &report));

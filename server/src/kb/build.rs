@@ -9,12 +9,18 @@
 //! front matter overrides its tree's), so one server can answer for several products and versions
 //! and a search can be narrowed to some of them.
 //!
-//! A file that cannot be read (I/O error, not UTF-8, invalid front matter, no text once navigation
-//! is dropped) is skipped and reported with its reason, never silently; a build that would produce
+//! A file that cannot be read (I/O error, larger than `--max-file-size`, not UTF-8, invalid front
+//! matter, an HTML page nested deeper than [`html::MAX_NESTING`], no text once navigation is
+//! dropped) is skipped and reported with its reason, never silently; a build that would produce
 //! no document fails instead of writing an empty kb.db. The output is written to a temp file beside
 //! the target and renamed over it only when complete, so servers watching the target never see a
 //! half-built database. A rebuilt kb.db keeps the mode, owner and group of the one it replaces; a
 //! new one is world-readable ([`KB_FILE_MODE`]).
+//!
+//! Symbolic links are followed (a docs tree often links `latest -> 17`), but every directory is
+//! read once, by (device, inode): a second path to one (`sub/a -> ..`, a loop; or two links to one
+//! tree) is reported as skipped instead of being walked again, so a loop cannot make a build run
+//! forever or index a page many times.
 
 use std::{
     collections::HashMap,
@@ -127,7 +133,13 @@ pub struct BuildOptions {
     pub exclude: Vec<String>,
     /// Draw a progress bar on stderr (the CLI sets it when stderr is a terminal).
     pub progress: bool,
+    /// Files larger than this many bytes are skipped ([`SkipReason::TooLarge`]); `None`:
+    /// [`DEFAULT_MAX_FILE_SIZE`]. Reading a page takes about 5× its size in memory.
+    pub max_file_size: Option<u64>,
 }
+
+/// Default of [`BuildOptions::max_file_size`]: 16 MiB, far above any page of documentation.
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 16 * 1024 * 1024;
 
 /// Why a file was left out of the kb.db.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -137,6 +149,12 @@ pub enum SkipReason {
     FrontMatter(String),
     /// Nothing left once navigation, scripts and styles are dropped (a table-of-contents page).
     NoText,
+    /// Larger than [`BuildOptions::max_file_size`]: (size, limit) in bytes.
+    TooLarge(u64, u64),
+    /// An HTML page whose tags nest deeper than this many levels ([`html::MAX_NESTING`]).
+    TooDeep(usize),
+    /// A directory already read through another path (a symbolic link loop, or a second link).
+    DirectoryVisited,
 }
 
 impl SkipReason {
@@ -147,6 +165,9 @@ impl SkipReason {
             SkipReason::NotUtf8 => "not UTF-8",
             SkipReason::FrontMatter(_) => "invalid front matter",
             SkipReason::NoText => "no text",
+            SkipReason::TooLarge(..) => "too large",
+            SkipReason::TooDeep(_) => "nested too deep",
+            SkipReason::DirectoryVisited => "directory already read",
         }
     }
 }
@@ -158,6 +179,13 @@ impl fmt::Display for SkipReason {
             SkipReason::NotUtf8 => f.write_str("not UTF-8 text"),
             SkipReason::FrontMatter(error) => f.write_str(error),
             SkipReason::NoText => f.write_str("no text once navigation, scripts and styles are dropped"),
+            SkipReason::TooLarge(size, limit) => {
+                write!(f, "{size} bytes, larger than the {limit}-byte limit (--max-file-size)")
+            }
+            SkipReason::TooDeep(limit) => write!(f, "nesting deeper than {limit} levels"),
+            SkipReason::DirectoryVisited => {
+                f.write_str("directory already read through another path (a symbolic link loop or a second link)")
+            }
         }
     }
 }
@@ -215,10 +243,12 @@ pub fn build_with<'a>(options: &BuildOptions, out: impl Into<Target<'a>>) -> any
     let include = glob_set(&options.include, "--include")?;
     let exclude = glob_set(&options.exclude, "--exclude")?;
     let mut files = Vec::new();
+    let mut skipped = Vec::new();
     let (mut excluded, mut other_files) = (0, 0);
     for (index, tree) in options.trees.iter().enumerate() {
         let mut found = Vec::new();
-        collect(&tree.root, &mut found)?;
+        // Per tree: two trees may be one directory under two versions.
+        collect(&tree.root, &mut found, &mut Visited::default(), &mut skipped)?;
         for path in found {
             let relative = relative_path(&tree.root, &path);
             let Some(format) = Format::of(&path) else {
@@ -239,12 +269,12 @@ pub fn build_with<'a>(options: &BuildOptions, out: impl Into<Target<'a>>) -> any
     let progress = progress_bar(options.progress, files.len() as u64);
     let mut hasher = Sha256::new();
     let mut documents = Vec::new();
-    let mut skipped = Vec::new();
+    let max_file_size = options.max_file_size.unwrap_or(DEFAULT_MAX_FILE_SIZE);
     let mut seen: HashMap<(String, String, String), PathBuf> = HashMap::new();
     for (index, path, relative, format) in &files {
         progress.inc(1);
         let tree = &options.trees[*index];
-        let document = match read_document(path, *format) {
+        let document = match read_document(path, *format, max_file_size) {
             Ok(document) => document,
             Err(reason) => {
                 skipped.push(Skipped {
@@ -287,12 +317,19 @@ pub fn build_with<'a>(options: &BuildOptions, out: impl Into<Target<'a>>) -> any
     progress.finish_and_clear();
     if documents.is_empty() {
         let roots: Vec<_> = options.trees.iter().map(|t| t.root.display().to_string()).collect();
+        let reasons: Vec<_> = skipped
+            .iter()
+            .take(3)
+            .map(|s| format!("{}: {}", s.path.display(), s.reason))
+            .collect();
         anyhow::bail!(
-            "no {SUPPORTED} document to index under {} ({} files of those types skipped, {} excluded by globs, {} of other types)",
+            "no {SUPPORTED} document to index under {} ({} skipped, {} excluded by globs, {} files of other types){}{}",
             roots.join(", "),
             skipped.len(),
             excluded,
-            other_files
+            other_files,
+            if reasons.is_empty() { "" } else { "; skipped " },
+            reasons.join("; ")
         );
     }
     let content_hash = hex::encode(hasher.finalize());
@@ -397,15 +434,15 @@ fn relative_path(root: &Path, path: &Path) -> String {
         .replace('\\', "/")
 }
 
-fn read_document(path: &Path, format: Format) -> Result<Document, SkipReason> {
-    let bytes = std::fs::read(path).map_err(|e| SkipReason::Unreadable(e.to_string()))?;
+fn read_document(path: &Path, format: Format, max_file_size: u64) -> Result<Document, SkipReason> {
+    let bytes = read_bounded(path, max_file_size)?;
     let text = String::from_utf8(bytes).map_err(|_| SkipReason::NotUtf8)?;
     let stem = path
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_default();
     let document = match format {
-        Format::Html => html::read(&text, &stem),
+        Format::Html => html::read(&text, &stem).map_err(|e| SkipReason::TooDeep(e.limit))?,
         Format::Markdown => {
             markdown::read_markdown(&text, &stem).map_err(|e| SkipReason::FrontMatter(e.to_string()))?
         }
@@ -417,19 +454,90 @@ fn read_document(path: &Path, format: Format) -> Result<Document, SkipReason> {
     Ok(document)
 }
 
-fn collect(dir: &Path, out: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    let entries =
-        std::fs::read_dir(dir).map_err(|e| anyhow::anyhow!("cannot read directory {}: {e}", dir.display()))?;
-    for entry in entries {
-        let path = entry?.path();
-        let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
-        if hidden {
-            continue;
-        }
-        if path.is_dir() {
-            collect(&path, out)?;
-        } else {
-            out.push(path);
+/// Reads `path` whole unless it is larger than `limit` bytes; the read itself is bounded too, so a
+/// file growing after its size was checked cannot exceed it.
+fn read_bounded(path: &Path, limit: u64) -> Result<Vec<u8>, SkipReason> {
+    use std::io::Read;
+    let unreadable = |e: std::io::Error| SkipReason::Unreadable(e.to_string());
+    let file = std::fs::File::open(path).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
+    if size > limit {
+        return Err(SkipReason::TooLarge(size, limit));
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    file.take(limit + 1).read_to_end(&mut bytes).map_err(unreadable)?;
+    if bytes.len() as u64 > limit {
+        return Err(SkipReason::TooLarge(bytes.len() as u64, limit));
+    }
+    Ok(bytes)
+}
+
+/// Directories already read, by identity (device, inode on Unix; the canonical path elsewhere).
+#[derive(Default)]
+struct Visited(std::collections::HashSet<DirId>);
+
+#[cfg(unix)]
+type DirId = (u64, u64);
+#[cfg(not(unix))]
+type DirId = PathBuf;
+
+impl Visited {
+    /// Records `dir` (its metadata `meta`, links followed); false if it was read before.
+    fn first_visit(&mut self, dir: &Path, meta: &std::fs::Metadata) -> bool {
+        #[cfg(unix)]
+        let id = {
+            use std::os::unix::fs::MetadataExt;
+            let _ = dir;
+            (meta.dev(), meta.ino())
+        };
+        #[cfg(not(unix))]
+        let id = {
+            let _ = meta;
+            std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf())
+        };
+        self.0.insert(id)
+    }
+}
+
+/// Every file under `dir`, following symbolic links, each directory once ([`Visited`]); a
+/// directory seen again is added to `skipped`. Iterative, so a deep tree cannot overflow the stack.
+fn collect(
+    dir: &Path,
+    out: &mut Vec<PathBuf>,
+    visited: &mut Visited,
+    skipped: &mut Vec<Skipped>,
+) -> anyhow::Result<()> {
+    let meta = std::fs::metadata(dir).map_err(|e| anyhow::anyhow!("cannot read directory {}: {e}", dir.display()))?;
+    if !visited.first_visit(dir, &meta) {
+        skipped.push(Skipped {
+            path: dir.to_path_buf(),
+            reason: SkipReason::DirectoryVisited,
+        });
+        return Ok(());
+    }
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let entries =
+            std::fs::read_dir(&dir).map_err(|e| anyhow::anyhow!("cannot read directory {}: {e}", dir.display()))?;
+        for entry in entries {
+            let path = entry?.path();
+            let hidden = path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if hidden {
+                continue;
+            }
+            match std::fs::metadata(&path) {
+                Ok(meta) if meta.is_dir() => {
+                    if visited.first_visit(&path, &meta) {
+                        pending.push(path);
+                    } else {
+                        skipped.push(Skipped {
+                            path,
+                            reason: SkipReason::DirectoryVisited,
+                        });
+                    }
+                }
+                _ => out.push(path),
+            }
         }
     }
     Ok(())
@@ -580,6 +688,112 @@ mod tests {
         }
     }
 
+    #[cfg(unix)]
+    #[test]
+    fn symbolic_link_loops_are_read_once_and_reported() {
+        use std::os::unix::fs::symlink;
+        let dir = tempfile::tempdir().unwrap();
+        let docs = dir.path().join("docs");
+        write_tree(
+            &docs,
+            &[
+                (
+                    "page.md",
+                    b"# Page
+text",
+                ),
+                (
+                    "sub/inner.md",
+                    b"# Inner
+text",
+                ),
+            ],
+        );
+        // One loop back to the root, two links to it, and a second link to a real directory.
+        symlink("..", docs.join("sub/a")).unwrap();
+        symlink("..", docs.join("sub/b")).unwrap();
+        symlink("sub", docs.join("latest")).unwrap();
+        let out = dir.path().join("kb.db");
+        let report = build(&docs, &out).unwrap();
+        assert_eq!(report.sources, 2, "each page once: {report:?}");
+        let mut loops: Vec<_> = report
+            .skipped
+            .iter()
+            .filter(|s| s.reason == SkipReason::DirectoryVisited)
+            .map(|s| relative_path(&docs, &s.path))
+            .collect();
+        loops.sort();
+        // `latest` and `sub` are one directory: whichever is read second is reported.
+        assert_eq!(loops.len(), 3, "{loops:?}");
+        assert!(
+            loops.contains(&"sub/a".to_string()) || loops.contains(&"latest/a".to_string()),
+            "{loops:?}"
+        );
+        // A single self-loop.
+        let single = dir.path().join("single");
+        write_tree(
+            &single,
+            &[(
+                "page.md",
+                b"# Page
+text",
+            )],
+        );
+        symlink(".", single.join("self")).unwrap();
+        let report = build(&single, &dir.path().join("single.db")).unwrap();
+        assert_eq!(report.sources, 1);
+        assert_eq!(report.skipped.len(), 1);
+        assert_eq!(
+            report.skipped[0].reason.to_string(),
+            "directory already read through another path (a symbolic link loop or a second link)"
+        );
+    }
+
+    #[test]
+    fn oversized_and_too_deep_pages_are_skipped_with_their_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let deep = format!("<p>deep{}", "<div>".repeat(200_000));
+        write_tree(
+            dir.path(),
+            &[
+                ("ok.html", b"<h1>Ok</h1><p>fine</p>"),
+                ("big.html", &[b'x'; 2048]),
+                ("deep.html", deep.as_bytes()),
+            ],
+        );
+        let options = BuildOptions {
+            trees: vec![SourceTree::new(dir.path())],
+            max_file_size: Some(1024 * 1024),
+            ..BuildOptions::default()
+        };
+        let report = build_with(&options, &dir.path().join("a.db")).unwrap();
+        assert_eq!(report.sources, 2, "{report:?}");
+        assert_eq!(report.skipped.len(), 1);
+        assert_eq!(
+            report.skipped[0].reason.to_string(),
+            format!("nesting deeper than {} levels", html::MAX_NESTING)
+        );
+        let options = BuildOptions {
+            max_file_size: Some(1024),
+            ..options
+        };
+        let report = build_with(&options, &dir.path().join("b.db")).unwrap();
+        assert_eq!(report.sources, 1, "{report:?}");
+        let mut reasons: Vec<_> = report.skipped.iter().map(|s| s.reason.to_string()).collect();
+        reasons.sort();
+        assert_eq!(
+            reasons[0],
+            format!(
+                "{} bytes, larger than the 1024-byte limit (--max-file-size)",
+                deep.len()
+            )
+        );
+        assert_eq!(
+            reasons[1],
+            "2048 bytes, larger than the 1024-byte limit (--max-file-size)"
+        );
+    }
+
     #[test]
     fn a_build_with_nothing_to_index_fails_and_writes_nothing() {
         let dir = tempfile::tempdir().unwrap();
@@ -590,7 +804,9 @@ mod tests {
         let out = dir.path().join("kb.db");
         let error = build(dir.path(), &out).unwrap_err().to_string();
         assert!(
-            error.contains("no .html") && error.contains("1 files of those types skipped"),
+            error.contains("no .html")
+                && error.contains("(1 skipped")
+                && error.contains("nav.html: no text once navigation"),
             "{error}"
         );
         assert!(!out.exists());

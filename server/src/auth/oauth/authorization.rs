@@ -39,6 +39,9 @@ pub struct PendingAuthorization {
     c: String,
     /// The redirect URI the request named (or the only registered one).
     r: String,
+    /// Whether the request named it: the token request must then name it too (OAuth 2.1 §4.1.3).
+    #[serde(default)]
+    rq: bool,
     /// PKCE S256 challenge.
     ch: String,
     /// The client's `state`, returned as given.
@@ -171,6 +174,7 @@ impl Authorize {
         let pending = PendingAuthorization {
             c: client.digest(),
             r: redirect_uri.clone(),
+            rq: params.get("redirect_uri").is_some(),
             ch: challenge.to_string(),
             st: state.map(str::to_string),
             sc: scope,
@@ -334,7 +338,9 @@ impl Authorize {
             answer.push(("iss", server.issuer()));
             return redirect(&pending.r, &answer);
         };
-        let code = CodeGrant::new(&server, &pending.c, &pending.r, &pending.ch, &user, &version, scope).seal(&keys);
+        let code = CodeGrant::new(&server, &pending.c, &pending.r, &pending.ch, &user, &version, scope)
+            .redirect_uri_named(pending.rq)
+            .seal(&keys);
         metrics::counter!("pgmcp_logins_total", "outcome" => "success").increment(1);
         tracing::info!(user.name = %user, "oauth sign-in");
         answer.push(("code", code.as_str()));

@@ -9,9 +9,12 @@
 //! register as. A registration cannot be deleted; it grants nothing by itself (a user still signs
 //! in), and rotating the session key retires all of them.
 //!
-//! Redirect URIs (OAuth 2.1 §2.3.1, RFC 8252 §7): absolute, no fragment, no user info; `https`, or
-//! `http` only on a loopback host (127.0.0.1, [::1], localhost), or a private-use scheme of a native
-//! app (`cursor://…`, `com.example.app:/cb`). Matching is exact string comparison, except that
+//! Redirect URIs (OAuth 2.1 §2.3.1, RFC 8252 §7): absolute, no fragment, no user info; `https://`
+//! with a host, or `http://` only on a loopback host (127.0.0.1, [::1], localhost, §7.3), or a
+//! private-use scheme of a native app: reverse DNS, so containing a dot (`com.example.app:/cb`,
+//! §7.1), or one of the few undotted schemes of known MCP clients ([`NATIVE_APP_SCHEMES`]). An
+//! allowlist, not a denylist: browsers keep adding schemes (`view-source:`, `filesystem:`,
+//! `jar:`, `chrome-extension:`…) that a denylist would let through. Matching is exact string comparison, except that
 //! for a registered `http` loopback IP literal any port is accepted (RFC 8252 §7.3: native apps
 //! bind an ephemeral port at each sign-in).
 
@@ -40,18 +43,9 @@ pub const MAX_REDIRECT_URI_BYTES: usize = 512;
 /// Longest `client_name` kept, in characters.
 const MAX_CLIENT_NAME_CHARS: usize = 100;
 
-/// Schemes that can never be a redirect target: they run code or read local data in a browser.
-const FORBIDDEN_SCHEMES: &[&str] = &[
-    "javascript",
-    "data",
-    "vbscript",
-    "file",
-    "about",
-    "blob",
-    "ws",
-    "wss",
-    "ftp",
-];
+/// Private-use schemes without a dot (RFC 8252 §7.1 asks for reverse DNS) that known MCP clients
+/// register: Cursor (`cursor://anysphere.cursor-retrieval/oauth/callback`) and VS Code.
+pub const NATIVE_APP_SCHEMES: &[&str] = &["cursor", "vscode", "vscode-insiders"];
 
 /// What a client id seals.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
@@ -121,16 +115,23 @@ fn check_redirect_uri(uri: &str) -> Result<(), String> {
     if !url.username().is_empty() || url.password().is_some() {
         return Err(format!("redirect URI `{uri}` carries user info"));
     }
-    match url.scheme() {
+    let scheme = url.scheme();
+    // `https:evil.example.com` parses as `https://evil.example.com/`: require the written form.
+    let authority_written = uri[scheme.len() + 1..].starts_with("//");
+    match scheme {
+        "https" | "http" if !authority_written || url.host().is_none() => Err(format!(
+            "redirect URI `{uri}`: an {scheme} redirect URI is `{scheme}://host/path`"
+        )),
         "https" => Ok(()),
         "http" if is_loopback(&url) => Ok(()),
         "http" => Err(format!(
             "redirect URI `{uri}`: http is allowed only on a loopback host (127.0.0.1, [::1], localhost); use https"
         )),
-        scheme if FORBIDDEN_SCHEMES.contains(&scheme) => Err(format!(
-            "redirect URI `{uri}`: the `{scheme}` scheme cannot be a redirect target"
+        scheme if scheme.contains('.') || NATIVE_APP_SCHEMES.contains(&scheme) => Ok(()),
+        scheme => Err(format!(
+            "redirect URI `{uri}`: the `{scheme}` scheme is not a redirect target here; use https, http on \
+             loopback, or a private-use scheme in reverse-DNS form such as `com.example.app:` (RFC 8252 §7)"
         )),
-        _ => Ok(()),
     }
 }
 
@@ -303,7 +304,23 @@ mod tests {
         assert!(check_redirect_uri("http://[::1]/cb").is_ok());
         assert!(check_redirect_uri("http://localhost:3030/callback").is_ok());
         assert!(check_redirect_uri("cursor://anysphere.cursor-retrieval/oauth/callback").is_ok());
+        assert!(check_redirect_uri("com.example.app:/oauth2redirect").is_ok());
+        assert!(check_redirect_uri("vscode://vscode.github-authentication/did-authenticate").is_ok());
         for bad in [
+            "filesystem:https://app.example.com/temporary/x",
+            "view-source:https://app.example.com/",
+            "jar:https://app.example.com/a.jar!/",
+            "chrome-extension://abcdefghijklmnop/cb",
+            "mailto:someone@example.com",
+            "https:evil.example.com",
+            "https:/evil.example.com/cb",
+            "http:127.0.0.1/cb",
+            "ws://127.0.0.1/cb",
+            "ftp://example.com/cb",
+            "vbscript:msgbox(1)",
+            "about:blank",
+            "blob:https://app.example.com/uuid",
+            "file:///etc/passwd",
             "http://evil.example.com/cb",
             "https://app.example.com/cb#frag",
             "https://user:pw@app.example.com/cb",

@@ -1,9 +1,10 @@
 //! `POST /oauth/token` (OAuth 2.1 §3.2, §4.1.3, §4.3) and the two grants it redeems, each carried by
 //! the client and sealed with a key derived from the session key:
 //!
-//! - **authorization code** (`pgmca_…`, `Purpose::Code`): client, redirect URI, PKCE challenge, user,
-//!   password version, granted scope, expiry (`code_ttl`) and a random id. Redeemed with the PKCE
-//!   verifier (S256); single use per instance, and why that suffices across instances: `replay.rs`.
+//! - **authorization code** (`pgmca_…`, `Purpose::Code`): client, redirect URI (and whether the
+//!   authorization request named it), PKCE challenge, user, password version, granted scope, expiry
+//!   (`code_ttl`) and a random id. Redeemed with the PKCE verifier (S256); single use per instance,
+//!   and why that suffices across instances: `replay.rs`.
 //! - **refresh token** (`pgmcr_…`, `Purpose::RefreshToken`): client, user, password version, scope,
 //!   the family's absolute expiry (set at sign-in, never extended) and a random id. Every refresh
 //!   rotates it (OAuth 2.1 §4.3.1 for public clients). It dies with the user's password version: a
@@ -12,6 +13,13 @@
 //!
 //! Both grants are checked against the *current* users.yaml at redemption, and every answer carries
 //! `Cache-Control: no-store` (RFC 6749 §5.1).
+//!
+//! A grant is marked used only once every check passed, so a refused request (a refresh asking for
+//! a wider scope, a code redeemed without its `redirect_uri`) leaves it usable for a correct retry.
+//! That includes a wrong PKCE verifier, though it is what a stolen code looks like: burning the
+//! code then would let whoever intercepted it (without the verifier) cancel the real client's
+//! sign-in, while it protects little: a verifier is 43–128 characters (RFC 7636 §4.1 asks for 256
+//! bits of entropy), not guessable online, and the used-code sets are per instance (`replay.rs`).
 
 use std::sync::Arc;
 
@@ -49,6 +57,9 @@ fn random_id() -> String {
 pub struct CodeGrant {
     c: String,
     r: String,
+    /// The authorization request named `r` (absent in codes from older versions: not required).
+    #[serde(default)]
+    rq: bool,
     ch: String,
     u: String,
     v: String,
@@ -71,6 +82,7 @@ impl CodeGrant {
         CodeGrant {
             c: client.to_string(),
             r: redirect_uri.to_string(),
+            rq: false,
             ch: challenge.to_string(),
             u: user.to_string(),
             v: version.to_string(),
@@ -78,6 +90,13 @@ impl CodeGrant {
             exp: Utc::now().timestamp() + server.code_ttl().as_secs() as i64,
             j: random_id(),
         }
+    }
+
+    /// Records that the authorization request named the redirect URI (rather than relying on the
+    /// client's only registered one): the token request must then repeat it (OAuth 2.1 §4.1.3).
+    pub fn redirect_uri_named(mut self, named: bool) -> CodeGrant {
+        self.rq = named;
+        self
     }
 
     pub fn seal(&self, keys: &SessionKeys) -> String {
@@ -210,8 +229,8 @@ impl Token {
         }
         let now = Utc::now().timestamp();
         let grant = match params.require("grant_type").map_err(|e| invalid_request(e.0))? {
-            "authorization_code" => self.redeem_code(&params, &client, &keys, now)?,
-            "refresh_token" => self.redeem_refresh(&params, &client, &keys, now)?,
+            "authorization_code" => self.redeem_code(&params, &client, &keys, &users, now)?,
+            "refresh_token" => self.redeem_refresh(&params, &client, &keys, &users, now)?,
             other => {
                 return Err(TokenError {
                     status: StatusCode::BAD_REQUEST,
@@ -220,15 +239,16 @@ impl Token {
                 });
             }
         };
-        check_user(&users, &grant)?;
         Ok(self.issue(&keys, &client, grant, now))
     }
 
+    /// Checks a code grant; marks the code used only when every check passed (see the module doc).
     fn redeem_code(
         &self,
         params: &Params,
         client: &Client,
         keys: &SessionKeys,
+        users: &UserSet,
         now: i64,
     ) -> Result<RefreshGrant, TokenError> {
         let code = params.require("code").map_err(|e| invalid_request(e.0))?;
@@ -245,16 +265,24 @@ impl Token {
         if !bool::from(grant.c.as_bytes().ct_eq(client.digest().as_bytes())) {
             return Err(invalid_grant("the authorization code was issued to another client"));
         }
-        // OAuth 2.1 §4.1.3: the redirect URI of the authorization request, if it named one; we
+        // OAuth 2.1 §4.1.3: the redirect URI is required if the authorization request named one; we
         // always bound the code to the one used, so require it to match whenever given.
-        if let Some(redirect_uri) = params.get("redirect_uri")
-            && redirect_uri != grant.r
-        {
-            return Err(invalid_grant("redirect_uri differs from the authorization request's"));
+        match params.get("redirect_uri") {
+            None if grant.rq => {
+                return Err(invalid_request(
+                    "redirect_uri is required: the authorization request named one (OAuth 2.1 §4.1.3)",
+                ));
+            }
+            Some(redirect_uri) if redirect_uri != grant.r => {
+                return Err(invalid_grant("redirect_uri differs from the authorization request's"));
+            }
+            _ => {}
         }
         if !pkce_matches(verifier, &grant.ch) {
+            tracing::warn!(user.name = %grant.u, "authorization code presented with a wrong PKCE verifier");
             return Err(invalid_grant("code_verifier does not match the code_challenge (PKCE)"));
         }
+        check_user(users, &grant.u, &grant.v)?;
         if !self.server.used_codes.first_use(&grant.j, grant.exp, now) {
             tracing::warn!(user.name = %grant.u, "authorization code replayed");
             return Err(invalid_grant("the authorization code was already used"));
@@ -269,11 +297,13 @@ impl Token {
         })
     }
 
+    /// Checks a refresh token; marks it used (rotation) only when every check passed.
     fn redeem_refresh(
         &self,
         params: &Params,
         client: &Client,
         keys: &SessionKeys,
+        users: &UserSet,
         now: i64,
     ) -> Result<RefreshGrant, TokenError> {
         let token = params.require("refresh_token").map_err(|e| invalid_request(e.0))?;
@@ -287,10 +317,6 @@ impl Token {
         if !bool::from(grant.c.as_bytes().ct_eq(client.digest().as_bytes())) {
             return Err(invalid_grant("the refresh token was issued to another client"));
         }
-        if !self.server.used_refresh_tokens.first_use(&grant.j, grant.exp, now) {
-            tracing::warn!(user.name = %grant.u, "rotated refresh token reused");
-            return Err(invalid_grant("the refresh token was already used (rotation)"));
-        }
         // OAuth 2.1 §4.3.1: a narrower scope may be asked for, never a wider one.
         if let Some(scope) = params.get("scope") {
             let granted: Vec<&str> = grant.sc.split_ascii_whitespace().collect();
@@ -302,6 +328,11 @@ impl Token {
                 });
             }
             grant.sc = scope.split_ascii_whitespace().collect::<Vec<_>>().join(" ");
+        }
+        check_user(users, &grant.u, &grant.v)?;
+        if !self.server.used_refresh_tokens.first_use(&grant.j, grant.exp, now) {
+            tracing::warn!(user.name = %grant.u, "rotated refresh token reused");
+            return Err(invalid_grant("the refresh token was already used (rotation)"));
         }
         Ok(grant)
     }
@@ -341,10 +372,10 @@ impl Token {
     }
 }
 
-/// The user still exists, is enabled and has the password the grant was made under.
-fn check_user(users: &UserSet, grant: &RefreshGrant) -> Result<(), TokenError> {
-    match users.get(&grant.u) {
-        Some(user) if !user.disabled && user.version == grant.v => Ok(()),
+/// The user still exists, is enabled and has the password (`version`) the grant was made under.
+fn check_user(users: &UserSet, name: &str, version: &str) -> Result<(), TokenError> {
+    match users.get(name) {
+        Some(user) if !user.disabled && user.version == version => Ok(()),
         _ => Err(invalid_grant(
             "the grant was revoked (the user was removed or disabled, or changed password): sign in again",
         )),
