@@ -18,6 +18,13 @@
 //!
 //! A text the library cannot parse is refused (fail closed) with PostgreSQL's syntax error: the
 //! server's grammar is the same one, so it would not have run either.
+//!
+//! Depth: parsing (libpg_query's C output of the tree), decoding (prost) and the walk all recurse as
+//! deep as the text nests, and `SELECT 1+1+…+1` of 60 terms (126 bytes) nests 60 levels. Every
+//! entry point therefore runs on a stack of its own of [`CHECK_STACK_BYTES`] (`stacker`, reserved
+//! address space touched only as deep as it is used), never on the caller's — a tokio worker has
+//! 2 MiB — and nesting past prost's decode limit ([`MAX_NESTING`]) or the walk's own bound is
+//! refused with [`Refusal::TooDeep`] instead of exhausting anything.
 
 use pg_query::protobuf::node::Node;
 
@@ -56,9 +63,51 @@ pub enum Refusal {
         why: &'static str,
         docs: &'static str,
     },
-    /// The library parsed the text but its tree could not be read (nesting past its limits).
+    /// The library parsed the text but its tree could not be read.
     #[error("the statement cannot be checked: {0}")]
     Unreadable(String),
+    /// The parse tree nests deeper than the check reads ([`MAX_NESTING`]).
+    #[error(
+        "the statement is nested deeper than {MAX_NESTING} levels of PostgreSQL's parse tree, which is as deep as \
+         it is checked: write long chains of operators, UNION branches or subqueries with less nesting (an IN \
+         list, a VALUES list, a CTE, an array or a function such as greatest())"
+    )]
+    TooDeep,
+}
+
+/// How deep a parse tree is read: the decoder's limit (prost's `RECURSION_LIMIT`, 100 nested
+/// messages, which pg_query's tree reaches at about 50 nested expressions or 100 `UNION` branches),
+/// and the walk's own bound on nested structs, so that neither can recurse further.
+pub const MAX_NESTING: usize = 100;
+
+/// The stack every parse and walk runs on: the deepest tree the decoder accepts ([`MAX_NESTING`])
+/// takes about 3 MiB in a debug build (large frames per node kind) and far less in release;
+/// libpg_query bounds its own C recursion with PostgreSQL's `max_stack_depth` check. Address space
+/// only: pages are touched as deep as a statement goes.
+const CHECK_STACK_BYTES: usize = 32 * 1024 * 1024;
+
+/// `f` on a fresh stack of [`CHECK_STACK_BYTES`], whatever the caller's stack (an async worker, a
+/// blocking-pool thread, a test thread).
+fn on_check_stack<T>(f: impl FnOnce() -> T) -> T {
+    stacker::grow(CHECK_STACK_BYTES, f)
+}
+
+/// The library's parse, with its errors told apart: PostgreSQL's syntax error, the decoder's nesting
+/// limit, anything else.
+fn parse(sql: &str) -> Result<pg_query::ParseResult, Refusal> {
+    pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).map_err(|error| match error {
+        pg_query::Error::Parse(message)
+            // PostgreSQL's C stack check, libpg_query's tree output, the grammar's own stack (bison).
+            if ["stack depth limit exceeded", "nested too deeply", "memory exhausted"]
+                .iter()
+                .any(|limit| message.contains(limit)) =>
+        {
+            Refusal::TooDeep
+        }
+        pg_query::Error::Parse(message) => Refusal::Syntax(message),
+        pg_query::Error::Decode(decode) if decode.to_string().contains("recursion limit") => Refusal::TooDeep,
+        other => Refusal::Unreadable(other.to_string()),
+    })
 }
 
 /// Texts up to this size are checked on the calling task; longer ones on tokio's blocking pool. The
@@ -79,7 +128,7 @@ pub async fn check_off_workers(sql: &str) -> Result<(), Refusal> {
 /// normalize, as `pg_stat_statements` shows statements), for the audit log: what a model looked
 /// for without the values it put in the text. `None` when PostgreSQL's grammar refuses the text.
 pub async fn normalized_off_workers(sql: &str) -> Option<String> {
-    parse_off_workers(sql, |sql| pg_query::normalize(sql).ok())
+    parse_off_workers(sql, |sql| on_check_stack(|| pg_query::normalize(sql).ok()))
         .await
         .ok()
         .flatten()
@@ -106,28 +155,23 @@ pub async fn check_explainable_off_workers(sql: &str) -> Result<(), Refusal> {
 
 /// See [`check_explainable_off_workers`].
 pub fn check_explainable(sql: &str) -> Result<(), Refusal> {
-    check(sql)?;
-    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT)
-        .map_err(|error| Refusal::Unreadable(error.to_string()))?;
-    match parsed
-        .protobuf
-        .stmts
-        .first()
-        .and_then(|statement| statement.stmt.as_ref())
-        .and_then(|stmt| stmt.node.as_ref())
-    {
-        Some(Node::SelectStmt(_)) => Ok(()),
-        Some(other) => Err(Refusal::NotExplainable { kind: kind(other) }),
-        None => Err(Refusal::StatementCount(0)),
-    }
+    on_check_stack(|| {
+        let parsed = parse(sql)?;
+        let node = check_parsed(&parsed)?;
+        match node {
+            Node::SelectStmt(_) => Ok(()),
+            other => Err(Refusal::NotExplainable { kind: kind(other) }),
+        }
+    })
 }
 
 /// Checks `sql`: `Ok` when it may go to the database.
 pub fn check(sql: &str) -> Result<(), Refusal> {
-    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).map_err(|error| match error {
-        pg_query::Error::Parse(message) => Refusal::Syntax(message),
-        other => Refusal::Unreadable(other.to_string()),
-    })?;
+    on_check_stack(|| check_parsed(&parse(sql)?).map(|_| ()))
+}
+
+/// [`check`] of a parsed text; the one statement when it passes.
+fn check_parsed(parsed: &pg_query::ParseResult) -> Result<&Node, Refusal> {
     let statements = &parsed.protobuf.stmts;
     let [statement] = statements.as_slice() else {
         return Err(Refusal::StatementCount(statements.len()));
@@ -140,13 +184,13 @@ pub fn check(sql: &str) -> Result<(), Refusal> {
     if !is_query(node) {
         return Err(Refusal::Statement { kind: kind(node) });
     }
-    match first_denied_call(node) {
+    match first_denied_call(node)? {
         Some((called, function)) => Err(Refusal::Function {
             called,
             why: function.effect.describe(),
             docs: function.docs,
         }),
-        None => Ok(()),
+        None => Ok(node),
     }
 }
 
@@ -184,11 +228,15 @@ fn kind(node: &Node) -> String {
 /// [`CallFinder`] is a serializer that writes nothing and only follows the path of field and variant
 /// names, so the walk allocates nothing per node and stops at the first refused call (building a
 /// `serde_json::Value` of the tree instead made the whole check 1.7–5× slower).
-fn first_denied_call(node: &Node) -> Option<(String, &'static DeniedFunction)> {
+///
+/// `Err(TooDeep)` past [`MAX_NESTING`] nested structs (the decoder stops earlier today; the bound
+/// keeps the walk's recursion finite whatever the library accepts).
+fn first_denied_call(node: &Node) -> Result<Option<(String, &'static DeniedFunction)>, Refusal> {
     let mut finder = CallFinder::default();
     match serde::Serialize::serialize(node, &mut finder) {
-        Err(Stop::Found) => finder.found,
-        _ => None,
+        Err(Stop::Found) => Ok(finder.found),
+        Err(Stop::TooDeep) => Err(Refusal::TooDeep),
+        _ => Ok(None),
     }
 }
 
@@ -202,6 +250,8 @@ struct CallFinder {
     /// Name parts of the `FuncCall` being read (its schema, then its name).
     name: Vec<String>,
     found: Option<(String, &'static DeniedFunction)>,
+    /// Structs being walked, outermost first (bounded by [`MAX_NESTING`]).
+    depth: usize,
 }
 
 impl CallFinder {
@@ -213,6 +263,15 @@ impl CallFinder {
             return Err(Stop::Found);
         }
         Ok(())
+    }
+
+    /// Into a struct: refused past [`MAX_NESTING`].
+    fn enter(&mut self) -> Result<&mut Self, Stop> {
+        if self.depth >= MAX_NESTING {
+            return Err(Stop::TooDeep);
+        }
+        self.depth += 1;
+        Ok(self)
     }
 
     fn field<T: serde::Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Stop> {
@@ -230,6 +289,7 @@ impl CallFinder {
 #[derive(Debug)]
 enum Stop {
     Found,
+    TooDeep,
     Other(String),
 }
 
@@ -237,6 +297,7 @@ impl std::fmt::Display for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Stop::Found => f.write_str("a refused call"),
+            Stop::TooDeep => write!(f, "nested deeper than {MAX_NESTING} levels"),
             Stop::Other(message) => f.write_str(message),
         }
     }
@@ -334,10 +395,10 @@ impl serde::Serializer for &mut CallFinder {
         Ok(self)
     }
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Stop> {
-        Ok(self)
+        self.enter()
     }
     fn serialize_struct_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self, Stop> {
-        Ok(self)
+        self.enter()
     }
 }
 
@@ -388,6 +449,7 @@ macro_rules! walk_fields {
                 self.field(key, value)
             }
             fn end(self) -> Result<(), Stop> {
+                self.depth -= 1;
                 Ok(())
             }
         }
@@ -607,6 +669,48 @@ mod tests {
             check_off_workers("SELECT 1; SELECT 2").await,
             Err(Refusal::StatementCount(2))
         );
+    }
+
+    /// Red-team texts that nest: `1+1+…`, parentheses, scalar subqueries, `UNION ALL` branches.
+    pub(crate) fn nested_texts(levels: usize) -> [String; 4] {
+        [
+            format!("SELECT {}", vec!["1"; levels].join("+")),
+            format!("SELECT {}1{}", "(".repeat(levels), ")".repeat(levels)),
+            format!("SELECT {}1{}", "(SELECT ".repeat(levels), ")".repeat(levels)),
+            vec!["SELECT 1"; levels].join(" UNION ALL "),
+        ]
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_or_checked_on_a_2_mib_thread() {
+        let outcome = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(|| {
+                let mut outcomes = Vec::new();
+                for levels in [10, 60, 99, 150, 600, 5000] {
+                    for (form, sql) in nested_texts(levels).into_iter().enumerate() {
+                        let checked = check(&sql);
+                        assert_eq!(check_explainable(&sql), checked, "{levels}: {sql:.60}");
+                        assert!(pg_query::normalize(&sql).is_ok() || checked.is_err());
+                        outcomes.push((levels, form, checked));
+                    }
+                }
+                outcomes
+            })
+            .unwrap()
+            .join()
+            .expect("the check must not overflow a 2 MiB stack");
+        for (levels, form, checked) in outcome {
+            match checked {
+                // Parentheses alone leave no trace in the tree: `((…(1)…))` is as flat as `1`.
+                Ok(()) if form == 1 => {}
+                Ok(()) => assert!(levels < 600, "{levels} levels of form {form} were let through"),
+                Err(Refusal::TooDeep) => assert!(levels > 10, "{levels} levels refused"),
+                Err(other) => panic!("{levels} levels: {other}"),
+            }
+        }
+        let message = Refusal::TooDeep.to_string();
+        assert!(message.contains("nested deeper than 100 levels"), "{message}");
     }
 
     #[test]
