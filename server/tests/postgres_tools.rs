@@ -1380,7 +1380,10 @@ async fn explain_query_is_offered_only_to_credentials_whose_scope_names_it() {
         .batch_execute("CREATE TABLE secrets (secret text); INSERT INTO secrets VALUES ('hunter2');")
         .await
         .unwrap();
-    for sql in ["SELECT secret::int FROM secrets", "SELECT 1 FROM secrets WHERE secret LIKE 'h%'"] {
+    for sql in [
+        "SELECT secret::int FROM secrets",
+        "SELECT 1 FROM secrets WHERE secret LIKE 'h%'",
+    ] {
         let analyzed = tool_call(
             &setup.server,
             &explain_only,
@@ -1421,8 +1424,11 @@ async fn explain_query_is_offered_only_to_credentials_whose_scope_names_it() {
 
 #[tokio::test]
 async fn a_text_plan_past_the_budget_is_cut_and_flagged_and_a_json_one_refused() {
-    let setup = setup("  max_result_size: 2KiB
-").await;
+    let setup = setup(
+        "  max_result_size: 2KiB
+",
+    )
+    .await;
     // 40 UNION ALL branches, each its own scan: a plan of well over 2 KiB in either format.
     let big = vec!["SELECT id FROM orders WHERE id > 7"; 40].join(" UNION ALL ");
     let text = call(&setup, "explain_query", json!({"sql": big, "format": "text"})).await;
@@ -1451,7 +1457,10 @@ async fn deeply_nested_statements_are_refused_or_answered_and_the_server_stays_u
                 let result = call(&setup, tool, json!({ "sql": sql })).await;
                 if result["isError"] == true {
                     let message = error_text(&result);
-                    assert!(message.contains("nested deeper than 100 levels"), "{tool} {terms}: {message}");
+                    assert!(
+                        message.contains("nested deeper than 100 levels"),
+                        "{tool} {terms}: {message}"
+                    );
                 }
             }
         }

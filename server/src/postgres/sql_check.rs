@@ -19,15 +19,14 @@
 //! A text the library cannot parse is refused (fail closed) with PostgreSQL's syntax error: the
 //! server's grammar is the same one, so it would not have run either.
 //!
-//! Depth: parsing (libpg_query's C output of the tree), decoding (prost) and the walk all recurse as
-//! deep as the text nests, and `SELECT 1+1+…+1` of 60 terms (126 bytes) nests 60 levels. Every
-//! entry point therefore runs on a stack of its own of [`CHECK_STACK_BYTES`] (`stacker`, reserved
-//! address space touched only as deep as it is used), never on the caller's — a tokio worker has
-//! 2 MiB — and nesting past prost's decode limit ([`MAX_NESTING`]) or the walk's own bound is
-//! refused with [`Refusal::TooDeep`] instead of exhausting anything.
+//! Depth: parsing, decoding and the walk recurse as deep as the text nests, so every entry point
+//! runs on a thread of [`super::check_threads`] (a stack of known size), never on the caller's — a
+//! tokio worker has 2 MiB — and nesting past prost's decode limit ([`MAX_NESTING`]), libpg_query's
+//! stack-depth check or the walk's own bound is refused with [`Refusal::TooDeep`].
 
 use pg_query::protobuf::node::Node;
 
+use super::check_threads;
 use super::sql_policy::{self, DeniedFunction};
 
 /// Why a statement was refused before it ran; worded for the model.
@@ -76,21 +75,14 @@ pub enum Refusal {
 }
 
 /// How deep a parse tree is read: the decoder's limit (prost's `RECURSION_LIMIT`, 100 nested
-/// messages, which pg_query's tree reaches at about 50 nested expressions or 100 `UNION` branches),
-/// and the walk's own bound on nested structs, so that neither can recurse further.
+/// messages, which pg_query's tree reaches at 48 terms of `1+1+…`, 94 `UNION ALL` branches or 16
+/// nested scalar subqueries).
 pub const MAX_NESTING: usize = 100;
 
-/// The stack every parse and walk runs on: the deepest tree the decoder accepts ([`MAX_NESTING`])
-/// takes about 3 MiB in a debug build (large frames per node kind) and far less in release;
-/// libpg_query bounds its own C recursion with PostgreSQL's `max_stack_depth` check. Address space
-/// only: pages are touched as deep as a statement goes.
-const CHECK_STACK_BYTES: usize = 32 * 1024 * 1024;
-
-/// `f` on a fresh stack of [`CHECK_STACK_BYTES`], whatever the caller's stack (an async worker, a
-/// blocking-pool thread, a test thread).
-fn on_check_stack<T>(f: impl FnOnce() -> T) -> T {
-    stacker::grow(CHECK_STACK_BYTES, f)
-}
+/// The walk's own bound on nested structs: a message is a few serde structs (the `Node` wrapper, the
+/// node, …), so this is never reached within [`MAX_NESTING`] messages; it keeps the walk finite
+/// should the library ever decode deeper trees.
+const MAX_WALK_DEPTH: usize = 10 * MAX_NESTING;
 
 /// The library's parse, with its errors told apart: PostgreSQL's syntax error, the decoder's nesting
 /// limit, anything else.
@@ -110,64 +102,65 @@ fn parse(sql: &str) -> Result<pg_query::ParseResult, Refusal> {
     })
 }
 
-/// Texts up to this size are checked on the calling task; longer ones on tokio's blocking pool. The
-/// check's CPU grows with the tree (release build, `cargo run --release -p benchmarks --bin
-/// sql-check-cost`: ~15 µs for a primary-key lookup, ~20 µs for the example, ~0.1 ms for
-/// 450 bytes of CTE and joins, ~1 ms for 4 KB, ~12 ms for 80 KB), so a long text must not hold an
-/// async worker that other requests are waiting for.
-const INLINE_CHECK_BYTES: usize = 1024;
-
-/// [`check`] without blocking the async workers on a long text.
+/// [`check`] without blocking the async workers. The check's CPU grows with the tree (release
+/// build, `cargo run --release -p benchmarks --bin sql-check-cost`: ~15 µs for a primary-key
+/// lookup, ~0.1 ms for 450 bytes of CTE and joins, ~1 ms for 4 KB, ~12 ms for 80 KB).
 pub async fn check_off_workers(sql: &str) -> Result<(), Refusal> {
-    parse_off_workers(sql, check)
+    let sql = sql.to_string();
+    check_threads::run_async(move || check_here(&sql))
         .await
-        .unwrap_or_else(|error| Err(Refusal::Unreadable(error.to_string())))
+        .unwrap_or_else(|lost| Err(Refusal::Unreadable(lost.to_string())))
 }
 
 /// `sql` with its constants replaced by `$1`, `$2` … by PostgreSQL's own parser (libpg_query's
 /// normalize, as `pg_stat_statements` shows statements), for the audit log: what a model looked
 /// for without the values it put in the text. `None` when PostgreSQL's grammar refuses the text.
 pub async fn normalized_off_workers(sql: &str) -> Option<String> {
-    parse_off_workers(sql, |sql| on_check_stack(|| pg_query::normalize(sql).ok()))
+    let sql = sql.to_string();
+    check_threads::run_async(move || pg_query::normalize(&sql).ok())
         .await
         .ok()
         .flatten()
-}
-
-/// `parse(sql)` on the calling task for a short text, on tokio's blocking pool for a long one
-/// ([`INLINE_CHECK_BYTES`]); `Err` only when the blocking task panicked.
-async fn parse_off_workers<T: Send + 'static>(sql: &str, parse: fn(&str) -> T) -> Result<T, tokio::task::JoinError> {
-    if sql.len() <= INLINE_CHECK_BYTES {
-        return Ok(parse(sql));
-    }
-    let sql = sql.to_string();
-    tokio::task::spawn_blocking(move || parse(&sql)).await
 }
 
 /// [`check`] for `explain_query`, and off the async workers like [`check_off_workers`]: the
 /// statement must also be a `SELECT` (which covers `WITH … SELECT`, `VALUES` and `TABLE`), so
 /// `EXPLAIN ANALYZE` of a write is refused here as well as by the read-only transaction.
 pub async fn check_explainable_off_workers(sql: &str) -> Result<(), Refusal> {
-    parse_off_workers(sql, check_explainable)
+    let sql = sql.to_string();
+    check_threads::run_async(move || check_explainable_here(&sql))
         .await
-        .unwrap_or_else(|error| Err(Refusal::Unreadable(error.to_string())))
+        .unwrap_or_else(|lost| Err(Refusal::Unreadable(lost.to_string())))
 }
 
-/// See [`check_explainable_off_workers`].
+/// See [`check_explainable_off_workers`]; blocks until a check thread answers.
+#[allow(dead_code)] // the unit tests and benchmarks/sql-check-cost
 pub fn check_explainable(sql: &str) -> Result<(), Refusal> {
-    on_check_stack(|| {
-        let parsed = parse(sql)?;
-        let node = check_parsed(&parsed)?;
-        match node {
-            Node::SelectStmt(_) => Ok(()),
-            other => Err(Refusal::NotExplainable { kind: kind(other) }),
-        }
-    })
+    let sql = sql.to_string();
+    check_threads::run(move || check_explainable_here(&sql))
+        .unwrap_or_else(|lost| Err(Refusal::Unreadable(lost.to_string())))
 }
 
-/// Checks `sql`: `Ok` when it may go to the database.
+/// Checks `sql`: `Ok` when it may go to the database. Blocks until a check thread answers (async
+/// code uses [`check_off_workers`]).
+#[allow(dead_code)] // the unit tests and benchmarks/sql-check-cost
 pub fn check(sql: &str) -> Result<(), Refusal> {
-    on_check_stack(|| check_parsed(&parse(sql)?).map(|_| ()))
+    let sql = sql.to_string();
+    check_threads::run(move || check_here(&sql)).unwrap_or_else(|lost| Err(Refusal::Unreadable(lost.to_string())))
+}
+
+/// [`check_explainable`] on the calling thread, which must be a check thread.
+fn check_explainable_here(sql: &str) -> Result<(), Refusal> {
+    let parsed = parse(sql)?;
+    match check_parsed(&parsed)? {
+        Node::SelectStmt(_) => Ok(()),
+        other => Err(Refusal::NotExplainable { kind: kind(other) }),
+    }
+}
+
+/// [`check`] on the calling thread, which must be a check thread.
+fn check_here(sql: &str) -> Result<(), Refusal> {
+    check_parsed(&parse(sql)?).map(|_| ())
 }
 
 /// [`check`] of a parsed text; the one statement when it passes.
@@ -229,7 +222,7 @@ fn kind(node: &Node) -> String {
 /// names, so the walk allocates nothing per node and stops at the first refused call (building a
 /// `serde_json::Value` of the tree instead made the whole check 1.7–5× slower).
 ///
-/// `Err(TooDeep)` past [`MAX_NESTING`] nested structs (the decoder stops earlier today; the bound
+/// `Err(TooDeep)` past [`MAX_WALK_DEPTH`] nested structs (the decoder stops earlier; the bound
 /// keeps the walk's recursion finite whatever the library accepts).
 fn first_denied_call(node: &Node) -> Result<Option<(String, &'static DeniedFunction)>, Refusal> {
     let mut finder = CallFinder::default();
@@ -250,7 +243,7 @@ struct CallFinder {
     /// Name parts of the `FuncCall` being read (its schema, then its name).
     name: Vec<String>,
     found: Option<(String, &'static DeniedFunction)>,
-    /// Structs being walked, outermost first (bounded by [`MAX_NESTING`]).
+    /// Structs being walked, outermost first (bounded by [`MAX_WALK_DEPTH`]).
     depth: usize,
 }
 
@@ -265,9 +258,9 @@ impl CallFinder {
         Ok(())
     }
 
-    /// Into a struct: refused past [`MAX_NESTING`].
+    /// Into a struct: refused past [`MAX_WALK_DEPTH`].
     fn enter(&mut self) -> Result<&mut Self, Stop> {
-        if self.depth >= MAX_NESTING {
+        if self.depth >= MAX_WALK_DEPTH {
             return Err(Stop::TooDeep);
         }
         self.depth += 1;
@@ -297,7 +290,7 @@ impl std::fmt::Display for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Stop::Found => f.write_str("a refused call"),
-            Stop::TooDeep => write!(f, "nested deeper than {MAX_NESTING} levels"),
+            Stop::TooDeep => write!(f, "nested deeper than {MAX_WALK_DEPTH} structs"),
             Stop::Other(message) => f.write_str(message),
         }
     }
@@ -658,7 +651,6 @@ mod tests {
     async fn a_long_text_is_checked_off_the_workers_with_the_same_answer() {
         let in_list = (0..2000).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
         let long = format!("SELECT 1 WHERE 1 IN ({in_list})");
-        assert!(long.len() > INLINE_CHECK_BYTES);
         assert_eq!(check_off_workers(&long).await, Ok(()));
         let refused = format!("SELECT pg_cancel_backend(1) WHERE 1 IN ({in_list})");
         assert!(matches!(
@@ -691,7 +683,6 @@ mod tests {
                     for (form, sql) in nested_texts(levels).into_iter().enumerate() {
                         let checked = check(&sql);
                         assert_eq!(check_explainable(&sql), checked, "{levels}: {sql:.60}");
-                        assert!(pg_query::normalize(&sql).is_ok() || checked.is_err());
                         outcomes.push((levels, form, checked));
                     }
                 }
