@@ -100,7 +100,8 @@ mod tests {
                     1 + recurse(top, goal) + frame[0] as usize
                 }
             }
-            let top = std::hint::black_box([0u8; 1]).as_ptr() as usize;
+            let marker = [0u8; 1];
+            let top = std::hint::black_box(&marker).as_ptr() as usize;
             recurse(top, 4 * 1024 * 1024)
         });
         assert!(deep.is_ok());
