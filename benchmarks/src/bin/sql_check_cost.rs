@@ -3,6 +3,9 @@
 //! compiled in from the server (as `pg.rs` does with the test cluster), so this measures exactly
 //! the code that runs.
 
+#[path = "../../../server/src/postgres/check_threads.rs"]
+#[allow(dead_code)]
+mod check_threads;
 #[path = "../../../server/src/postgres/sql_check.rs"]
 #[allow(dead_code)]
 mod sql_check;

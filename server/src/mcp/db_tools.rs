@@ -92,8 +92,9 @@ pub fn register(table: &mut ToolTable, database: Arc<Database>, audit: Audit) {
         "Show PostgreSQL's plan for one read-only SQL statement (EXPLAIN), to find why a query is slow: \
          scans, joins, estimated and (with analyze) actual rows and times. Options: analyze (runs the \
          statement, read-only and rolled back, cancelled at the server's timeout), buffers, verbose, \
-         settings, format text or json. The plan comes as text and, as structured content, as \
-         PostgreSQL's JSON plan. The same statements are refused as in query_database.",
+         settings, format text or json. The plan comes as text in the requested format; with format json \
+         the structured content holds PostgreSQL's JSON plan as well. The same statements are refused as in \
+         query_database; analyze needs query_database in the credential's scope too.",
         ToolHints::read_only("Explain a PostgreSQL query plan"),
         {
             let database = database.clone();
@@ -136,8 +137,28 @@ async fn query(database: Arc<Database>, audit: Audit, principal: Principal, args
     answer(outcome, "query")
 }
 
+/// Why `analyze: true` needs `query_database` in the scope as well: `EXPLAIN ANALYZE` runs the
+/// statement, and what it computes leaks through the answer — an error message quotes a value
+/// (`SELECT secret::int …` → `invalid input syntax for type integer: "…"`) and actual row counts
+/// answer any `WHERE` — so it reads data exactly as `query_database` does.
+pub const ANALYZE_NEEDS_QUERY: &str = "analyze: true runs the statement, and what it reads shows through the plan \
+     (row counts, error messages quoting values), so it needs query_database in this credential's tool scope \
+     as well; this credential may only plan statements (analyze: false)";
+
 async fn explain(database: Arc<Database>, audit: Audit, principal: Principal, args: ExplainArgs) -> ToolReturn {
     let started = Instant::now();
+    if args.analyze && !principal.tools.permits("query_database") {
+        let refused = DbError::NotAllowed(ANALYZE_NEEDS_QUERY.to_string());
+        let call = AuditedCall {
+            principal: &principal,
+            tool: "explain_query",
+            sql: Some(&args.sql),
+            duration: started.elapsed(),
+            outcome: Err(&refused),
+        };
+        audit.write(call).await;
+        return answer(Err(refused), "explain");
+    }
     let options = ExplainOptions {
         analyze: args.analyze,
         buffers: args.buffers,

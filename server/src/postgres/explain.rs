@@ -13,11 +13,12 @@
 //! as keywords, never text from the caller, and the statement follows them in the same `Parse`
 //! (which accepts exactly one statement).
 //!
-//! What comes back: the plan as PostgreSQL prints it, and PostgreSQL's JSON plan for programs.
-//! `format: json` runs `EXPLAIN (FORMAT JSON)` once and returns that plan as both. `format: text`
-//! without `analyze` runs both formats in the same transaction (planning only: nothing executes).
-//! With `analyze` the statement runs once, so only the requested format comes back — running it
-//! twice would double its cost and give two different sets of timings.
+//! What comes back: the plan as PostgreSQL prints it in the requested format, from one `EXPLAIN`
+//! (the statement is planned, and with `analyze` run, once). `format: json` also parses that plan
+//! into the structured answer for programs; `format: text` is the text alone — a second `EXPLAIN
+//! (FORMAT JSON)` would plan a costly statement twice and, with `analyze`, run it twice with other
+//! timings. A text plan past the budget is cut and flagged `truncated`; a JSON plan past it is
+//! refused (a cut JSON document does not parse), naming `format: text` as the way to see it.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -73,8 +74,7 @@ pub struct Plan {
     pub format: PlanFormat,
     /// The plan as PostgreSQL prints it in `format` (for JSON, the JSON text).
     pub text: String,
-    /// PostgreSQL's JSON plan: always for `format: json`, for `text` unless `analyze` (see the
-    /// module doc).
+    /// PostgreSQL's JSON plan, for `format: json` only (see the module doc).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub plan: Option<Value>,
     /// The printed plan was longer than `database.max_rows` lines or `database.max_result_size`
@@ -102,12 +102,7 @@ impl Database {
                 let (text, truncated) = printed?;
                 let plan = match options.format {
                     PlanFormat::Json => Some(json_plan(&text, truncated, self.limits.max_result_bytes)?),
-                    PlanFormat::Text if options.analyze => None,
-                    PlanFormat::Text => {
-                        let json = format!("EXPLAIN {} {sql}", options.clause(PlanFormat::Json));
-                        let (text, truncated) = self.print(&transaction, &json).await?;
-                        Some(json_plan(&text, truncated, self.limits.max_result_bytes)?)
-                    }
+                    PlanFormat::Text => None,
                 };
                 Ok(Plan {
                     format: options.format,

@@ -19,6 +19,8 @@
 //! - [`explain`]: `explain_query`, a plan under the same guarantees;
 //! - [`sql_check`], [`sql_policy`]: statements and functions refused before they run, because their
 //!   effects would reach beyond the call (PostgreSQL's parser walks the statement);
+//! - [`check_threads`]: the threads of known stack the check runs on (its recursion follows the
+//!   text's nesting);
 //! - [`role_audit`]: what the pool's role could do beyond a call, reported in `/health` and metrics;
 //! - [`values`]: PostgreSQL values as JSON where the server cannot do it for us;
 //! - [`call_trace`]: a call's span and the `application_name` that ties its backend to the request;
@@ -28,6 +30,7 @@
 
 pub mod call_trace;
 pub mod catalog;
+mod check_threads;
 mod checkout;
 mod error;
 pub mod explain;

@@ -18,9 +18,15 @@
 //!
 //! A text the library cannot parse is refused (fail closed) with PostgreSQL's syntax error: the
 //! server's grammar is the same one, so it would not have run either.
+//!
+//! Depth: parsing, decoding and the walk recurse as deep as the text nests, so every entry point
+//! runs on a thread of [`super::check_threads`] (a stack of known size), never on the caller's — a
+//! tokio worker has 2 MiB — and nesting past prost's decode limit ([`MAX_NESTING`]), libpg_query's
+//! stack-depth check or the walk's own bound is refused with [`Refusal::TooDeep`].
 
 use pg_query::protobuf::node::Node;
 
+use super::check_threads;
 use super::sql_policy::{self, DeniedFunction};
 
 /// Why a statement was refused before it ran; worded for the model.
@@ -56,78 +62,109 @@ pub enum Refusal {
         why: &'static str,
         docs: &'static str,
     },
-    /// The library parsed the text but its tree could not be read (nesting past its limits).
+    /// The library parsed the text but its tree could not be read.
     #[error("the statement cannot be checked: {0}")]
     Unreadable(String),
+    /// The parse tree nests deeper than the check reads ([`MAX_NESTING`]).
+    #[error(
+        "the statement is nested deeper than {MAX_NESTING} levels of PostgreSQL's parse tree, which is as deep as \
+         it is checked: write long chains of operators, UNION branches or subqueries with less nesting (an IN \
+         list, a VALUES list, a CTE, an array or a function such as greatest())"
+    )]
+    TooDeep,
 }
 
-/// Texts up to this size are checked on the calling task; longer ones on tokio's blocking pool. The
-/// check's CPU grows with the tree (release build, `cargo run --release -p benchmarks --bin
-/// sql-check-cost`: ~15 µs for a primary-key lookup, ~20 µs for the issue's example, ~0.1 ms for
-/// 450 bytes of CTE and joins, ~1 ms for 4 KB, ~12 ms for 80 KB), so a long text must not hold an
-/// async worker that other requests are waiting for.
-const INLINE_CHECK_BYTES: usize = 1024;
+/// How deep a parse tree is read: the decoder's limit (prost's `RECURSION_LIMIT`, 100 nested
+/// messages, which pg_query's tree reaches at 48 terms of `1+1+…`, 94 `UNION ALL` branches or 16
+/// nested scalar subqueries).
+pub const MAX_NESTING: usize = 100;
 
-/// [`check`] without blocking the async workers on a long text.
+/// The walk's own bound on nested structs: a message is a few serde structs (the `Node` wrapper, the
+/// node, …), so this is never reached within [`MAX_NESTING`] messages; it keeps the walk finite
+/// should the library ever decode deeper trees.
+const MAX_WALK_DEPTH: usize = 10 * MAX_NESTING;
+
+/// The library's parse, with its errors told apart: PostgreSQL's syntax error, the decoder's nesting
+/// limit, anything else.
+fn parse(sql: &str) -> Result<pg_query::ParseResult, Refusal> {
+    pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).map_err(|error| match error {
+        pg_query::Error::Parse(message)
+            // PostgreSQL's C stack check, libpg_query's tree output, the grammar's own stack (bison).
+            if ["stack depth limit exceeded", "nested too deeply", "memory exhausted"]
+                .iter()
+                .any(|limit| message.contains(limit)) =>
+        {
+            Refusal::TooDeep
+        }
+        pg_query::Error::Parse(message) => Refusal::Syntax(message),
+        pg_query::Error::Decode(decode) if decode.to_string().contains("recursion limit") => Refusal::TooDeep,
+        other => Refusal::Unreadable(other.to_string()),
+    })
+}
+
+/// [`check`] without blocking the async workers. The check's CPU grows with the tree (release
+/// build, `cargo run --release -p benchmarks --bin sql-check-cost`: ~15 µs for a primary-key
+/// lookup, ~0.1 ms for 450 bytes of CTE and joins, ~1 ms for 4 KB, ~12 ms for 80 KB).
 pub async fn check_off_workers(sql: &str) -> Result<(), Refusal> {
-    parse_off_workers(sql, check)
+    let sql = sql.to_string();
+    check_threads::run_async(move || check_here(&sql))
         .await
-        .unwrap_or_else(|error| Err(Refusal::Unreadable(error.to_string())))
+        .unwrap_or_else(|lost| Err(Refusal::Unreadable(lost.to_string())))
 }
 
 /// `sql` with its constants replaced by `$1`, `$2` … by PostgreSQL's own parser (libpg_query's
 /// normalize, as `pg_stat_statements` shows statements), for the audit log: what a model looked
 /// for without the values it put in the text. `None` when PostgreSQL's grammar refuses the text.
 pub async fn normalized_off_workers(sql: &str) -> Option<String> {
-    parse_off_workers(sql, |sql| pg_query::normalize(sql).ok())
+    let sql = sql.to_string();
+    check_threads::run_async(move || pg_query::normalize(&sql).ok())
         .await
         .ok()
         .flatten()
-}
-
-/// `parse(sql)` on the calling task for a short text, on tokio's blocking pool for a long one
-/// ([`INLINE_CHECK_BYTES`]); `Err` only when the blocking task panicked.
-async fn parse_off_workers<T: Send + 'static>(sql: &str, parse: fn(&str) -> T) -> Result<T, tokio::task::JoinError> {
-    if sql.len() <= INLINE_CHECK_BYTES {
-        return Ok(parse(sql));
-    }
-    let sql = sql.to_string();
-    tokio::task::spawn_blocking(move || parse(&sql)).await
 }
 
 /// [`check`] for `explain_query`, and off the async workers like [`check_off_workers`]: the
 /// statement must also be a `SELECT` (which covers `WITH … SELECT`, `VALUES` and `TABLE`), so
 /// `EXPLAIN ANALYZE` of a write is refused here as well as by the read-only transaction.
 pub async fn check_explainable_off_workers(sql: &str) -> Result<(), Refusal> {
-    parse_off_workers(sql, check_explainable)
+    let sql = sql.to_string();
+    check_threads::run_async(move || check_explainable_here(&sql))
         .await
-        .unwrap_or_else(|error| Err(Refusal::Unreadable(error.to_string())))
+        .unwrap_or_else(|lost| Err(Refusal::Unreadable(lost.to_string())))
 }
 
-/// See [`check_explainable_off_workers`].
+/// See [`check_explainable_off_workers`]; blocks until a check thread answers.
+#[allow(dead_code)] // the unit tests and benchmarks/sql-check-cost
 pub fn check_explainable(sql: &str) -> Result<(), Refusal> {
-    check(sql)?;
-    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT)
-        .map_err(|error| Refusal::Unreadable(error.to_string()))?;
-    match parsed
-        .protobuf
-        .stmts
-        .first()
-        .and_then(|statement| statement.stmt.as_ref())
-        .and_then(|stmt| stmt.node.as_ref())
-    {
-        Some(Node::SelectStmt(_)) => Ok(()),
-        Some(other) => Err(Refusal::NotExplainable { kind: kind(other) }),
-        None => Err(Refusal::StatementCount(0)),
+    let sql = sql.to_string();
+    check_threads::run(move || check_explainable_here(&sql))
+        .unwrap_or_else(|lost| Err(Refusal::Unreadable(lost.to_string())))
+}
+
+/// Checks `sql`: `Ok` when it may go to the database. Blocks until a check thread answers (async
+/// code uses [`check_off_workers`]).
+#[allow(dead_code)] // the unit tests and benchmarks/sql-check-cost
+pub fn check(sql: &str) -> Result<(), Refusal> {
+    let sql = sql.to_string();
+    check_threads::run(move || check_here(&sql)).unwrap_or_else(|lost| Err(Refusal::Unreadable(lost.to_string())))
+}
+
+/// [`check_explainable`] on the calling thread, which must be a check thread.
+fn check_explainable_here(sql: &str) -> Result<(), Refusal> {
+    let parsed = parse(sql)?;
+    match check_parsed(&parsed)? {
+        Node::SelectStmt(_) => Ok(()),
+        other => Err(Refusal::NotExplainable { kind: kind(other) }),
     }
 }
 
-/// Checks `sql`: `Ok` when it may go to the database.
-pub fn check(sql: &str) -> Result<(), Refusal> {
-    let parsed = pg_query::parse(sql, pg_query::ParserOptions::DEFAULT).map_err(|error| match error {
-        pg_query::Error::Parse(message) => Refusal::Syntax(message),
-        other => Refusal::Unreadable(other.to_string()),
-    })?;
+/// [`check`] on the calling thread, which must be a check thread.
+fn check_here(sql: &str) -> Result<(), Refusal> {
+    check_parsed(&parse(sql)?).map(|_| ())
+}
+
+/// [`check`] of a parsed text; the one statement when it passes.
+fn check_parsed(parsed: &pg_query::ParseResult) -> Result<&Node, Refusal> {
     let statements = &parsed.protobuf.stmts;
     let [statement] = statements.as_slice() else {
         return Err(Refusal::StatementCount(statements.len()));
@@ -140,13 +177,13 @@ pub fn check(sql: &str) -> Result<(), Refusal> {
     if !is_query(node) {
         return Err(Refusal::Statement { kind: kind(node) });
     }
-    match first_denied_call(node) {
+    match first_denied_call(node)? {
         Some((called, function)) => Err(Refusal::Function {
             called,
             why: function.effect.describe(),
             docs: function.docs,
         }),
-        None => Ok(()),
+        None => Ok(node),
     }
 }
 
@@ -184,11 +221,15 @@ fn kind(node: &Node) -> String {
 /// [`CallFinder`] is a serializer that writes nothing and only follows the path of field and variant
 /// names, so the walk allocates nothing per node and stops at the first refused call (building a
 /// `serde_json::Value` of the tree instead made the whole check 1.7–5× slower).
-fn first_denied_call(node: &Node) -> Option<(String, &'static DeniedFunction)> {
+///
+/// `Err(TooDeep)` past [`MAX_WALK_DEPTH`] nested structs (the decoder stops earlier; the bound
+/// keeps the walk's recursion finite whatever the library accepts).
+fn first_denied_call(node: &Node) -> Result<Option<(String, &'static DeniedFunction)>, Refusal> {
     let mut finder = CallFinder::default();
     match serde::Serialize::serialize(node, &mut finder) {
-        Err(Stop::Found) => finder.found,
-        _ => None,
+        Err(Stop::Found) => Ok(finder.found),
+        Err(Stop::TooDeep) => Err(Refusal::TooDeep),
+        _ => Ok(None),
     }
 }
 
@@ -202,6 +243,8 @@ struct CallFinder {
     /// Name parts of the `FuncCall` being read (its schema, then its name).
     name: Vec<String>,
     found: Option<(String, &'static DeniedFunction)>,
+    /// Structs being walked, outermost first (bounded by [`MAX_WALK_DEPTH`]).
+    depth: usize,
 }
 
 impl CallFinder {
@@ -213,6 +256,15 @@ impl CallFinder {
             return Err(Stop::Found);
         }
         Ok(())
+    }
+
+    /// Into a struct: refused past [`MAX_WALK_DEPTH`].
+    fn enter(&mut self) -> Result<&mut Self, Stop> {
+        if self.depth >= MAX_WALK_DEPTH {
+            return Err(Stop::TooDeep);
+        }
+        self.depth += 1;
+        Ok(self)
     }
 
     fn field<T: serde::Serialize + ?Sized>(&mut self, key: &'static str, value: &T) -> Result<(), Stop> {
@@ -230,6 +282,7 @@ impl CallFinder {
 #[derive(Debug)]
 enum Stop {
     Found,
+    TooDeep,
     Other(String),
 }
 
@@ -237,6 +290,7 @@ impl std::fmt::Display for Stop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Stop::Found => f.write_str("a refused call"),
+            Stop::TooDeep => write!(f, "nested deeper than {MAX_WALK_DEPTH} structs"),
             Stop::Other(message) => f.write_str(message),
         }
     }
@@ -334,10 +388,10 @@ impl serde::Serializer for &mut CallFinder {
         Ok(self)
     }
     fn serialize_struct(self, _: &'static str, _: usize) -> Result<Self, Stop> {
-        Ok(self)
+        self.enter()
     }
     fn serialize_struct_variant(self, _: &'static str, _: u32, _: &'static str, _: usize) -> Result<Self, Stop> {
-        Ok(self)
+        self.enter()
     }
 }
 
@@ -388,6 +442,7 @@ macro_rules! walk_fields {
                 self.field(key, value)
             }
             fn end(self) -> Result<(), Stop> {
+                self.depth -= 1;
                 Ok(())
             }
         }
@@ -596,7 +651,6 @@ mod tests {
     async fn a_long_text_is_checked_off_the_workers_with_the_same_answer() {
         let in_list = (0..2000).map(|i| i.to_string()).collect::<Vec<_>>().join(",");
         let long = format!("SELECT 1 WHERE 1 IN ({in_list})");
-        assert!(long.len() > INLINE_CHECK_BYTES);
         assert_eq!(check_off_workers(&long).await, Ok(()));
         let refused = format!("SELECT pg_cancel_backend(1) WHERE 1 IN ({in_list})");
         assert!(matches!(
@@ -607,6 +661,47 @@ mod tests {
             check_off_workers("SELECT 1; SELECT 2").await,
             Err(Refusal::StatementCount(2))
         );
+    }
+
+    /// Red-team texts that nest: `1+1+…`, parentheses, scalar subqueries, `UNION ALL` branches.
+    pub(crate) fn nested_texts(levels: usize) -> [String; 4] {
+        [
+            format!("SELECT {}", vec!["1"; levels].join("+")),
+            format!("SELECT {}1{}", "(".repeat(levels), ")".repeat(levels)),
+            format!("SELECT {}1{}", "(SELECT ".repeat(levels), ")".repeat(levels)),
+            vec!["SELECT 1"; levels].join(" UNION ALL "),
+        ]
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_or_checked_on_a_2_mib_thread() {
+        let outcome = std::thread::Builder::new()
+            .stack_size(2 * 1024 * 1024)
+            .spawn(|| {
+                let mut outcomes = Vec::new();
+                for levels in [10, 60, 99, 150, 600, 5000] {
+                    for (form, sql) in nested_texts(levels).into_iter().enumerate() {
+                        let checked = check(&sql);
+                        assert_eq!(check_explainable(&sql), checked, "{levels}: {sql:.60}");
+                        outcomes.push((levels, form, checked));
+                    }
+                }
+                outcomes
+            })
+            .unwrap()
+            .join()
+            .expect("the check must not overflow a 2 MiB stack");
+        for (levels, form, checked) in outcome {
+            match checked {
+                // Parentheses alone leave no trace in the tree: `((…(1)…))` is as flat as `1`.
+                Ok(()) if form == 1 => {}
+                Ok(()) => assert!(levels < 600, "{levels} levels of form {form} were let through"),
+                Err(Refusal::TooDeep) => assert!(levels > 10, "{levels} levels refused"),
+                Err(other) => panic!("{levels} levels: {other}"),
+            }
+        }
+        let message = Refusal::TooDeep.to_string();
+        assert!(message.contains("nested deeper than 100 levels"), "{message}");
     }
 
     #[test]
