@@ -192,9 +192,16 @@ def test_schema_rejects_bad_values(chart, values, complaint):
          "auth.existingSecret is for auth.source secret"),
         ({"auth": {"source": "sync", "login": {"enabled": True}, "sync": {"tokens": "s3://b/tokens.yaml"}}},
          "needs auth.sync.users and auth.sync.sessionKey"),
+        ({"config": {"auth": {"oauth": {"mode": "external", "external": {"issuer": "https://idp.example.com"}}}}},
+         "needs config.public_url"),
+        ({"config": {"public_url": "https://mcp.example.com", "auth": {"oauth": {"mode": "builtin"}}}},
+         "needs auth.login.enabled"),
+        ({"config": {"public_url": "https://mcp.example.com", "auth": {"oauth": {"mode": "external"}}}},
+         "needs config.auth.oauth.external.issuer"),
     ],
     ids=["login-without-session-key", "max-below-min", "hpa-without-cpu-request", "auth-sync-and-existing-secret",
-         "auth-sync-login-without-users"],
+         "auth-sync-login-without-users", "oauth-without-public-url", "oauth-builtin-without-login",
+         "oauth-external-without-issuer"],
 )
 def test_inconsistent_values_fail_with_a_message(chart, values, complaint):
     with pytest.raises(helm.HelmError) as refused:
@@ -1170,6 +1177,35 @@ def test_an_ingress_without_tls_is_refused_unless_allowed(chart):
     assert "ingress.tls" in str(refused.value) and "ingress.allowWithoutTLS" in str(refused.value)
     objects = render(chart, merge(values, {"ingress": {"allowWithoutTLS": True}}))
     assert "tls" not in one(objects, "Ingress")["spec"]
+
+
+OAUTH_INGRESS = {
+    "ingress": {"enabled": True, "tls": [{"secretName": "mcp-tls", "hosts": ["mcp.example.com"]}],
+                "hosts": [{"host": "mcp.example.com", "paths": [{"path": "/mcp", "pathType": "Prefix"}]}]},
+    "config": {"public_url": "https://mcp.example.com", "auth": {"trusted_proxies": ["10.244.0.0/16"]}},
+}
+
+
+@pytest.mark.parametrize(
+    "mode,extra,paths",
+    [
+        ("off", {}, {"/mcp"}),
+        ("external", {"external": {"issuer": "https://idp.example.com"}},
+         {"/mcp", "/.well-known/oauth-protected-resource"}),
+        ("builtin", {}, {"/mcp", "/.well-known/oauth-protected-resource", "/.well-known/oauth-authorization-server", "/oauth"}),
+    ],
+)
+def test_oauth_is_written_to_the_config_and_its_paths_routed_by_the_ingress(chart, mode, extra, paths):
+    """The MCP authorization flow starts at /.well-known/oauth-protected-resource (RFC 9728) and, with
+    the built-in authorization server, goes through its metadata (RFC 8414) and /oauth/*: an Ingress
+    routing /mcp alone would leave a client at its first 401."""
+    values = merge(OAUTH_INGRESS, {"config": {"auth": {"oauth": {"mode": mode, **extra}}}})
+    if mode == "builtin":
+        values = merge(values, {"auth": {"login": {"enabled": True}, "sessionKey": "k" * 64}})
+    objects = render(chart, values)
+    routed = {p["path"] for rule in one(objects, "Ingress")["spec"]["rules"] for p in rule["http"]["paths"]}
+    assert routed == paths
+    assert server_config(objects)["auth"]["oauth"]["mode"] == mode
 
 
 def test_the_ingress_routes_only_the_public_port(rendered):

@@ -264,6 +264,16 @@ envFrom:
 {{- else if and .Values.auth.login.enabled (not .Values.auth.existingSecret) (not .Values.auth.sessionKey) }}
 {{- fail "auth.login.enabled needs auth.sessionKey (postgres-mcp session-key create) or auth.existingSecret" }}
 {{- end }}
+{{- $oauth := dig "oauth" "mode" "off" .Values.config.auth }}
+{{- if and (ne $oauth "off") (not .Values.config.public_url) }}
+{{- fail "config.auth.oauth.mode needs config.public_url (the URL clients use: the issuer and the resource are named after it)" }}
+{{- end }}
+{{- if and (eq $oauth "builtin") (not .Values.auth.login.enabled) }}
+{{- fail "config.auth.oauth.mode builtin needs auth.login.enabled (users.yaml and the session key sign users in and seal every OAuth value)" }}
+{{- end }}
+{{- if and (eq $oauth "external") (not (dig "oauth" "external" "issuer" "" .Values.config.auth)) }}
+{{- fail "config.auth.oauth.mode external needs config.auth.oauth.external.issuer (the IdP's issuer URL)" }}
+{{- end }}
 {{- if and .Values.autoscaling.enabled (lt (int .Values.autoscaling.maxReplicas) (int .Values.autoscaling.minReplicas)) }}
 {{- fail "autoscaling.maxReplicas must be >= autoscaling.minReplicas" }}
 {{- end }}
