@@ -919,7 +919,8 @@ mod tests {
 mod trace_config_tests {
     use super::*;
 
-    fn load(env: &[(&str, &str)]) -> Result<Config, ConfigError> {
+    /// The configuration from `env` alone (plus a tokens file, which every configuration needs).
+    pub(super) fn load(env: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
         let overrides = Overrides {
             tokens_file: Some("/tmp/tokens.yaml".into()),
@@ -994,16 +995,8 @@ mod secret_url_tests {
 
 #[cfg(test)]
 mod oauth_config_tests {
+    use super::trace_config_tests::load;
     use super::*;
-
-    fn load(env: &[(&str, &str)]) -> Result<Config, ConfigError> {
-        let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string()));
-        let overrides = Overrides {
-            tokens_file: Some("/tmp/tokens.yaml".into()),
-            ..Default::default()
-        };
-        Config::load(None, env, &overrides)
-    }
 
     #[test]
     fn oauth_is_off_by_default_and_each_mode_names_what_it_lacks() {
