@@ -45,21 +45,12 @@ cat > "$tmp/behaviour.sh" <<'SH'
 set -euo pipefail
 haproxy -D -p "$2/haproxy.pid" -f "$1" >/dev/null 2>&1
 trap 'kill "$(cat "$2/haproxy.pid")"' EXIT
-for _ in $(seq 50); do curl -s -o /dev/null http://127.0.0.1:8080/ && break; sleep 0.1; done
-location() { curl -s -o /dev/null -w '%{redirect_url}' -H "Host: $1" "http://127.0.0.1:8080$2"; }
-expect() { [ "$1" = "$2" ] || { echo "expected $2, got $1 ($3)"; exit 1; }; }
-expect "$(location localhost:8080 '/mcp?x=1')" "https://localhost:8443/mcp?x=1" "Compose's 8080 -> 8443"
-expect "$(location example.com /mcp)" "https://example.com/mcp" "port 80 -> 443"
-expect "$(location example.com:80 /mcp)" "https://example.com/mcp" "explicit :80 -> 443"
-expect "$(location '[::1]:8080' /)" "https://[::1]:8443/" "IPv6 literal"
-https() { curl -sk -o /dev/null -w '%{http_code}' --resolve "localhost:8443:127.0.0.1" "https://localhost:8443$1"; }
-expect "$(https /health/details)" 404 "/health/details is internal"
-expect "$(https /metrics)" 404 "/metrics is internal"
+source "$3"
 # Nothing listens on mcp-1..3:8080 here: every server is down, the public routes answer 503 and
 # the container's self check fails.
 sleep 2.5
 expect "$(https /health)" 503 "no instance up"
 expect "$(curl -s -o /dev/null -w '%{http_code}' http://127.0.0.1:8081/healthz)" 503 "self check with no instance"
 SH
-in_namespace bash "$tmp/behaviour.sh" "$conf" "$tmp"
+in_namespace bash "$tmp/behaviour.sh" "$conf" "$tmp" "$here/../../nginx/tests/front_contract.sh"
 echo "haproxy -c: haproxy/haproxy.cfg is valid without warnings; a broken copy is rejected; redirects keep the port; internal paths 404; no instance -> 503"
