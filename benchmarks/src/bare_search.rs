@@ -1,7 +1,8 @@
 //! The physical limit of a knowledge-base search: the server's own search statement on the same
-//! kb.db in a bare `rusqlite` loop — one connection, the statement prepared once, the rows read into
-//! strings and nothing else (no pool, no thread hop, no cancellation, no query parsing). What the
-//! server adds on top of this is its overhead per search (issue #16 §Speed).
+//! kb.db in a bare `rusqlite` loop — one connection with the server's settings
+//! ([`postgres_mcp::kb::store::configure`]), the statement prepared once, the rows read into strings
+//! and nothing else (no pool, no thread hop, no cancellation, no query parsing). What the server
+//! adds on top of this is its overhead per search (issue #16 §Speed).
 
 use std::{
     path::Path,
@@ -21,6 +22,7 @@ pub struct BareSearch {
 impl BareSearch {
     pub fn open(kb: &Path) -> anyhow::Result<BareSearch> {
         let db = Connection::open_with_flags(kb, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+        postgres_mcp::kb::store::configure(&db)?;
         Ok(BareSearch { db })
     }
 

@@ -124,10 +124,25 @@ const LOCAL_COPY_MMAP_BYTES: i64 = 1 << 30;
 /// Opens one read-only connection; memory-mapped when it reads a private copy.
 fn open_connection(uri: &str, private_copy: bool) -> Result<Connection, rusqlite::Error> {
     let db = Connection::open_with_flags(uri, open_flags())?;
+    configure(&db)?;
     if private_copy {
         db.pragma_update(None, "mmap_size", LOCAL_COPY_MMAP_BYTES)?;
     }
     Ok(db)
+}
+
+/// The settings every search connection runs with (the benchmarks' bare-`rusqlite` baseline opens
+/// its connection through this too, so both run the statement the same way).
+///
+/// `SQLITE_DBCONFIG_ENABLE_QPSG`, the query planner stability guarantee: without it SQLite plans
+/// with the *values* bound to some parameters (here `LIMIT ?2`, through `sqlite3ExprIsInteger`),
+/// marks the statement to be re-planned whenever such a parameter is bound again, and so re-parsed
+/// and re-planned [`SEARCH_STATEMENT`] — CTEs, joins and all — on every search: half the CPU of a
+/// search on the demo KB (`perf` of the release server, issue #16 §Speed). Our statement's plan does
+/// not depend on its parameters' values, so it is planned once per connection.
+pub fn configure(db: &Connection) -> Result<(), rusqlite::Error> {
+    db.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_QPSG, true)?;
+    Ok(())
 }
 
 /// A `file:` URI for SQLite, escaping the characters URIs reserve.

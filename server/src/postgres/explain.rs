@@ -25,7 +25,8 @@ use serde_json::Value;
 use tokio_postgres::Transaction;
 use tracing::Instrument;
 
-use super::query::{check_shape, columns_of, fetch, normalize};
+use super::columns::columns_of;
+use super::query::{check_shape, fetch, normalize};
 use super::{call_trace, error::DbError, pool::Database, values};
 
 /// How the plan is printed (PostgreSQL's `EXPLAIN (FORMAT …)`; XML and YAML are not offered).

@@ -20,7 +20,8 @@
 //! - [`sql_check`], [`sql_policy`]: statements and functions refused before they run, because their
 //!   effects would reach beyond the call (PostgreSQL's parser walks the statement);
 //! - [`check_threads`]: the threads of known stack the check runs on (its recursion follows the
-//!   text's nesting);
+//!   text's nesting); [`checked_texts`]: the texts that passed it recently, so a repeated one is
+//!   not parsed again;
 //! - [`role_audit`]: what the pool's role could do beyond a call, reported in `/health` and metrics;
 //! - [`values`]: PostgreSQL values as JSON where the server cannot do it for us;
 //! - [`call_trace`]: a call's span and the `application_name` that ties its backend to the request;
@@ -31,7 +32,9 @@
 pub mod call_trace;
 pub mod catalog;
 mod check_threads;
+mod checked_texts;
 mod checkout;
+pub mod columns;
 mod error;
 pub mod explain;
 pub mod pool;

@@ -57,6 +57,7 @@
 //! text that needed it once goes there directly next time on that connection, rather than running
 //! its first batch twice.
 
+use std::fmt::Write as _;
 use std::future::Future;
 use std::pin::{Pin, pin};
 
@@ -68,7 +69,8 @@ use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::{Client, Statement, Transaction};
 use tracing::Instrument;
 
-use super::statement_cache::{Cached, ConnectionId, is_stale};
+use super::columns::{Column, Columns, columns_of};
+use super::statement_cache::{Cached, ConnectionId, is_stale, is_stale_guard};
 use super::{call_trace, error::DbError, pool::Database, pool::Reset, values};
 
 /// What a query returned, ready to serialize for the model.
@@ -81,13 +83,6 @@ pub struct QueryOutput {
     /// Set when rows were left out; says which cap applied.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub truncated: Option<Truncation>,
-}
-
-#[derive(Debug, Serialize, PartialEq)]
-pub struct Column {
-    pub name: String,
-    #[serde(rename = "type")]
-    pub type_name: String,
 }
 
 #[derive(Debug, Serialize, PartialEq)]
@@ -122,26 +117,32 @@ impl Database {
     async fn run(&self, client: &mut Object, sql: &str, limit: usize) -> (Result<QueryOutput, DbError>, Reset) {
         let connection: ConnectionId = client.statement_cache.clone();
         let batch = limit.min(FIRST_BATCH);
-        let prepared = match self.statements.get(&connection, sql, batch) {
-            Some(Cached::MultiBatch) => return (self.run_in_batches(client, sql, limit).await, Reset::Needed),
-            Some(Cached::Prepared(statement)) => Some(statement),
-            None => None,
-        };
+        let cached = self.statements.get(&connection, sql, batch);
+        if matches!(cached, Some(Cached::MultiBatch)) {
+            return (self.run_in_batches(client, sql, limit).await, Reset::Needed);
+        }
         let (mut attempt, mut reset) = self
-            .pipelined(client, &connection, sql, limit, batch, prepared.as_ref())
+            .pipelined(client, &connection, sql, limit, batch, cached.as_ref())
             .await;
         if let Err(error) = &attempt
             && reset == Reset::Done
-            && is_stale(error.sqlstate())
         {
-            self.statements.evict(&connection, sql, batch);
-            (attempt, reset) = self.pipelined(client, &connection, sql, limit, batch, None).await;
+            let code = error.sqlstate();
+            let stale = match cached {
+                Some(Cached::Guarded { .. }) => is_stale_guard(code),
+                _ => is_stale(code),
+            };
+            if stale {
+                self.statements.evict(&connection, sql, batch);
+                (attempt, reset) = self.pipelined(client, &connection, sql, limit, batch, None).await;
+            }
         }
         match attempt {
-            Ok(Attempt::Done(output, prepared)) => {
-                if let Some(statement) = prepared {
-                    self.statements
-                        .put(&connection, sql, batch, Cached::Prepared(statement));
+            Ok(Attempt::Done(output, store)) => {
+                match store {
+                    Store::Keep => {}
+                    Store::Put(entry) => self.statements.put(&connection, sql, batch, entry),
+                    Store::Evict => self.statements.evict(&connection, sql, batch),
                 }
                 (Ok(output), reset)
             }
@@ -162,9 +163,14 @@ impl Database {
     ///    Only a query that returns rows can be a subquery, so a statement without a result
     ///    description (DML, DDL, `COMMIT`, `SET` …) fails to parse here and nothing runs;
     /// 3. `ROLLBACK; SELECT pg_advisory_unlock_all()`: the connection is clean when the answer ends;
-    /// 4. Parse/Describe of the statement itself, for its column names and types (after the
-    ///    rollback: it runs nothing, and a type lookup it may need is then not queued behind rows
-    ///    nobody reads yet), and on a cache miss Parse of the wrapped statement, to be cached.
+    /// 4. unless the cached statement is guarded ([`Cached::Guarded`]), Parse/Describe of the
+    ///    statement itself, for its column names and types (after the rollback: it runs nothing,
+    ///    and a type lookup it may need is then not queued behind rows nobody reads yet);
+    /// 5. on a cache miss Parse of the wrapped statement, to be cached; on the second call of a
+    ///    text whose columns can be guarded, Parse of its guarded form.
+    ///
+    /// A guarded statement that returns no row is described after the answer (one more round trip):
+    /// without a row, a column added under `SELECT *` would go unseen.
     ///
     /// Rows past the byte budget end the call as in the batched path; a first batch that comes
     /// back full means a longer result ([`Attempt::MoreRows`]). The describe statement is closed
@@ -176,10 +182,20 @@ impl Database {
         sql: &str,
         limit: usize,
         batch: usize,
-        prepared: Option<&Statement>,
+        cached: Option<&Cached>,
     ) -> (Result<Attempt, DbError>, Reset) {
         let max_bytes = self.limits.max_result_bytes;
-        let wrapped_sql = wrap(sql, max_bytes, Some(batch + 1));
+        let (prepared, guarded, to_guard) = match cached {
+            Some(Cached::Guarded { statement, columns }) => (Some(statement), Some(columns), None),
+            Some(Cached::Prepared { statement, columns }) => (Some(statement), None, columns.as_ref()),
+            Some(Cached::MultiBatch) | None => (None, None, None),
+        };
+        // The plain wrapped text, for a statement not prepared on this connection yet.
+        let wrapped_sql = match prepared {
+            None => wrap(sql, max_bytes, Some(batch + 1), None),
+            Some(_) => String::new(),
+        };
+        let guarded_sql = to_guard.map(|columns| wrap(sql, max_bytes, Some(batch + 1), Some(columns)));
         let begin_sql = match call_trace::tag_statement() {
             Some(tag) => format!("START TRANSACTION READ ONLY; {tag}"),
             None => "START TRANSACTION READ ONLY".to_string(),
@@ -199,12 +215,18 @@ impl Database {
         let rows_sent = send_now(rows.as_mut());
         let mut end = pin!(client.batch_execute("ROLLBACK; SELECT pg_advisory_unlock_all()"));
         let ended = send_now(end.as_mut());
-        let mut describe = pin!(client.prepare(sql));
+        let mut describe = pin!(async {
+            match guarded {
+                Some(_) => None,
+                None => Some(client.prepare(sql).await),
+            }
+        });
         let described = send_now(describe.as_mut());
         let mut keep = pin!(async {
-            match prepared {
-                Some(_) => None,
-                None => Some(client.prepare(&wrapped_sql).await),
+            match (prepared, &guarded_sql) {
+                (None, _) => Some(client.prepare(&wrapped_sql).await),
+                (Some(_), Some(guarded_sql)) => Some(client.prepare(guarded_sql).await),
+                (Some(_), None) => None,
             }
         });
         let kept = send_now(keep.as_mut());
@@ -215,49 +237,84 @@ impl Database {
             Err(error) => Err(DbError::from_pg(error)),
         };
         let ended = answer(end, ended).await;
-        let described = answer(describe, described).await.map_err(DbError::from_pg);
-        if let Ok(statement) = &described {
+        let described = answer(describe, described)
+            .await
+            .map(|described| described.map_err(DbError::from_pg));
+        if let Some(Ok(statement)) = &described {
             self.statements.defer_close(connection, statement.clone());
         }
         let kept = answer(keep, kept).await.and_then(Result::ok);
         let reset = if ended.is_ok() { Reset::Done } else { Reset::Needed };
+        if let Err(error) = begun {
+            return (Err(error), reset);
+        }
 
-        let attempt = begun.and_then(|()| match fetched {
-            Ok(collected) => {
-                let statement = described?;
-                check_shape(&statement)?;
-                let columns = columns_of(&statement);
-                if collected.rows.iter().any(|row| row.len() != columns.len()) {
-                    // The table changed between the statement and its description.
-                    return Err(DbError::Rejected {
-                        sqlstate: "0A000".into(),
-                        message: "the statement's columns changed while it ran (a concurrent ALTER TABLE?); \
-                                  run it again"
-                            .into(),
-                    });
-                }
-                // All `batch + 1` rows came: the result is longer than one batch.
-                if collected.truncated.is_none() && collected.rows.len() > batch {
-                    return Ok(Attempt::MoreRows);
-                }
-                Ok(Attempt::Done(collected.into_output(columns), kept))
-            }
-            Err(error) => {
+        let collected = match (fetched, guarded) {
+            (Ok(collected), _) => collected,
+            // A guarded statement's error: stale (retried by `run`) or the statement's own.
+            (Err(error), Some(_)) => return (Err(error), reset),
+            (Err(error), None) => {
                 // The statement's own error (syntax, unknown table) and the shape refusals first:
                 // they say more than the wrapper's.
-                let statement = described?;
-                check_shape(&statement)?;
-                let unwrappable = prepared.is_none()
-                    && error
-                        .sqlstate()
-                        .is_some_and(|code| code.starts_with("42") || code.starts_with("0A"));
-                if unwrappable {
-                    return Ok(Attempt::NotWrappable);
-                }
-                Err(error)
+                let attempt = described
+                    .expect("described unless guarded")
+                    .and_then(|statement| check_shape(&statement))
+                    .and_then(|()| {
+                        let unwrappable = prepared.is_none()
+                            && error
+                                .sqlstate()
+                                .is_some_and(|code| code.starts_with("42") || code.starts_with("0A"));
+                        if unwrappable { Ok(Attempt::NotWrappable) } else { Err(error) }
+                    });
+                return (attempt, reset);
             }
-        });
-        (attempt, reset)
+        };
+        let (columns, store) = match (guarded, described) {
+            (Some(columns), _) if !collected.rows.is_empty() => (columns.clone(), Store::Keep),
+            // No row to show the columns: describe the statement now, and forget the cached form if
+            // they changed.
+            (Some(columns), _) => match client.prepare(sql).await {
+                Ok(statement) => {
+                    let now = columns_of(&statement);
+                    self.statements.defer_close(connection, statement);
+                    if now[..] == columns[..] {
+                        (columns.clone(), Store::Keep)
+                    } else {
+                        (Columns::from(now), Store::Evict)
+                    }
+                }
+                Err(error) => return (Err(DbError::from_pg(error)), reset),
+            },
+            (None, described) => {
+                let statement = match described.expect("described unless guarded") {
+                    Ok(statement) => statement,
+                    Err(error) => return (Err(error), reset),
+                };
+                if let Err(error) = check_shape(&statement) {
+                    return (Err(error), reset);
+                }
+                let columns = Columns::from(columns_of(&statement));
+                let store = next_entry(prepared, to_guard, kept, &columns);
+                (columns, store)
+            }
+        };
+        if collected.rows.iter().any(|row| row.len() != columns.len()) {
+            // The table changed between the statement and its description.
+            return (
+                Err(DbError::Rejected {
+                    sqlstate: "0A000".into(),
+                    message: "the statement's columns changed while it ran (a concurrent ALTER TABLE?); \
+                              run it again"
+                        .into(),
+                }),
+                reset,
+            );
+        }
+        // All `batch + 1` rows came: the result is longer than one batch.
+        if collected.truncated.is_none() && collected.rows.len() > batch {
+            return (Ok(Attempt::MoreRows), reset);
+        }
+        (Ok(Attempt::Done(collected.into_output(columns.to_vec()), store)), reset)
     }
 
     /// The batched path: one statement through a portal, executed in batches sized to the byte
@@ -268,7 +325,7 @@ impl Database {
         let transaction = self.begin(client).await?;
         // Pipelined in one round trip: the statement's own Parse/Describe and the JSON-wrapped form,
         // which sends a row past the ceiling as its length only (the exact count is ours, in `fetch`).
-        let wrapped_sql = wrap(sql, max_bytes, None);
+        let wrapped_sql = wrap(sql, max_bytes, None, None);
         let (tagged, statement, wrapped) = tokio::join!(
             call_trace::tag(&transaction),
             transaction.prepare(sql),
@@ -333,40 +390,85 @@ pub(super) fn check_shape(statement: &Statement) -> Result<(), DbError> {
     Ok(())
 }
 
-/// The column names and types of `statement`.
-pub(super) fn columns_of(statement: &Statement) -> Vec<Column> {
-    statement
-        .columns()
-        .iter()
-        .map(|c| Column {
-            name: c.name().to_string(),
-            type_name: c.type_().name().to_string(),
-        })
-        .collect()
-}
-
 /// `sql` as a subquery whose rows come back as one JSON object text each (`to_json` of the row),
 /// with the text's length: a row longer than [`row_ceiling`] comes as its length only (the exact
 /// count is ours, in [`Collected::take`]). `OFFSET 0` keeps PostgreSQL from flattening the
 /// subquery into the outer one; `limit` (the pipelined path's first batch, plus one) bounds the
 /// rows the server produces, as a portal's row count does on the batched path.
-fn wrap(sql: &str, max_bytes: usize, limit: Option<usize>) -> String {
+///
+/// With `guards` (the statement's columns, names unique), one more column per column of the
+/// statement: `CASE WHEN false THEN q."name" END`, NULL in every row (the planner folds it to a
+/// constant, nothing is computed) but typed as the column is. The wrapper's own result type then
+/// follows the statement's columns, so when a table it reads changes PostgreSQL's plan cache
+/// refuses the prepared wrapper (`0A000` "cached plan must not change result type", or `42703`
+/// for a renamed or dropped column) instead of answering rows whose cached description is stale.
+fn wrap(sql: &str, max_bytes: usize, limit: Option<usize>, guards: Option<&[Column]>) -> String {
     let ceiling = row_ceiling(max_bytes);
     let limit = limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default();
+    let (mut outer, mut inner) = (String::new(), String::new());
+    for (index, column) in guards.unwrap_or_default().iter().enumerate() {
+        let name = column.name.replace('"', "\"\"");
+        let _ = write!(outer, ", g{index}");
+        let _ = write!(inner, ", CASE WHEN false THEN q.\"{name}\" END AS g{index}");
+    }
     format!(
-        "SELECT CASE WHEN octet_length(j) <= {ceiling} THEN j END, octet_length(j) \
-         FROM (SELECT to_json(q)::text AS j FROM (\n{sql}\n) AS q OFFSET 0) AS r{limit}"
+        "SELECT CASE WHEN octet_length(j) <= {ceiling} THEN j END, octet_length(j){outer} \
+         FROM (SELECT to_json(q)::text AS j{inner} FROM (\n{sql}\n) AS q OFFSET 0) AS r{limit}"
     )
+}
+
+/// The most columns a guarded wrapper carries (PostgreSQL allows 1664 per result; a statement with
+/// more is described on every call instead).
+const MAX_GUARDED_COLUMNS: usize = 256;
+
+/// `columns` when the guarded wrapper can name each of them: unique names, not too many.
+fn guardable(columns: &Columns) -> Option<Columns> {
+    let mut names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    (names.len() == columns.len() && columns.len() <= MAX_GUARDED_COLUMNS).then(|| columns.clone())
+}
+
+/// What the cache keeps after a described call: on a miss, the wrapped statement prepared beside
+/// it; on the call after, its guarded form, if the columns are still those it was built from and
+/// PostgreSQL typed each guard as the column (a domain's guard takes its base type: such a
+/// statement stays described).
+fn next_entry(prepared: Option<&Statement>, to_guard: Option<&Columns>, kept: Option<Statement>, columns: &Columns) -> Store {
+    match (prepared, to_guard, kept) {
+        (None, _, Some(wrapped)) => Store::Put(Cached::Prepared {
+            statement: wrapped,
+            columns: guardable(columns),
+        }),
+        (Some(_), Some(built_from), Some(guarded)) => {
+            let guard_types = guarded.columns().iter().skip(2).map(|c| c.type_().name());
+            if built_from[..] == columns[..] && guard_types.eq(columns.iter().map(|c| c.type_name.as_str())) {
+                Store::Put(Cached::Guarded {
+                    statement: guarded,
+                    columns: columns.clone(),
+                })
+            } else {
+                Store::Evict
+            }
+        }
+        _ => Store::Keep,
+    }
 }
 
 /// What one pipelined attempt came to.
 enum Attempt {
-    /// The answer, and on a cache miss the wrapped statement prepared for the next call.
-    Done(QueryOutput, Option<Statement>),
+    /// The answer, and what the statement cache keeps for the next call.
+    Done(QueryOutput, Store),
     /// The first batch came back full: the batched path runs the statement again.
     MoreRows,
     /// The statement returns rows but cannot be a subquery (`EXPLAIN`, `SHOW`).
     NotWrappable,
+}
+
+/// The statement cache's entry after an attempt.
+enum Store {
+    Keep,
+    Put(Cached),
+    Evict,
 }
 
 /// No parameters: this tool never binds any (placeholders are refused).

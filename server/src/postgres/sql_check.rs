@@ -26,7 +26,10 @@
 
 use pg_query::protobuf::node::Node;
 
+use std::sync::Arc;
+
 use super::check_threads;
+use super::checked_texts::{self, CheckKind};
 use super::sql_policy::{self, DeniedFunction};
 
 /// Why a statement was refused before it ran; worded for the model.
@@ -104,33 +107,53 @@ fn parse(sql: &str) -> Result<pg_query::ParseResult, Refusal> {
 
 /// [`check`] without blocking the async workers. The check's CPU grows with the tree (release
 /// build, `cargo run --release -p benchmarks --bin sql-check-cost`: ~15 µs for a primary-key
-/// lookup, ~0.1 ms for 450 bytes of CTE and joins, ~1 ms for 4 KB, ~12 ms for 80 KB).
+/// lookup, ~0.1 ms for 450 bytes of CTE and joins, ~1 ms for 4 KB, ~12 ms for 80 KB). A text that
+/// passed recently is not parsed again ([`checked_texts`]).
 pub async fn check_off_workers(sql: &str) -> Result<(), Refusal> {
-    let sql = sql.to_string();
-    check_threads::run_async(move || check_here(&sql))
-        .await
-        .unwrap_or_else(|lost| Err(Refusal::Unreadable(lost.to_string())))
-}
-
-/// `sql` with its constants replaced by `$1`, `$2` … by PostgreSQL's own parser (libpg_query's
-/// normalize, as `pg_stat_statements` shows statements), for the audit log: what a model looked
-/// for without the values it put in the text. `None` when PostgreSQL's grammar refuses the text.
-pub async fn normalized_off_workers(sql: &str) -> Option<String> {
-    let sql = sql.to_string();
-    check_threads::run_async(move || pg_query::normalize(&sql).ok())
-        .await
-        .ok()
-        .flatten()
+    check_remembered(CheckKind::Query, sql).await
 }
 
 /// [`check`] for `explain_query`, and off the async workers like [`check_off_workers`]: the
 /// statement must also be a `SELECT` (which covers `WITH … SELECT`, `VALUES` and `TABLE`), so
 /// `EXPLAIN ANALYZE` of a write is refused here as well as by the read-only transaction.
 pub async fn check_explainable_off_workers(sql: &str) -> Result<(), Refusal> {
+    check_remembered(CheckKind::Explainable, sql).await
+}
+
+/// The `kind` check of `sql`: from [`checked_texts`] when the text passed recently, else on a check
+/// thread, in one hand-off that also normalises a text that passes (for the audit line, which then
+/// finds it in the memo instead of handing the text off again).
+async fn check_remembered(kind: CheckKind, sql: &str) -> Result<(), Refusal> {
+    if checked_texts::passed(kind, sql).is_some() {
+        return Ok(());
+    }
+    let text = sql.to_string();
+    let normalized = check_threads::run_async(move || {
+        match kind {
+            CheckKind::Query => check_here(&text),
+            CheckKind::Explainable => check_explainable_here(&text),
+        }
+        .map(|()| pg_query::normalize(&text).ok().map(Arc::from))
+    })
+    .await
+    .unwrap_or_else(|lost| Err(Refusal::Unreadable(lost.to_string())))?;
+    checked_texts::remember(kind, sql, normalized);
+    Ok(())
+}
+
+/// `sql` with its constants replaced by `$1`, `$2` … by PostgreSQL's own parser (libpg_query's
+/// normalize, as `pg_stat_statements` shows statements), for the audit log: what a model looked
+/// for without the values it put in the text. `None` when PostgreSQL's grammar refuses the text.
+/// A text the check passed recently has it already ([`checked_texts`]).
+pub async fn normalized_off_workers(sql: &str) -> Option<String> {
+    if let Some(normalized) = checked_texts::normalized(sql) {
+        return normalized.map(|text| text.to_string());
+    }
     let sql = sql.to_string();
-    check_threads::run_async(move || check_explainable_here(&sql))
+    check_threads::run_async(move || pg_query::normalize(&sql).ok())
         .await
-        .unwrap_or_else(|lost| Err(Refusal::Unreadable(lost.to_string())))
+        .ok()
+        .flatten()
 }
 
 /// See [`check_explainable_off_workers`]; blocks until a check thread answers.

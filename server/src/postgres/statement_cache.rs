@@ -12,13 +12,20 @@
 //! wrapped statement, or the knowledge that this text returned more than one batch last time (so the
 //! next call goes straight to the batched path instead of running the statement twice).
 //!
+//! A call also needs the statement's own columns (names and types), which the wrapper's JSON rows
+//! do not carry. A newly cached statement is described on every call ([`Cached::Prepared`]); from
+//! its second call on it runs in the *guarded* form ([`Cached::Guarded`], see `query::wrap`), whose
+//! own result type includes a typed NULL per column of the statement, so PostgreSQL itself refuses
+//! it once the columns change and the cached columns can be used without describing anything.
+//!
 //! Invalidation: PostgreSQL re-plans a cached statement itself when a table it reads changes (its
-//! plan cache listens to the catalog), and the wrapped statement's own result type — JSON text and
-//! a length — never changes, so `ALTER TABLE` does not break it. The errors that still say "this
-//! prepared statement is stale or gone" — SQLSTATE `0A000` "cached plan must not change result
-//! type", `26000` "prepared statement does not exist" — evict the entry, and the call is retried
-//! once without the cache ([`is_stale`]). A connection that closes takes its entries with it: the
-//! map is swept of dead connections whenever a new connection first stores something.
+//! plan cache listens to the catalog). The errors that then say "this prepared statement is stale or
+//! gone" evict the entry, and the call is retried once without the cache ([`is_stale`]): SQLSTATE
+//! `0A000` "cached plan must not change result type" (a guarded column changed type, or a column
+//! count changed under `SELECT *`), `26000` "prepared statement does not exist", and for a guarded
+//! statement `42703` / `42P10` (a guarded column was renamed or dropped: the guard no longer
+//! resolves; [`is_stale_guard`]). A connection that closes takes its entries with it: the map is
+//! swept of dead connections whenever a new connection first stores something.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -26,6 +33,8 @@ use std::sync::{Arc, Mutex, Weak};
 
 use hashlink::LruCache;
 use tokio_postgres::Statement;
+
+use super::columns::Columns;
 
 /// Entries per connection. A hundred distinct statements is more than an agent's working set, and
 /// a small plan is a few kilobytes of backend memory: at most `pool_size × CAPACITY` plans per
@@ -35,8 +44,13 @@ pub const CAPACITY: usize = 100;
 /// What the cache knows about one statement text on one connection.
 #[derive(Clone)]
 pub enum Cached {
-    /// The wrapped statement, prepared on this connection: Bind/Execute only.
-    Prepared(Statement),
+    /// The wrapped statement, prepared on this connection: Bind/Execute only, the statement
+    /// described beside it. `columns` are those of the last call when they can be guarded (names
+    /// unique among the columns): the next call prepares the guarded form.
+    Prepared { statement: Statement, columns: Option<Columns> },
+    /// The guarded wrapped statement with the statement's columns: Bind/Execute only, nothing
+    /// described (PostgreSQL refuses the statement once the columns change).
+    Guarded { statement: Statement, columns: Columns },
     /// The text returned more than one batch last time: use the batched path directly.
     MultiBatch,
 }
@@ -54,8 +68,8 @@ struct Connection {
     /// Alive exactly as long as the connection; also tells a reused address from the same client.
     owner: Weak<dyn Any + Send + Sync>,
     entries: LruCache<Key, Cached>,
-    /// A statement to close with the connection's next call (see [`StatementCache::defer_close`]).
-    deferred: Option<Statement>,
+    /// Statements to close with the connection's next call (see [`StatementCache::defer_close`]).
+    deferred: Vec<Statement>,
 }
 
 /// A connection's identity for the cache: deadpool's per-client `statement_cache` handle (any
@@ -82,23 +96,25 @@ impl StatementCache {
         drop(evicted);
     }
 
-    /// Keeps `statement` (a call's one-off Parse/Describe) until the next call on `connection`
-    /// takes it back with [`StatementCache::take_deferred`] and drops it once its first messages
-    /// are queued: the Close that dropping a statement sends then travels in that call's write,
-    /// instead of costing a write (and an answer) of its own after every call.
+    /// Keeps `statement` (a call's one-off Parse/Describe, or a wrapped statement replaced by its
+    /// guarded form) until the next call on `connection` takes it back with
+    /// [`StatementCache::take_deferred`] and drops it once its first messages are queued: the Close
+    /// that dropping a statement sends then travels in that call's write, instead of costing a
+    /// write (and an answer) of its own after every call.
     pub fn defer_close(&self, connection: &ConnectionId, statement: Statement) {
-        let previous = with_entry(&mut self.lock(), connection, |entry| entry.deferred.replace(statement));
-        drop(previous);
+        with_entry(&mut self.lock(), connection, |entry| entry.deferred.push(statement));
     }
 
-    /// The statement [`StatementCache::defer_close`] kept for `connection`, to be dropped now.
-    pub fn take_deferred(&self, connection: &ConnectionId) -> Option<Statement> {
+    /// The statements [`StatementCache::defer_close`] kept for `connection`, to be dropped now.
+    pub fn take_deferred(&self, connection: &ConnectionId) -> Vec<Statement> {
         let mut connections = self.lock();
-        let entry = connections.get_mut(&address(connection))?;
+        let Some(entry) = connections.get_mut(&address(connection)) else {
+            return Vec::new();
+        };
         if !entry.owner.ptr_eq(&Arc::downgrade(connection)) {
-            return None;
+            return Vec::new();
         }
-        entry.deferred.take()
+        std::mem::take(&mut entry.deferred)
     }
 
     /// Forgets `sql` with `limit` on `connection` (a stale statement, see [`is_stale`]).
@@ -141,7 +157,7 @@ fn with_entry<T>(
             Connection {
                 owner: Arc::downgrade(connection),
                 entries: LruCache::new(CAPACITY),
-                deferred: None,
+                deferred: Vec::new(),
             },
         );
     }
@@ -161,6 +177,14 @@ fn address(connection: &ConnectionId) -> usize {
 /// Appendix A.
 pub fn is_stale(sqlstate: Option<&str>) -> bool {
     matches!(sqlstate, Some("0A000" | "26000"))
+}
+
+/// [`is_stale`], and for a guarded statement also `42703` undefined_column and `42P10`
+/// invalid_column_reference: PostgreSQL re-analyses a cached statement after the tables it reads
+/// change, and a guard naming a column that was renamed or dropped no longer resolves. Retrying
+/// without the cache costs one round trip and gives the statement's own error if it has one.
+pub fn is_stale_guard(sqlstate: Option<&str>) -> bool {
+    is_stale(sqlstate) || matches!(sqlstate, Some("42703" | "42P10"))
 }
 
 #[cfg(test)]
@@ -205,5 +229,7 @@ mod tests {
     fn stale_statement_codes() {
         assert!(is_stale(Some("0A000")) && is_stale(Some("26000")));
         assert!(!is_stale(Some("42P01")) && !is_stale(None));
+        assert!(!is_stale(Some("42703")) && is_stale_guard(Some("42703")) && is_stale_guard(Some("42P10")));
+        assert!(is_stale_guard(Some("0A000")) && !is_stale_guard(Some("57014")), "a timeout is not retried");
     }
 }
