@@ -1,16 +1,16 @@
-//! The physical limit of a knowledge-base search: the server's own search statement on the same
-//! kb.db in a bare `rusqlite` loop — one connection with the server's settings
-//! ([`postgres_mcp::kb::store::configure`]), the statement prepared once, the rows read into strings
-//! and nothing else (no pool, no thread hop, no cancellation, no query parsing). What the server
-//! adds on top of this is its overhead per search (issue #16 §Speed).
+//! The physical limit of a knowledge-base search: the server's own search (`kb::store::search_on`:
+//! its statements and the fusion of their rankings) on the same kb.db in a bare `rusqlite` loop —
+//! one connection with the server's settings ([`postgres_mcp::kb::store::configure`]), the
+//! statements prepared once, and nothing else (no pool, no thread hop, no cancellation, no query
+//! parsing). What the server adds on top of this is its overhead per search (issue #16 §Speed).
 
 use std::{
     path::Path,
     time::{Duration, Instant},
 };
 
-use postgres_mcp::kb::{filter::SearchFilter, store::SEARCH_STATEMENT};
-use rusqlite::{Connection, OpenFlags, params};
+use postgres_mcp::kb::{filter::SearchFilter, store::search_on};
+use rusqlite::{Connection, OpenFlags};
 
 use crate::report::percentile;
 
@@ -26,33 +26,12 @@ impl BareSearch {
         Ok(BareSearch { db })
     }
 
-    /// Runs the server's [`SEARCH_STATEMENT`] with FTS5 `expression` (from
+    /// Runs the server's search ([`search_on`]) with FTS5 `expression` (from
     /// `KnowledgeBase::planned_search`, or every word of a question for the cost before words were
-    /// dropped) and the parameters a search without filters binds (one hit per page), reading every
-    /// column of at most `limit` hits; returns the number of hits.
+    /// dropped) and the filter of a search without filters (one hit per page), reading every column
+    /// of at most `limit` hits; returns the number of hits.
     pub fn search(&self, expression: &str, limit: usize) -> anyhow::Result<usize> {
-        let filter = SearchFilter::default();
-        let mut statement = self.db.prepare_cached(SEARCH_STATEMENT)?;
-        let bound = params![
-            expression,
-            limit as i64,
-            filter.products_json(),
-            filter.versions_json(),
-            filter.prefix(),
-            filter.all_sections,
-        ];
-        let rows = statement.query_map(bound, |row| {
-            Ok((
-                row.get::<_, String>(0)?,
-                row.get::<_, String>(1)?,
-                row.get::<_, String>(2)?,
-                row.get::<_, String>(3)?,
-                row.get::<_, String>(4)?,
-                row.get::<_, String>(5)?,
-                row.get::<_, f64>(6)?,
-            ))
-        })?;
-        Ok(rows.collect::<Result<Vec<_>, _>>()?.len())
+        Ok(search_on(&self.db, expression, &SearchFilter::default(), limit)?.len())
     }
 }
 
