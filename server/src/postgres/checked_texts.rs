@@ -82,15 +82,15 @@ mod tests {
             passed(CheckKind::Query, text).flatten().as_deref(),
             Some("SELECT $1 AS kind_test")
         );
-        assert!(
-            passed(CheckKind::Explainable, text).is_none(),
-            "a verdict is per check"
-        );
+        assert!(passed(CheckKind::Explainable, text).is_none(), "a verdict is per check");
         assert_eq!(normalized(text).flatten().as_deref(), Some("SELECT $1 AS kind_test"));
 
         let long = format!("SELECT '{}'", "x".repeat(MAX_TEXT_BYTES));
         remember(CheckKind::Query, &long, None);
-        assert!(passed(CheckKind::Query, &long).is_none(), "past MAX_TEXT_BYTES: not kept");
+        assert!(
+            passed(CheckKind::Query, &long).is_none(),
+            "past MAX_TEXT_BYTES: not kept"
+        );
     }
 
     #[test]
@@ -99,6 +99,9 @@ mod tests {
             remember(CheckKind::Explainable, &format!("SELECT {i} AS bounded_test"), None);
         }
         assert!(lock().len() <= CAPACITY);
-        assert!(passed(CheckKind::Explainable, "SELECT 0 AS bounded_test").is_none(), "oldest out first");
+        assert!(
+            passed(CheckKind::Explainable, "SELECT 0 AS bounded_test").is_none(),
+            "oldest out first"
+        );
     }
 }

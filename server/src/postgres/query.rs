@@ -122,7 +122,7 @@ impl Database {
             return (self.run_in_batches(client, sql, limit).await, Reset::Needed);
         }
         let (mut attempt, mut reset) = self
-            .pipelined(client, &connection, sql, limit, batch, cached.as_ref())
+            .pipelined(client, &connection, sql, limit, batch, cached.as_ref(), false)
             .await;
         if let Err(error) = &attempt
             && reset == Reset::Done
@@ -134,7 +134,9 @@ impl Database {
             };
             if stale {
                 self.statements.evict(&connection, sql, batch);
-                (attempt, reset) = self.pipelined(client, &connection, sql, limit, batch, None).await;
+                (attempt, reset) = self
+                    .pipelined(client, &connection, sql, limit, batch, None, cached.is_some())
+                    .await;
             }
         }
         match attempt {
@@ -183,11 +185,16 @@ impl Database {
         limit: usize,
         batch: usize,
         cached: Option<&Cached>,
+        retried: bool,
     ) -> (Result<Attempt, DbError>, Reset) {
         let max_bytes = self.limits.max_result_bytes;
         let (prepared, guarded, to_guard) = match cached {
             Some(Cached::Guarded { statement, columns }) => (Some(statement), Some(columns), None),
-            Some(Cached::Prepared { statement, columns }) => (Some(statement), None, columns.as_ref()),
+            Some(Cached::Prepared {
+                statement,
+                columns,
+                guardable,
+            }) => (Some(statement), None, guardable.then_some(columns)),
             Some(Cached::MultiBatch) | None => (None, None, None),
         };
         // The plain wrapped text, for a statement not prepared on this connection yet.
@@ -232,8 +239,29 @@ impl Database {
         let kept = send_now(keep.as_mut());
 
         let begun = answer(begin, begun).await.map_err(DbError::from_pg);
+        // A guarded statement's first row must name the cached columns, in order: the guards see
+        // types, and names only while each still resolves (two columns swapping names and
+        // positions keep every guard's type).
+        let first = std::sync::atomic::AtomicBool::new(true);
+        let convert = |row: &tokio_postgres::Row| {
+            if let Some(columns) = guarded
+                && first.swap(false, std::sync::atomic::Ordering::Relaxed)
+                && let Some(text) = row.try_get::<_, Option<&str>>(0).map_err(DbError::from_pg)?
+            {
+                let keys = values::json_row_keys(text)
+                    .map_err(|e| DbError::Internal(format!("row is not valid JSON: {e}")))?;
+                if !keys
+                    .iter()
+                    .map(String::as_str)
+                    .eq(columns.iter().map(|c| c.name.as_str()))
+                {
+                    return Err(columns_changed());
+                }
+            }
+            json_row(row)
+        };
         let fetched = match answer(rows, rows_sent).await {
-            Ok(stream) => collect(stream, Collected::new(limit, max_bytes), json_row).await,
+            Ok(stream) => collect(stream, Collected::new(limit, max_bytes), convert).await,
             Err(error) => Err(DbError::from_pg(error)),
         };
         let ended = answer(end, ended).await;
@@ -260,11 +288,18 @@ impl Database {
                     .expect("described unless guarded")
                     .and_then(|statement| check_shape(&statement))
                     .and_then(|()| {
+                        // The wrapper did not parse: a statement that cannot be a subquery
+                        // (`EXPLAIN`, `SHOW`: 42601; a data-modifying `WITH`: 0A000). Not after
+                        // a stale cached wrapper: that text was wrapped before, and its error is
+                        // then the statement's own (a runtime error is never run twice more).
                         let unwrappable = prepared.is_none()
-                            && error
-                                .sqlstate()
-                                .is_some_and(|code| code.starts_with("42") || code.starts_with("0A"));
-                        if unwrappable { Ok(Attempt::NotWrappable) } else { Err(error) }
+                            && !retried
+                            && error.sqlstate().is_some_and(|code| matches!(code, "42601" | "0A000"));
+                        if unwrappable {
+                            Ok(Attempt::NotWrappable)
+                        } else {
+                            Err(error)
+                        }
                     });
                 return (attempt, reset);
             }
@@ -294,21 +329,20 @@ impl Database {
                     return (Err(error), reset);
                 }
                 let columns = Columns::from(columns_of(&statement));
+                if let Some(Cached::Prepared {
+                    columns: prepared_with, ..
+                }) = cached
+                    && prepared_with[..] != columns[..]
+                {
+                    return (Err(columns_changed()), reset);
+                }
                 let store = next_entry(prepared, to_guard, kept, &columns);
                 (columns, store)
             }
         };
         if collected.rows.iter().any(|row| row.len() != columns.len()) {
             // The table changed between the statement and its description.
-            return (
-                Err(DbError::Rejected {
-                    sqlstate: "0A000".into(),
-                    message: "the statement's columns changed while it ran (a concurrent ALTER TABLE?); \
-                              run it again"
-                        .into(),
-                }),
-                reset,
-            );
+            return (Err(columns_changed()), reset);
         }
         // All `batch + 1` rows came: the result is longer than one batch.
         if collected.truncated.is_none() && collected.rows.len() > batch {
@@ -421,23 +455,29 @@ fn wrap(sql: &str, max_bytes: usize, limit: Option<usize>, guards: Option<&[Colu
 /// more is described on every call instead).
 const MAX_GUARDED_COLUMNS: usize = 256;
 
-/// `columns` when the guarded wrapper can name each of them: unique names, not too many.
-fn guardable(columns: &Columns) -> Option<Columns> {
+/// Whether the guarded wrapper can name each of `columns`: unique names, not too many.
+fn guardable(columns: &Columns) -> bool {
     let mut names: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
     names.sort_unstable();
     names.dedup();
-    (names.len() == columns.len() && columns.len() <= MAX_GUARDED_COLUMNS).then(|| columns.clone())
+    names.len() == columns.len() && columns.len() <= MAX_GUARDED_COLUMNS
 }
 
 /// What the cache keeps after a described call: on a miss, the wrapped statement prepared beside
 /// it; on the call after, its guarded form, if the columns are still those it was built from and
 /// PostgreSQL typed each guard as the column (a domain's guard takes its base type: such a
 /// statement stays described).
-fn next_entry(prepared: Option<&Statement>, to_guard: Option<&Columns>, kept: Option<Statement>, columns: &Columns) -> Store {
+fn next_entry(
+    prepared: Option<&Statement>,
+    to_guard: Option<&Columns>,
+    kept: Option<Statement>,
+    columns: &Columns,
+) -> Store {
     match (prepared, to_guard, kept) {
         (None, _, Some(wrapped)) => Store::Put(Cached::Prepared {
             statement: wrapped,
-            columns: guardable(columns),
+            columns: columns.clone(),
+            guardable: guardable(columns),
         }),
         (Some(_), Some(built_from), Some(guarded)) => {
             let guard_types = guarded.columns().iter().skip(2).map(|c| c.type_().name());
@@ -451,6 +491,16 @@ fn next_entry(prepared: Option<&Statement>, to_guard: Option<&Columns>, kept: Op
             }
         }
         _ => Store::Keep,
+    }
+}
+
+/// The rows do not have the columns described for them (a table changed between the statement and
+/// its description, or under a cached one): `0A000`, which [`Database::run`] answers by running the
+/// statement once more, described afresh.
+fn columns_changed() -> DbError {
+    DbError::Rejected {
+        sqlstate: "0A000".into(),
+        message: "the statement's columns changed while it ran (a concurrent ALTER TABLE?); run it again".into(),
     }
 }
 

@@ -45,9 +45,15 @@ pub const CAPACITY: usize = 100;
 #[derive(Clone)]
 pub enum Cached {
     /// The wrapped statement, prepared on this connection: Bind/Execute only, the statement
-    /// described beside it. `columns` are those of the last call when they can be guarded (names
-    /// unique among the columns): the next call prepares the guarded form.
-    Prepared { statement: Statement, columns: Option<Columns> },
+    /// described beside it. `columns` are those it was prepared with: a description that differs
+    /// means the prepared plan may read something else than the statement now names (a table
+    /// replaced, shadowed on the `search_path`), and the entry is evicted. When they can be guarded
+    /// (`guardable`: names unique among the columns), the next call prepares the guarded form.
+    Prepared {
+        statement: Statement,
+        columns: Columns,
+        guardable: bool,
+    },
     /// The guarded wrapped statement with the statement's columns: Bind/Execute only, nothing
     /// described (PostgreSQL refuses the statement once the columns change).
     Guarded { statement: Statement, columns: Columns },
@@ -230,6 +236,9 @@ mod tests {
         assert!(is_stale(Some("0A000")) && is_stale(Some("26000")));
         assert!(!is_stale(Some("42P01")) && !is_stale(None));
         assert!(!is_stale(Some("42703")) && is_stale_guard(Some("42703")) && is_stale_guard(Some("42P10")));
-        assert!(is_stale_guard(Some("0A000")) && !is_stale_guard(Some("57014")), "a timeout is not retried");
+        assert!(
+            is_stale_guard(Some("0A000")) && !is_stale_guard(Some("57014")),
+            "a timeout is not retried"
+        );
     }
 }

@@ -68,6 +68,45 @@ pub fn json_row_values(text: &str) -> Result<Vec<Value>, JsonTextError> {
     }
 }
 
+/// The keys of a row object written by PostgreSQL (`to_json(row)`): the column names, in order,
+/// unescaped; the values are skipped, however deep.
+pub fn json_row_keys(text: &str) -> Result<Vec<String>, JsonTextError> {
+    let mut parser = Parser::new(text);
+    parser.skip_ws();
+    parser.expect(b'{', "expected a JSON object")?;
+    let mut keys = Vec::new();
+    parser.skip_ws();
+    if parser.eat(b'}') {
+        return parser.end(keys);
+    }
+    loop {
+        parser.skip_ws();
+        keys.push(parser.string()?);
+        parser.skip_ws();
+        parser.expect(b':', "expected `:` after a key")?;
+        parser.skip_ws();
+        match parser.bytes().get(parser.at) {
+            Some(b'{' | b'[' | b'"') => parser.skip_value()?,
+            // A number, `true`, `false` or `null`: up to the next separator.
+            _ => {
+                while parser
+                    .bytes()
+                    .get(parser.at)
+                    .is_some_and(|b| !matches!(b, b',' | b'}') && !b.is_ascii_whitespace())
+                {
+                    parser.at += 1;
+                }
+            }
+        }
+        parser.skip_ws();
+        if parser.eat(b',') {
+            continue;
+        }
+        parser.expect(b'}', "expected `,` or `}` in the row object")?;
+        return parser.end(keys);
+    }
+}
+
 /// One JSON document (a `json`/`jsonb` value) as a column value: numbers and depth as
 /// [`json_row_values`] treats them.
 pub fn json_value(text: &str) -> Result<Value, JsonTextError> {
@@ -452,6 +491,15 @@ mod tests {
             ]
         );
         assert_eq!(json_row_values("{}").unwrap(), Vec::<Value>::new());
+    }
+
+    #[test]
+    fn a_row_s_keys_come_back_in_order_unescaped_past_deep_values() {
+        let deep = format!("{}1{}", "[".repeat(5000), "]".repeat(5000));
+        let text = format!(r#"{{"id": 12.5, "a \"b\"": {deep}, "\u00e9t\u00e9": "x}}", "id": null,"z":true}}"#);
+        assert_eq!(json_row_keys(&text).unwrap(), ["id", "a \"b\"", "été", "id", "z"]);
+        assert_eq!(json_row_keys("{}").unwrap(), Vec::<String>::new());
+        assert!(json_row_keys("[1]").is_err());
     }
 
     #[test]
