@@ -51,7 +51,8 @@
 //! statement's own time ([`Database::pipelined`]). The row limit of that batch is a `LIMIT` on the
 //! wrapper (the same bound a portal's row count gives); the byte budget is counted as rows arrive,
 //! as before. Repeated SQL reuses the wrapped statement prepared on the connection
-//! ([`super::statement_cache`]): Bind/Execute only, no parse or plan. A longer result, and a
+//! ([`super::statement_cache`]): Bind/Execute only, no parse or plan, and from its third call no
+//! Parse/Describe of the statement either (the guarded wrapper, see [`wrap`]). A longer result, and a
 //! statement that cannot be wrapped (`EXPLAIN`, `SHOW`), take the batched path above (a portal,
 //! batches sized to the budget): BEGIN, Parse, Bind, one Execute per batch, ROLLBACK, release. A
 //! text that needed it once goes there directly next time on that connection, rather than running
