@@ -6,6 +6,9 @@
 #[path = "../../../server/src/postgres/check_threads.rs"]
 #[allow(dead_code)]
 mod check_threads;
+#[path = "../../../server/src/postgres/checked_texts.rs"]
+#[allow(dead_code)]
+mod checked_texts;
 #[path = "../../../server/src/postgres/sql_check.rs"]
 #[allow(dead_code)]
 mod sql_check;
