@@ -45,65 +45,49 @@ pub struct JsonTextError {
 /// duplicate keys kept (`SELECT 1 AS a, 2 AS a` has two columns); numbers and deep values as the
 /// module describes.
 pub fn json_row_values(text: &str) -> Result<Vec<Value>, JsonTextError> {
-    let mut parser = Parser::new(text);
-    parser.skip_ws();
-    parser.expect(b'{', "expected a JSON object")?;
-    let mut values = Vec::new();
-    parser.skip_ws();
-    if parser.eat(b'}') {
-        return parser.end(values);
-    }
-    loop {
-        parser.skip_ws();
+    row_members(text, |parser| {
         parser.skip_string()?;
         parser.skip_ws();
         parser.expect(b':', "expected `:` after a key")?;
-        values.push(parser.column_value()?);
-        parser.skip_ws();
-        if parser.eat(b',') {
-            continue;
-        }
-        parser.expect(b'}', "expected `,` or `}` in the row object")?;
-        return parser.end(values);
-    }
+        parser.column_value()
+    })
 }
 
 /// The keys of a row object written by PostgreSQL (`to_json(row)`): the column names, in order,
 /// unescaped; the values are skipped, however deep.
 pub fn json_row_keys(text: &str) -> Result<Vec<String>, JsonTextError> {
+    row_members(text, |parser| {
+        let key = parser.string()?;
+        parser.skip_ws();
+        parser.expect(b':', "expected `:` after a key")?;
+        parser.skip_value()?;
+        Ok(key)
+    })
+}
+
+/// Walks the members of the row object `text`, in order: `member` reads one (its key, `:` and
+/// value) from the parser, standing at its key; what it returns is collected.
+fn row_members<T>(
+    text: &str,
+    mut member: impl FnMut(&mut Parser<'_>) -> Result<T, JsonTextError>,
+) -> Result<Vec<T>, JsonTextError> {
     let mut parser = Parser::new(text);
     parser.skip_ws();
     parser.expect(b'{', "expected a JSON object")?;
-    let mut keys = Vec::new();
+    let mut members = Vec::new();
     parser.skip_ws();
     if parser.eat(b'}') {
-        return parser.end(keys);
+        return parser.end(members);
     }
     loop {
         parser.skip_ws();
-        keys.push(parser.string()?);
-        parser.skip_ws();
-        parser.expect(b':', "expected `:` after a key")?;
-        parser.skip_ws();
-        match parser.bytes().get(parser.at) {
-            Some(b'{' | b'[' | b'"') => parser.skip_value()?,
-            // A number, `true`, `false` or `null`: up to the next separator.
-            _ => {
-                while parser
-                    .bytes()
-                    .get(parser.at)
-                    .is_some_and(|b| !matches!(b, b',' | b'}') && !b.is_ascii_whitespace())
-                {
-                    parser.at += 1;
-                }
-            }
-        }
+        members.push(member(&mut parser)?);
         parser.skip_ws();
         if parser.eat(b',') {
             continue;
         }
         parser.expect(b'}', "expected `,` or `}` in the row object")?;
-        return parser.end(keys);
+        return parser.end(members);
     }
 }
 
@@ -414,13 +398,24 @@ impl<'a> Parser<'a> {
         })
     }
 
-    /// Moves the cursor past one value without building it, however deep (a counter, no recursion).
+    /// Moves the cursor past one value without building it, however deep (a counter, no recursion);
+    /// a number, `true`, `false` or `null` ends at the next separator.
     fn skip_value(&mut self) -> Result<(), JsonTextError> {
         let mut depth = 0usize;
         loop {
             self.skip_ws();
             match self.bytes().get(self.at) {
                 None => return Err(self.error("unterminated value")),
+                Some(b) if depth == 0 && !matches!(b, b'{' | b'[' | b'"' | b'}' | b']') => {
+                    while self
+                        .bytes()
+                        .get(self.at)
+                        .is_some_and(|b| !matches!(b, b',' | b'}' | b']') && !b.is_ascii_whitespace())
+                    {
+                        self.at += 1;
+                    }
+                    return Ok(());
+                }
                 Some(b'{' | b'[') => {
                     depth += 1;
                     self.at += 1;
