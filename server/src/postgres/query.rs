@@ -195,11 +195,9 @@ impl Database {
         let max_bytes = self.limits.max_result_bytes;
         let (prepared, guarded, to_guard) = match cached {
             Some(Cached::Guarded { statement, columns }) => (Some(statement), Some(columns), None),
-            Some(Cached::Prepared {
-                statement,
-                columns,
-                guardable,
-            }) => (Some(statement), None, guardable.then_some(columns)),
+            Some(Cached::Prepared { statement, columns }) => {
+                (Some(statement), None, guardable(columns).then_some(columns))
+            }
             Some(Cached::MultiBatch) | None => (None, None, None),
         };
         // The plain wrapped text, for a statement not prepared on this connection yet.
@@ -484,7 +482,6 @@ fn next_entry(
         (None, _, Some(wrapped)) => Store::Put(Cached::Prepared {
             statement: wrapped,
             columns: columns.clone(),
-            guardable: guardable(columns),
         }),
         (Some(_), Some(built_from), Some(guarded)) => {
             let guard_types = guarded.columns().iter().skip(2).map(|c| c.type_().name());

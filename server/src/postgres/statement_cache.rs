@@ -48,12 +48,9 @@ pub enum Cached {
     /// described beside it. `columns` are those it was prepared with: a description that differs
     /// means the prepared plan may read something else than the statement now names (a table
     /// replaced, shadowed on the `search_path`), and the entry is evicted. When they can be guarded
-    /// (`guardable`: names unique among the columns), the next call prepares the guarded form.
-    Prepared {
-        statement: Statement,
-        columns: Columns,
-        guardable: bool,
-    },
+    /// (names unique among the columns, see `query::guardable`), the next call prepares the
+    /// guarded form.
+    Prepared { statement: Statement, columns: Columns },
     /// The guarded wrapped statement with the statement's columns: Bind/Execute only, nothing
     /// described (PostgreSQL refuses the statement once the columns change).
     Guarded { statement: Statement, columns: Columns },
