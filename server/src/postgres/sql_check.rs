@@ -121,8 +121,9 @@ pub async fn check_explainable_off_workers(sql: &str) -> Result<(), Refusal> {
 }
 
 /// The `kind` check of `sql`: from [`checked_texts`] when the text passed recently, else on a check
-/// thread, in one hand-off that also normalises a text that passes (for the audit line, which then
-/// finds it in the memo instead of handing the text off again).
+/// thread, in one hand-off that also normalises a text that passes and that the memo keeps (for
+/// the audit line, which then finds it there instead of handing the text off again; a longer text
+/// is normalised by the audit alone, not twice).
 async fn check_remembered(kind: CheckKind, sql: &str) -> Result<(), Refusal> {
     if checked_texts::passed(kind, sql).is_some() {
         return Ok(());
@@ -133,7 +134,11 @@ async fn check_remembered(kind: CheckKind, sql: &str) -> Result<(), Refusal> {
             CheckKind::Query => check_here(&text),
             CheckKind::Explainable => check_explainable_here(&text),
         }
-        .map(|()| pg_query::normalize(&text).ok().map(Arc::from))
+        .map(|()| {
+            (text.len() <= checked_texts::MAX_TEXT_BYTES)
+                .then(|| pg_query::normalize(&text).ok().map(Arc::from))
+                .flatten()
+        })
     })
     .await
     .unwrap_or_else(|lost| Err(Refusal::Unreadable(lost.to_string())))?;
