@@ -9,7 +9,7 @@ use std::{
     time::{Duration, Instant},
 };
 
-use postgres_mcp::kb::{filter::SearchFilter, store::search_on};
+use postgres_mcp::kb::{filter::SearchFilter, store::fts5_search};
 use rusqlite::{Connection, OpenFlags};
 
 use crate::report::percentile;
@@ -26,12 +26,12 @@ impl BareSearch {
         Ok(BareSearch { db })
     }
 
-    /// Runs the server's search ([`search_on`]) with FTS5 `expression` (from
+    /// Runs the server's search ([`fts5_search`]) with FTS5 `expression` (from
     /// `KnowledgeBase::planned_search`, or every word of a question for the cost before words were
     /// dropped) and the filter of a search without filters (one hit per page), reading every column
     /// of at most `limit` hits; returns the number of hits.
     pub fn search(&self, expression: &str, limit: usize) -> anyhow::Result<usize> {
-        Ok(search_on(&self.db, expression, &SearchFilter::default(), limit)?.len())
+        Ok(fts5_search(&self.db, expression, &SearchFilter::default(), limit)?.len())
     }
 }
 

@@ -20,7 +20,16 @@
 /// Bumped whenever the table layout changes; a server refuses files of another version.
 pub const SCHEMA_VERSION: &str = "2";
 
-pub const SCHEMA_SQL: &str = "
+macro_rules! tokenizer {
+    () => {
+        "porter unicode61 remove_diacritics 2"
+    };
+}
+
+/// The tokenizer of both FTS5 tables, and of the words of a query ([`super::postings`]).
+pub const TOKENIZER: &str = tokenizer!();
+
+pub const SCHEMA_SQL: &str = concat!("
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE documents (
     id INTEGER PRIMARY KEY,
@@ -42,11 +51,11 @@ CREATE INDEX chunks_document ON chunks (document_id);
 CREATE VIRTUAL TABLE chunks_fts USING fts5(
     title, section, content,
     content = 'chunks', content_rowid = 'id',
-    tokenize = 'porter unicode61 remove_diacritics 2'
+    tokenize = '", tokenizer!(), "'
 );
 CREATE VIRTUAL TABLE pages_fts USING fts5(
     title, sections, content,
     content = '',
-    tokenize = 'porter unicode61 remove_diacritics 2'
+    tokenize = '", tokenizer!(), "'
 );
-";
+");

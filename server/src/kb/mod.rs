@@ -17,6 +17,8 @@ mod format;
 pub mod html;
 pub mod local_copies;
 pub mod markdown;
+pub mod postings;
+pub mod ranking;
 pub mod sources;
 pub mod store;
 pub mod terms;

@@ -34,6 +34,8 @@ use tracing::Instrument;
 use super::cancel::{CancelOnDrop, is_interrupted};
 use super::filter::SearchFilter;
 use super::format::SCHEMA_VERSION;
+use super::postings::{PostingCache, prepare_connection};
+use super::ranking::{RankingIndex, fts5_candidates, fuse};
 use super::terms::{SearchTerms, TermsError};
 use super::word_rows::WordRows;
 use crate::watch::{Loaded, Loader, Served, Watched};
@@ -62,7 +64,7 @@ pub struct SearchHit {
     pub section: String,
     pub snippet: String,
     /// Relevance, higher is better: the reciprocal rank fusion of the section's and the page's bm25
-    /// ranks ([`fuse`]), at most 2 / ([`RRF_K`] + 1).
+    /// ranks ([`fuse`]), at most 2 / ([`super::ranking::RRF_K`] + 1).
     pub score: f64,
 }
 
@@ -73,6 +75,9 @@ pub struct KnowledgeBase {
     permits: Arc<tokio::sync::Semaphore>,
     /// Rows each query word matches in this file, for [`SearchTerms::selective`].
     word_rows: WordRows,
+    /// The posting lists of the words searched so far, and what ranking needs besides them.
+    postings: PostingCache,
+    ranking: RankingIndex,
     pub documents: usize,
     pub chunks: usize,
     pub built_at: String,
@@ -126,6 +131,7 @@ const LOCAL_COPY_MMAP_BYTES: i64 = 1 << 30;
 fn open_connection(uri: &str, private_copy: bool) -> Result<Connection, rusqlite::Error> {
     let db = Connection::open_with_flags(uri, open_flags())?;
     configure(&db)?;
+    prepare_connection(&db)?;
     if private_copy {
         db.pragma_update(None, "mmap_size", LOCAL_COPY_MMAP_BYTES)?;
     }
@@ -193,11 +199,14 @@ impl KnowledgeBase {
             |row| row.get::<_, i64>(0),
         )
         .map_err(|e| format!("full-text index unreadable: {e}"))?;
+        let ranking = RankingIndex::load(&db)?;
         Ok(KnowledgeBase {
             uri,
             idle: Mutex::new(vec![db]),
             permits: Arc::new(tokio::sync::Semaphore::new(search_concurrency())),
             word_rows: WordRows::default(),
+            postings: PostingCache::default(),
+            ranking,
             documents,
             chunks,
             built_at,
@@ -301,8 +310,7 @@ impl KnowledgeBase {
         Ok(result?)
     }
 
-    /// The FTS5 `MATCH` expression (`?1` of [`CANDIDATES_STATEMENT`]) a search of `query` binds on this
-    /// file (its words past [`SearchTerms::selective`]), or `None` when no word is in the file (no
+    /// The FTS5 `MATCH` expression of the words a search of `query` ranks on this file (its words past [`SearchTerms::selective`]), or `None` when no word is in the file (no
     /// hit). For measurements, which run the same statement without the server around it.
     pub fn planned_search(&self, query: &str) -> Result<Option<String>, SearchError> {
         let terms = SearchTerms::parse(query)?;
@@ -318,7 +326,9 @@ impl KnowledgeBase {
         Ok(terms.selective(&rows))
     }
 
-    /// [`search_on`] the words of `terms` worth scoring; no word in the file, no hit.
+    /// A search of the words of `terms` worth scoring ([`SearchTerms::selective`]; no word in the
+    /// file, no hit): their posting lists ([`PostingCache`]), the candidates ranked by bm25 and
+    /// [`fuse`]d ([`super::ranking`]), and the `limit` best read by [`HIT_STATEMENT`].
     fn search_on(
         &self,
         db: &Connection,
@@ -326,140 +336,30 @@ impl KnowledgeBase {
         filter: &SearchFilter,
         limit: usize,
     ) -> Result<Vec<SearchHit>, rusqlite::Error> {
-        match self.selective(db, terms)? {
-            Some((terms, _)) => search_on(db, &terms.fts_expression(), filter, limit),
-            None => Ok(Vec::new()),
-        }
+        let Some((terms, _)) = self.selective(db, terms)? else {
+            return Ok(Vec::new());
+        };
+        let postings = self.postings.of(db, terms.words())?;
+        let candidates = self.ranking.candidates(&postings, filter);
+        hits(db, &terms.fts_expression(), fuse(&candidates, limit))
     }
 }
 
-/// A search's candidates (issue #16 §3), in steps:
-/// 1. `matches`: every chunk matching any query word, with its bm25 score (SQLite FTS5 §5.1.1),
-///    the title weighted 10 and the section path 4 against the text's 1: a section *about* the
-///    words outranks one that mentions them in passing. `MATERIALIZED`, because bm25() can only run
-///    in the scan of its own FTS table, not where the planner would otherwise move it (the
-///    aggregate below);
-/// 2. `pages`: the bm25 of every matching page as a whole (`pages_fts`, same weights);
-/// 3. `sections`: the best chunk of each document (`min(rank)` with bare columns takes the other
-///    columns from the row holding the minimum, SQLite's "Bare columns in an aggregate query"),
-///    or every chunk when `all_sections` (?5);
-/// 4. the filters applied, each candidate with its section's and its page's bm25 (lower is better).
-///
-/// [`fuse`] then ranks them and [`HIT_STATEMENT`] reads the page, section and snippet of the
-/// `limit` best only. Bound: `?1` the FTS5 `MATCH` expression ([`SearchTerms::fts_expression`] of
-/// the words [`SearchTerms::selective`] keeps), `?2`/`?3` the products/versions as JSON arrays or
-/// NULL, `?4` the source prefix or NULL, `?5` `all_sections` ([`SearchFilter`]).
-///
-/// FTS5 cannot rank this inside the index (`rank MATCH … ORDER BY rank LIMIT n`, which the speed
-/// work of issue #16 tried on the earlier one-table statement): a hit's score fuses its page's best
-/// section with the page's own rank in a second table, one hit per page, after the filters, so the
-/// n best sections of `chunks_fts` are not the n best hits — every matching row must be scored.
-/// Its cost is bounded instead by the rows the words match ([`SearchTerms::selective`]).
-pub const CANDIDATES_STATEMENT: &str = "WITH matches AS MATERIALIZED ( \
-             SELECT rowid AS id, bm25(chunks_fts, 10.0, 4.0, 1.0) AS rank \
-             FROM chunks_fts WHERE chunks_fts MATCH ?1 \
-         ), pages AS MATERIALIZED ( \
-             SELECT rowid AS document_id, bm25(pages_fts, 10.0, 4.0, 1.0) AS rank \
-             FROM pages_fts WHERE pages_fts MATCH ?1 \
-         ), sections AS ( \
-             SELECT m.id, c.document_id, min(m.rank) AS rank \
-             FROM matches m JOIN chunks c ON c.id = m.id \
-             GROUP BY CASE WHEN ?5 THEN m.id ELSE c.document_id END \
-         ) \
-         SELECT s.id, s.rank, p.rank \
-         FROM sections s JOIN pages p ON p.document_id = s.document_id \
-         JOIN documents d ON d.id = s.document_id \
-         WHERE (?2 IS NULL OR d.product IN (SELECT value FROM json_each(?2))) \
-           AND (?3 IS NULL OR d.version IN (SELECT value FROM json_each(?3))) \
-           AND (?4 IS NULL OR substr(d.source, 1, length(?4)) = ?4)";
-
-/// One hit as it is returned: its page, section and snippet (`?1` the `MATCH` expression of
-/// [`CANDIDATES_STATEMENT`], `?2` the chunk): a `rowid =` lookup in the FTS index, run for the
-/// returned hits only.
-pub const HIT_STATEMENT: &str = "SELECT d.source, d.title, d.product, d.version, c.section, \
+/// One hit as it is returned: its page, section and snippet (`?1` the `MATCH` expression of the
+/// search's words, `?2` the chunk): a `rowid =` lookup in the FTS index, run for the returned hits
+/// only.
+const HIT_STATEMENT: &str = "SELECT d.source, d.title, d.product, d.version, c.section, \
                 snippet(chunks_fts, 2, '**', '**', '…', 32) \
          FROM chunks_fts \
          JOIN chunks c ON c.id = chunks_fts.rowid \
          JOIN documents d ON d.id = c.document_id \
          WHERE chunks_fts MATCH ?1 AND chunks_fts.rowid = ?2";
 
-/// The constant of [`fuse`]'s reciprocal rank fusion (a hit at rank r of one ranking adds
-/// 1 / (k + r)): 60, as its authors recommend, not tuned here — on the PostgreSQL manual's
-/// questions every k from 20 to 200 gives the same hit@5 and MRR@5 (k = 5: one question fewer).
-pub const RRF_K: f64 = 60.0;
-
-/// One row of [`CANDIDATES_STATEMENT`]: a chunk, its section's and its page's bm25 (lower is better).
-#[derive(Debug, Clone, Copy, PartialEq)]
-struct Candidate {
-    chunk: i64,
-    section: f64,
-    page: f64,
-}
-
-/// The `limit` best candidates with their scores, best first, by reciprocal rank fusion (RRF,
-/// Cormack, Clarke and Büttcher, SIGIR 2009) of two rankings: by the section's bm25, and by the
-/// page's. The section says where the answer is, the page whether the page as a whole is about the
-/// question. Fusing the two *ranks* instead of adding the two bm25 scores (the ranking before) keeps
-/// the one whose scale happens to be larger for a query from deciding alone; on the PostgreSQL
-/// manual it lifted MRR@5 on the repository and held-out questions (0.82 → 0.85, 0.77 → 0.78) and
-/// left the shared ones as they were (0.83; see `tests/kb_eval.rs`). A score is
-/// 1 / ([`RRF_K`] + rank by section) + 1 / ([`RRF_K`] + rank by page), ranks from 1, equal bm25
-/// scores sharing a rank; equal scores are ordered by the sum of the two bm25 scores, then by chunk.
-/// Done here rather than with SQL `rank()` windows, which cost ~35% more per search (two windows
-/// and a sort over the ~800 candidate pages a question of the manual has).
-fn fuse(candidates: &[Candidate], limit: usize) -> Vec<(i64, f64)> {
-    let mut score = vec![0.0; candidates.len()];
-    for key in [|c: &Candidate| c.section, |c: &Candidate| c.page] {
-        let mut order: Vec<usize> = (0..candidates.len()).collect();
-        order.sort_unstable_by(|&a, &b| key(&candidates[a]).total_cmp(&key(&candidates[b])));
-        let mut rank = 0;
-        for (position, &i) in order.iter().enumerate() {
-            if position == 0 || key(&candidates[i]) != key(&candidates[order[position - 1]]) {
-                rank = position + 1;
-            }
-            score[i] += 1.0 / (RRF_K + rank as f64);
-        }
-    }
-    let mut order: Vec<usize> = (0..candidates.len()).collect();
-    order.sort_unstable_by(|&a, &b| {
-        let (x, y) = (&candidates[a], &candidates[b]);
-        score[b]
-            .total_cmp(&score[a])
-            .then((x.section + x.page).total_cmp(&(y.section + y.page)))
-            .then(x.chunk.cmp(&y.chunk))
-    });
-    order.truncate(limit);
-    order.into_iter().map(|i| (candidates[i].chunk, score[i])).collect()
-}
-
-/// A search of `expression` (an FTS5 `MATCH` expression) narrowed by `filter`: the candidates of
-/// [`CANDIDATES_STATEMENT`], ranked by [`fuse`], the `limit` best read by [`HIT_STATEMENT`]. What the
-/// server runs for every search once the words are chosen; public for the benchmarks' bare loop.
-pub fn search_on(
-    db: &Connection,
-    expression: &str,
-    filter: &SearchFilter,
-    limit: usize,
-) -> Result<Vec<SearchHit>, rusqlite::Error> {
-    let mut statement = db.prepare_cached(CANDIDATES_STATEMENT)?;
-    let bound = params![
-        expression,
-        filter.products_json(),
-        filter.versions_json(),
-        filter.prefix(),
-        filter.all_sections,
-    ];
-    let candidates = statement
-        .query_map(bound, |row| {
-            Ok(Candidate {
-                chunk: row.get(0)?,
-                section: row.get(1)?,
-                page: row.get(2)?,
-            })
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+/// The hits of `ranked` (chunks with their fused scores, best first, from [`fuse`]), read by
+/// [`HIT_STATEMENT`] with `expression`, the FTS5 `MATCH` expression of the search's words.
+fn hits(db: &Connection, expression: &str, ranked: Vec<(i64, f64)>) -> Result<Vec<SearchHit>, rusqlite::Error> {
     let mut hit = db.prepare_cached(HIT_STATEMENT)?;
-    fuse(&candidates, limit)
+    ranked
         .into_iter()
         .map(|(chunk, score)| {
             hit.query_row(params![expression, chunk], |row| {
@@ -475,6 +375,19 @@ pub fn search_on(
             })
         })
         .collect()
+}
+
+/// The same search computed by FTS5 alone ([`fts5_candidates`], then [`fuse`] and the hits), for an
+/// FTS5 `expression` (from [`KnowledgeBase::planned_search`]): the server's search before its
+/// ranking moved into Rust, kept as the tests' oracle and the benchmarks' baseline.
+pub fn fts5_search(
+    db: &Connection,
+    expression: &str,
+    filter: &SearchFilter,
+    limit: usize,
+) -> Result<Vec<SearchHit>, rusqlite::Error> {
+    let candidates = fts5_candidates(db, expression, filter)?;
+    hits(db, expression, fuse(&candidates, limit))
 }
 
 /// Loads kb.db files for the reload engine.
@@ -581,6 +494,7 @@ impl Loader for KbLoader {
 mod tests {
     use super::*;
     use crate::kb::build::build;
+    use crate::kb::ranking::Candidate;
 
     fn demo_kb(dir: &Path) -> PathBuf {
         let docs = dir.join("docs");
@@ -626,7 +540,7 @@ mod tests {
         ] {
             assert_eq!(kb.planned_search(query).unwrap().as_deref(), Some(kept), "{query}");
             let every_word = SearchTerms::parse(query).unwrap().fts_expression();
-            let all = search_on(&db, &every_word, &SearchFilter::default(), 5).unwrap();
+            let all = fts5_search(&db, &every_word, &SearchFilter::default(), 5).unwrap();
             assert!(!all.is_empty(), "{query}");
             assert_eq!(kb.search(query, 5).unwrap(), all, "{query}");
         }
@@ -634,23 +548,82 @@ mod tests {
         assert!(kb.search("zebra giraffe", 5).unwrap().is_empty());
     }
 
+    /// A corpus where words repeat across titles, headings and text at varied frequencies, with
+    /// phrases of several tokens (`pg_dump`), stems and diacritics, in two products and versions.
+    fn varied_kb(dir: &Path) -> PathBuf {
+        use crate::kb::build::{BuildOptions, SourceTree, build_with};
+        let words = [
+            "vacuum", "index", "indexes", "replication", "standby", "wal", "pg_dump", "backup", "café",
+            "planner", "join", "hash", "merge", "lock", "deadlock", "tuple", "page", "checkpoint",
+        ];
+        let mut state = 7u64;
+        let mut next = |n: usize| {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (state >> 33) as usize % n
+        };
+        let mut trees = Vec::new();
+        for (t, (product, version)) in [("PostgreSQL", "15"), ("PostgreSQL", "16"), ("MyApp", "1.0")].iter().enumerate() {
+            let root = dir.join(format!("tree{t}"));
+            std::fs::create_dir_all(root.join("sub")).unwrap();
+            for d in 0..12 {
+                let mut page = format!("# {} {}\n", words[next(words.len())], words[next(words.len())]);
+                for _ in 0..1 + next(4) {
+                    page += &format!("## {} guide\n", words[next(words.len())]);
+                    let text: Vec<&str> = (0..5 + next(60)).map(|_| words[next(words.len())]).collect();
+                    page += &text.join(" ");
+                    page += "\n";
+                }
+                let path = if d % 3 == 0 { root.join("sub").join(format!("p{d}.md")) } else { root.join(format!("p{d}.md")) };
+                std::fs::write(path, page).unwrap();
+            }
+            trees.push(SourceTree { root, product: product.to_string(), version: version.to_string() });
+        }
+        let out = dir.join("varied.db");
+        build_with(&BuildOptions { trees, ..BuildOptions::default() }, &out).unwrap();
+        out
+    }
+
     #[test]
-    fn two_rankings_are_fused_by_rank_not_by_score() {
-        let c = |chunk, section, page| Candidate { chunk, section, page };
-        // 1 is first by section by far and last by page; 2 is second and first: the sum of the
-        // scores would put 1 first (-31 against -14), the fusion of the ranks puts 2 first.
-        let candidates = [c(1, -30.0, -1.0), c(2, -9.0, -5.0), c(3, -1.0, -4.0)];
-        let fused = fuse(&candidates, 5);
-        assert_eq!(fused.iter().map(|f| f.0).collect::<Vec<_>>(), [2, 1, 3]);
-        let expected = 1.0 / (RRF_K + 2.0) + 1.0 / (RRF_K + 1.0);
-        assert!((fused[0].1 - expected).abs() < 1e-12, "{fused:?}");
-        assert_eq!(fuse(&candidates, 1).len(), 1);
-        assert!(fuse(&[], 5).is_empty());
-        // Equal bm25 scores share a rank; equal fused scores go to the better sum, then the chunk.
-        let tied = [c(7, -2.0, -3.0), c(5, -2.0, -3.0), c(6, -3.0, -2.0), c(4, -1.0, -1.0)];
-        let fused = fuse(&tied, 5);
-        assert_eq!(fused.iter().map(|f| f.0).collect::<Vec<_>>(), [5, 7, 6, 4]);
-        assert_eq!(fused[0].1, fused[1].1);
+    fn scores_equal_fts5_bm25() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = varied_kb(dir.path());
+        let kb = loader(false, dir.path()).load(&path).unwrap().value;
+        let db = kb.connection().unwrap();
+        let filters = [
+            SearchFilter::default(),
+            SearchFilter { all_sections: true, ..SearchFilter::default() },
+            SearchFilter { products: vec!["postgresql".into()], versions: vec!["16".into(), "1.0".into()], ..SearchFilter::default() },
+            SearchFilter { source_prefix: Some("sub/".into()), ..SearchFilter::default() },
+        ];
+        let queries = [
+            "vacuum", "pg_dump backup", "indexes", "cafe", "CAFÉ lock", "hash join merge planner", "dump pg",
+            "standby wal replication checkpoint tuple page deadlock", "guide", "vacuuming locks",
+        ];
+        let mut compared = 0;
+        for query in queries {
+            let terms = SearchTerms::parse(query).unwrap();
+            let expression = terms.fts_expression();
+            for filter in &filters {
+                let postings = kb.postings.of(&db, terms.words()).unwrap();
+                let mut ours = kb.ranking.candidates(&postings, filter);
+                let mut fts5 = fts5_candidates(&db, &expression, filter).unwrap();
+                for list in [&mut ours, &mut fts5] {
+                    list.sort_by_key(|c| c.chunk);
+                }
+                assert!(!fts5.is_empty() || query == "dump pg", "{query}: {filter:?}");
+                // To the bit: the same formula and order of additions as FTS5's bm25().
+                assert_eq!(ours, fts5, "{query}: {filter:?}");
+                compared += ours.len();
+                let hits = |list: &[Candidate]| fuse(list, 5);
+                assert_eq!(hits(&ours), hits(&fts5));
+                assert_eq!(
+                    kb.search_in(query, filter, 5).unwrap(),
+                    fts5_search(&db, &kb.planned_search(query).unwrap().unwrap_or_default(), filter, 5).unwrap()
+                );
+            }
+        }
+        assert!(compared > 500, "{compared}");
+        kb.release(db);
     }
 
     #[test]

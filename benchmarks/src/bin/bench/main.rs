@@ -25,10 +25,11 @@
 //! A section that fails is reported as not measured (with the reason) and the others still run;
 //! the exit status is then non-zero. `--section N` runs only section N (repeatable; the others are
 //! reported as skipped), so pass `--out` elsewhere than the committed results. `--only kb` is
-//! `--section 3 --section 9`: the knowledge-base figures alone (~2 min).
+//! `--section 3 --section 9 --section 10`: the knowledge-base figures alone (~3 min).
 
 mod behind_nginx;
 mod ctx;
+mod kb_manual;
 mod kb_path;
 mod kb_search;
 mod machine;
@@ -68,7 +69,7 @@ struct Args {
     /// Run only this section, by number (`--section 2`); repeatable. Default: all.
     #[arg(long = "section", value_name = "N")]
     sections: Vec<String>,
-    /// Run only a group of sections: `kb` (3 and 9, the knowledge-base figures).
+    /// Run only a group of sections: `kb` (3, 9 and 10, the knowledge-base figures).
     #[arg(long, value_name = "GROUP", value_parser = ["kb"])]
     only: Option<String>,
 }
@@ -122,6 +123,7 @@ struct Results {
     tokens: Vec<tokens::TokenFigure>,
     token_load: Option<tokens::TokenLoadFigure>,
     kb: Option<kb_search::KbFigure>,
+    manual: Option<kb_manual::ManualFigure>,
     kb_path: Option<kb_path::PathFigure>,
     reload: Option<reload::ReloadFigure>,
     nginx: Option<behind_nginx::NginxFigure>,
@@ -145,7 +147,7 @@ fn main() -> ExitCode {
 
 fn run(mut args: Args) -> anyhow::Result<bool> {
     if args.only.as_deref() == Some("kb") {
-        args.sections.extend(["3".to_string(), "9".to_string()]);
+        args.sections.extend(["3", "9", "10"].map(String::from));
     }
     let root = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
@@ -206,7 +208,7 @@ fn run(mut args: Args) -> anyhow::Result<bool> {
     let mut results = Results::default();
     let started = Instant::now();
 
-    let sections: [(&'static str, Section); 8] = [
+    let sections: [(&'static str, Section); 9] = [
         ("1. throughput", throughput::measure),
         ("2. token check", tokens::measure),
         ("3. KB search", kb_search::measure),
@@ -215,6 +217,7 @@ fn run(mut args: Args) -> anyhow::Result<bool> {
         ("7. Postgres tools", postgres::measure),
         ("8. production scale", production_scale::measure),
         ("9. KB request path", kb_path::measure),
+        ("10. KB, PostgreSQL manual", kb_manual::measure),
     ];
     for (name, section) in sections {
         let number = name.split('.').next().unwrap_or_default();

@@ -5,7 +5,7 @@ use std::{fmt::Write as _, time::Duration};
 use crate::ctx::Ctx;
 use crate::machine::Machine;
 use crate::{
-    Results, behind_nginx, kb_path, kb_search, postgres, processes, production_scale, reload, throughput, tokens,
+    Results, behind_nginx, kb_manual, kb_path, kb_search, postgres, processes, production_scale, reload, throughput, tokens,
 };
 
 pub fn render_markdown(ctx: &Ctx, results: &Results, machine: &Machine, took: Duration, quick: bool) -> String {
@@ -39,6 +39,7 @@ pub fn render_markdown(ctx: &Ctx, results: &Results, machine: &Machine, took: Du
     postgres::render(&mut md, ctx, results);
     production_scale::render(&mut md, ctx, results);
     kb_path::render(&mut md, ctx, results);
+    kb_manual::render(&mut md, ctx, results);
 
     if !results.failures.is_empty() {
         md.push_str("\n## Not measured\n\n");
