@@ -387,6 +387,8 @@ fn write(
             )?;
             tx.execute("INSERT INTO chunks_fts (chunks_fts) VALUES ('optimize')", [])?;
             tx.execute("INSERT INTO pages_fts (pages_fts) VALUES ('optimize')", [])?;
+            tx.execute_batch(super::postings::LISTS_SQL)?;
+            super::postings::write_lists(&tx)?;
             let mut meta = tx.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
             for (key, value) in [
                 ("schema_version", SCHEMA_VERSION.to_string()),

@@ -200,12 +200,13 @@ impl KnowledgeBase {
         )
         .map_err(|e| format!("full-text index unreadable: {e}"))?;
         let ranking = RankingIndex::load(&db)?;
+        let postings = PostingCache::new(&db)?;
         Ok(KnowledgeBase {
             uri,
             idle: Mutex::new(vec![db]),
             permits: Arc::new(tokio::sync::Semaphore::new(search_concurrency())),
             word_rows: WordRows::default(),
-            postings: PostingCache::default(),
+            postings,
             ranking,
             documents,
             chunks,
