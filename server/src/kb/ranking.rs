@@ -20,7 +20,7 @@
 //! `%_docsize`, read once at load), each chunk's document, and each document's product, version
 //! and source for the filters: 12–16 bytes per chunk plus the documents' metadata.
 
-use std::{collections::HashMap, sync::Arc};
+use std::sync::Arc;
 
 use rusqlite::Connection;
 
@@ -164,50 +164,35 @@ impl TableStats {
         if idf <= 0.0 { 1e-6 } else { idf }
     }
 
-    /// The bm25 sums of every row matching any of `words` (each the word's postings in this table),
-    /// added into `scores`. Terms are added word by word, in `words`' order, as FTS5 adds its
-    /// phrases, so the sums are FTS5's to the bit.
-    fn score<'a>(&self, words: impl Iterator<Item = &'a [Posting]>, scores: &mut RowScores) {
-        for postings in words {
-            let idf = self.idf(postings.len());
-            for posting in postings {
-                let length = self.lengths.get(posting.row as usize).copied().unwrap_or(0) as f64;
-                let frequency = posting.frequency as f64;
-                let term = idf * ((frequency * (K1 + 1.0)) / (frequency + K1 * (1.0 - B + B * length / self.average)));
-                scores.add(posting.row, term);
+    /// bm25 of every row matching any of `words` (each the word's postings in this table,
+    /// ascending by row), ascending by row, negated as FTS5 returns it (lower is better). The
+    /// lists are merged (no hashing: each step takes the lowest row among the lists' heads), and a
+    /// row's terms are added word by word, in `words`' order, as FTS5 adds its phrases, so the sums
+    /// are FTS5's to the bit.
+    fn score(&self, words: &[&[Posting]]) -> Vec<(u32, f64)> {
+        let idf: Vec<f64> = words.iter().map(|list| self.idf(list.len())).collect();
+        let mut heads = vec![0usize; words.len()];
+        let mut scored = Vec::with_capacity(words.iter().map(|list| list.len()).max().unwrap_or(0));
+        loop {
+            let next = words
+                .iter()
+                .zip(&heads)
+                .filter_map(|(list, &head)| list.get(head).map(|posting| posting.row))
+                .min();
+            let Some(row) = next else {
+                return scored;
+            };
+            let length = self.lengths.get(row as usize).copied().unwrap_or(0) as f64;
+            let mut sum = 0.0;
+            for ((list, head), idf) in words.iter().zip(heads.iter_mut()).zip(&idf) {
+                if let Some(posting) = list.get(*head).filter(|posting| posting.row == row) {
+                    let frequency = posting.frequency as f64;
+                    sum += idf * ((frequency * (K1 + 1.0)) / (frequency + K1 * (1.0 - B + B * length / self.average)));
+                    *head += 1;
+                }
             }
+            scored.push((row, -sum));
         }
-    }
-}
-
-/// bm25 sums by rowid, in first-seen order: a map to a slot, the slots in a vector so that the
-/// candidates come out in one pass without re-hashing.
-#[derive(Default)]
-struct RowScores {
-    slot: HashMap<u32, usize>,
-    rows: Vec<(u32, f64)>,
-}
-
-impl RowScores {
-    fn with_capacity(capacity: usize) -> RowScores {
-        RowScores {
-            slot: HashMap::with_capacity(capacity),
-            rows: Vec::with_capacity(capacity),
-        }
-    }
-
-    fn add(&mut self, row: u32, term: f64) {
-        let next = self.rows.len();
-        let slot = *self.slot.entry(row).or_insert(next);
-        if slot == next {
-            self.rows.push((row, 0.0));
-        }
-        self.rows[slot].1 += term;
-    }
-
-    /// The row's bm25 as FTS5 returns it (negated: lower is better).
-    fn bm25(&self, row: u32) -> Option<f64> {
-        self.slot.get(&row).map(|&slot| -self.rows[slot].1)
     }
 }
 
@@ -275,21 +260,19 @@ impl RankingIndex {
     /// every chunk when `filter.all_sections`, each with its section's and its page's bm25 — what
     /// [`fts5_candidates`] computes with FTS5, in no particular order.
     pub fn candidates(&self, words: &[Arc<WordPostings>], filter: &SearchFilter) -> Vec<Candidate> {
-        let capacity = words.iter().map(|w| w.chunks.len()).sum();
-        let mut sections = RowScores::with_capacity(capacity);
-        self.chunks.score(words.iter().map(|w| &w.chunks[..]), &mut sections);
-        let mut pages = RowScores::with_capacity(words.iter().map(|w| w.pages.len()).sum());
-        self.pages.score(words.iter().map(|w| &w.pages[..]), &mut pages);
-
+        let lists = |table: fn(&WordPostings) -> &[Posting]| words.iter().map(|w| table(w)).collect::<Vec<_>>();
+        let sections = self.chunks.score(&lists(|w| &w.chunks));
+        let pages = self.pages.score(&lists(|w| &w.pages));
         let unfiltered = filter.products.is_empty() && filter.versions.is_empty() && filter.prefix().is_none();
-        let mut best: HashMap<u32, Candidate> = HashMap::new();
-        let mut all = Vec::new();
-        for &(chunk, sum) in &sections.rows {
-            let section = -sum;
+        // (document, candidate), in chunk order: a document's chunks are consecutive rows in a file
+        // `kb build` wrote, so its best chunk is kept by comparing with the last entry only.
+        let mut kept: Vec<(u32, Candidate)> = Vec::new();
+        let mut in_order = true;
+        for (chunk, section) in sections {
             let Some(&document) = self.chunk_document.get(chunk as usize) else {
                 continue;
             };
-            let Some(page) = pages.bm25(document) else {
+            let Ok(at) = pages.binary_search_by_key(&document, |&(row, _)| row) else {
                 continue;
             };
             if !unfiltered {
@@ -301,21 +284,28 @@ impl RankingIndex {
             let candidate = Candidate {
                 chunk: chunk as i64,
                 section,
-                page,
+                page: pages[at].1,
             };
-            if filter.all_sections {
-                all.push(candidate);
-                continue;
-            }
-            best.entry(document)
-                .and_modify(|held| {
-                    if (section, candidate.chunk) < (held.section, held.chunk) {
+            match kept.last_mut() {
+                Some((last, held)) if !filter.all_sections && *last == document => {
+                    if section < held.section {
                         *held = candidate;
                     }
-                })
-                .or_insert(candidate);
+                }
+                Some((last, _)) if *last > document => {
+                    in_order = false;
+                    kept.push((document, candidate));
+                }
+                _ => kept.push((document, candidate)),
+            }
         }
-        if filter.all_sections { all } else { best.into_values().collect() }
+        if !in_order && !filter.all_sections {
+            // Chunks of a document that are not consecutive (a file written otherwise): best first
+            // within each document, then one per document.
+            kept.sort_by(|(a, x), (b, y)| a.cmp(b).then(x.section.total_cmp(&y.section)).then(x.chunk.cmp(&y.chunk)));
+            kept.dedup_by_key(|(document, _)| *document);
+        }
+        kept.into_iter().map(|(_, candidate)| candidate).collect()
     }
 }
 
@@ -418,6 +408,40 @@ mod tests {
         assert_eq!(varint(&[0x82, 0x81, 0x7f]), Some(((2 << 14) | (1 << 7) | 0x7f, 3)));
         assert_eq!(varint(&[0x81]), None);
         assert_eq!(varint(&[0xff; 9]), Some((u64::MAX, 9)));
+    }
+
+    fn postings(list: &[(u32, u32)]) -> Box<[Posting]> {
+        list.iter().map(|&(row, frequency)| Posting { row, frequency }).collect()
+    }
+
+    #[test]
+    fn each_page_answers_once_even_when_its_chunks_are_not_consecutive() {
+        let stats = |lengths: Vec<u32>| TableStats {
+            rows: lengths.len() as u64 - 1,
+            average: 10.0,
+            lengths,
+        };
+        // Chunks 1 and 3 belong to document 1, chunk 2 to document 2 (a file not written by
+        // `kb build`, which numbers a document's chunks consecutively).
+        let index = RankingIndex {
+            chunks: stats(vec![0, 10, 10, 10]),
+            pages: stats(vec![0, 20, 10]),
+            chunk_document: vec![0, 1, 2, 1],
+            documents: Vec::new(),
+        };
+        let word = Arc::new(WordPostings {
+            chunks: postings(&[(1, 1), (2, 1), (3, 5)]),
+            pages: postings(&[(1, 6), (2, 1)]),
+        });
+        let mut found = index.candidates(&[word.clone()], &SearchFilter::default());
+        found.sort_by_key(|c| c.chunk);
+        assert_eq!(found.iter().map(|c| c.chunk).collect::<Vec<_>>(), [2, 3], "{found:?}");
+        assert!(found[1].section < found[0].section);
+        let every = SearchFilter {
+            all_sections: true,
+            ..SearchFilter::default()
+        };
+        assert_eq!(index.candidates(&[word], &every).len(), 3);
     }
 
     #[test]

@@ -36,7 +36,7 @@ use super::filter::SearchFilter;
 use super::format::SCHEMA_VERSION;
 use super::postings::{PostingCache, prepare_connection};
 use super::ranking::{RankingIndex, fts5_candidates, fuse};
-use super::terms::{SearchTerms, TermsError};
+use super::terms::{SearchTerms, TermsError, fts_expression};
 use super::word_rows::WordRows;
 use crate::watch::{Loaded, Loader, Served, Watched};
 
@@ -342,7 +342,16 @@ impl KnowledgeBase {
         };
         let postings = self.postings.of(db, terms.words())?;
         let candidates = self.ranking.candidates(&postings, filter);
-        hits(db, &terms.fts_expression(), fuse(&candidates, limit))
+        // Each hit's snippet is computed with the words its chunk holds only: FTS5 seeks every
+        // word of the expression to the chunk before snippet() runs, and a word the chunk lacks
+        // changes nothing in the snippet.
+        let ranked = fuse(&candidates, limit).into_iter().map(|(chunk, score)| {
+            let held = terms.words().iter().zip(&postings).filter(|(_, word)| {
+                u32::try_from(chunk).is_ok_and(|row| word.chunks.binary_search_by_key(&row, |p| p.row).is_ok())
+            });
+            (fts_expression(held.map(|(word, _)| word.as_str())), chunk, score)
+        });
+        hits(db, ranked)
     }
 }
 
@@ -356,13 +365,15 @@ const HIT_STATEMENT: &str = "SELECT d.source, d.title, d.product, d.version, c.s
          JOIN documents d ON d.id = c.document_id \
          WHERE chunks_fts MATCH ?1 AND chunks_fts.rowid = ?2";
 
-/// The hits of `ranked` (chunks with their fused scores, best first, from [`fuse`]), read by
-/// [`HIT_STATEMENT`] with `expression`, the FTS5 `MATCH` expression of the search's words.
-fn hits(db: &Connection, expression: &str, ranked: Vec<(i64, f64)>) -> Result<Vec<SearchHit>, rusqlite::Error> {
+/// The hits of `ranked` (each an FTS5 `MATCH` expression of the search's words, a chunk and its
+/// fused score, best first, from [`fuse`]), read by [`HIT_STATEMENT`].
+fn hits(
+    db: &Connection,
+    ranked: impl Iterator<Item = (String, i64, f64)>,
+) -> Result<Vec<SearchHit>, rusqlite::Error> {
     let mut hit = db.prepare_cached(HIT_STATEMENT)?;
     ranked
-        .into_iter()
-        .map(|(chunk, score)| {
+        .map(|(expression, chunk, score)| {
             hit.query_row(params![expression, chunk], |row| {
                 Ok(SearchHit {
                     source: row.get(0)?,
@@ -388,7 +399,8 @@ pub fn fts5_search(
     limit: usize,
 ) -> Result<Vec<SearchHit>, rusqlite::Error> {
     let candidates = fts5_candidates(db, expression, filter)?;
-    hits(db, expression, fuse(&candidates, limit))
+    let ranked = fuse(&candidates, limit).into_iter();
+    hits(db, ranked.map(|(chunk, score)| (expression.to_string(), chunk, score)))
 }
 
 /// Loads kb.db files for the reload engine.

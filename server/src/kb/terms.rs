@@ -50,6 +50,12 @@ pub const MAX_TERMS: usize = 64;
 /// 0.80/0.62), for 2–3× less time.
 pub const MAX_SCORED_ROWS: u64 = 5_000;
 
+/// The FTS5 `MATCH` expression of `words` (words of a [`SearchTerms`]: no `"` inside), each quoted,
+/// joined by OR.
+pub fn fts_expression<'a>(words: impl Iterator<Item = &'a str>) -> String {
+    words.map(|w| format!("\"{w}\"")).collect::<Vec<_>>().join(" OR ")
+}
+
 /// Why a query cannot be searched.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TermsError {
@@ -88,11 +94,7 @@ impl SearchTerms {
     /// The FTS5 `MATCH` expression: every word quoted (so FTS syntax in user input is inert), joined
     /// by OR so that bm25 ranks documents matching more and rarer words first.
     pub fn fts_expression(&self) -> String {
-        self.0
-            .iter()
-            .map(|w| format!("\"{w}\""))
-            .collect::<Vec<_>>()
-            .join(" OR ")
+        fts_expression(self.0.iter().map(String::as_str))
     }
 
     /// The words, first spelling kept, in query order.
