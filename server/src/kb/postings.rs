@@ -114,6 +114,20 @@ impl PostingCache {
         Ok(lists)
     }
 
+    /// Rows of `chunks_fts` that `word` matches: the length of its stored list when the file has
+    /// them and the word is one token (one indexed read, not a pass over FTS5's list — the count
+    /// of a word like `the` on a large file), FTS5's own count (`MATCH "word"`) otherwise.
+    pub fn rows(&self, db: &Connection, word: &str) -> Result<u64, rusqlite::Error> {
+        if self.stored {
+            if let [token] = tokens(db, word)?.as_slice() {
+                return stored_rows(db, "chunk_postings", token);
+            }
+        }
+        let mut count =
+            db.prepare_cached("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH '\"' || ?1 || '\"'")?;
+        Ok(count.query_row([word], |row| row.get::<_, i64>(0))?.max(0) as u64)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
         self.words.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -149,6 +163,18 @@ fn stored_list(db: &Connection, table: &str, token: &str) -> Result<Box<[Posting
     };
     let bytes = row.get_ref(0)?.as_blob()?;
     decode(bytes).ok_or_else(|| rusqlite::Error::InvalidColumnType(0, format!("{table}.list of {token:?}"), rusqlite::types::Type::Blob))
+}
+
+/// The number of postings in one token's stored list in `table`, without decoding them: each
+/// posting is two varints, and a varint's last byte is the one with the high bit clear.
+fn stored_rows(db: &Connection, table: &str, token: &str) -> Result<u64, rusqlite::Error> {
+    let mut statement = db.prepare_cached(&format!("SELECT list FROM {table} WHERE term = ?1"))?;
+    let mut rows = statement.query([token])?;
+    let Some(row) = rows.next()? else {
+        return Ok(0);
+    };
+    let ends = row.get_ref(0)?.as_blob()?.iter().filter(|&&byte| byte & 0x80 == 0).count();
+    Ok((ends / 2) as u64)
 }
 
 fn push_varint(out: &mut Vec<u8>, mut value: u32) {
@@ -344,7 +370,8 @@ mod tests {
         crate::kb::build::build(&docs, &out).unwrap();
         let db = Connection::open(&out).unwrap();
         prepare_connection(&db).unwrap();
-        assert!(PostingCache::new(&db).unwrap().stored);
+        let cache = PostingCache::new(&db).unwrap();
+        assert!(cache.stored);
         let mut seen = 0;
         for word in ["vacuum", "VACUUMING", "cafe", "dump", "pg_dump", "indexes", "absent", "tuples"] {
             let stored = read(&db, word, true).unwrap();
@@ -353,6 +380,7 @@ mod tests {
                 .query_row("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH '\"' || ?1 || '\"'", [word], |r| r.get(0))
                 .unwrap();
             assert_eq!(stored.chunks.len() as i64, rows, "{word}");
+            assert_eq!(cache.rows(&db, word).unwrap() as i64, rows, "{word}");
             seen += stored.len();
         }
         assert!(seen > 10, "{seen}");

@@ -323,7 +323,7 @@ impl KnowledgeBase {
 
     /// The words worth scoring and the rows they match ([`SearchTerms::selective`]).
     fn selective(&self, db: &Connection, terms: &SearchTerms) -> Result<Option<(SearchTerms, u64)>, rusqlite::Error> {
-        let rows = self.word_rows.of(db, terms.words())?;
+        let rows = self.word_rows.of(db, &self.postings, terms.words())?;
         Ok(terms.selective(&rows))
     }
 

@@ -7,13 +7,16 @@
 //! file is a new value with an empty cache). The few words whose count is expensive, the common
 //! ones, are the ones every question repeats, so after the first questions a search counts nothing.
 //!
-//! The count goes through FTS5 itself (`MATCH` on the quoted word), so it sees the word exactly as
-//! the search does — the table's tokenizer, stemming and case folding included — and a word is
-//! cached under its spelling as sent.
+//! The count is [`PostingCache::rows`]: the length of the word's stored posting list, or FTS5's own
+//! count (`MATCH` on the quoted word); either sees the word exactly as the search does — the
+//! table's tokenizer, stemming and case folding included — and a word is cached under its spelling
+//! as sent.
 
 use std::{collections::HashMap, sync::Mutex};
 
 use rusqlite::Connection;
+
+use super::postings::PostingCache;
 
 /// Words remembered per loaded file, at most: about 100 bytes each, so ≤ 7 MB. Past it, new words
 /// are counted for each search that uses them (rare words: short posting lists, cheap to count).
@@ -26,9 +29,10 @@ pub struct WordRows {
 }
 
 impl WordRows {
-    /// Rows matching each of `words` (same order), from the cache or counted on `db`. Errors: the
-    /// count's SQLite error (an interrupted count is `OperationInterrupted`, as for the search).
-    pub fn of(&self, db: &Connection, words: &[String]) -> Result<Vec<u64>, rusqlite::Error> {
+    /// Rows matching each of `words` (same order), from the cache or counted on `db` by
+    /// `lists`' [`PostingCache::rows`]. Errors: the count's SQLite error (an interrupted count is
+    /// `OperationInterrupted`, as for the search).
+    pub fn of(&self, db: &Connection, lists: &PostingCache, words: &[String]) -> Result<Vec<u64>, rusqlite::Error> {
         let mut rows = Vec::with_capacity(words.len());
         let mut missing = Vec::new();
         {
@@ -46,10 +50,8 @@ impl WordRows {
         if missing.is_empty() {
             return Ok(rows);
         }
-        let mut count =
-            db.prepare_cached("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH '\"' || ?1 || '\"'")?;
         for &i in &missing {
-            rows[i] = count.query_row([&words[i]], |row| row.get::<_, i64>(0))?.max(0) as u64;
+            rows[i] = lists.rows(db, &words[i])?;
         }
         let mut counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());
         for &i in &missing {
@@ -82,12 +84,13 @@ mod tests {
     fn words_are_counted_as_the_search_tokenizes_them_and_cached() {
         let db = fts();
         let words: Vec<String> = ["The", "vacuum", "indexes", "absent"].map(String::from).into();
+        let lists = PostingCache::default();
         // Case folded, stemmed ("indexes" finds "index" and "Indexes"), in any column.
-        assert_eq!(WordRows::default().of(&db, &words).unwrap(), [2, 1, 1, 0]);
+        assert_eq!(WordRows::default().of(&db, &lists, &words).unwrap(), [2, 1, 1, 0]);
         let cache = WordRows::default();
-        cache.of(&db, &words).unwrap();
+        cache.of(&db, &lists, &words).unwrap();
         // Counted once: the same counts without the table.
         db.execute_batch("DROP TABLE chunks_fts").unwrap();
-        assert_eq!(cache.of(&db, &words).unwrap(), [2, 1, 1, 0]);
+        assert_eq!(cache.of(&db, &lists, &words).unwrap(), [2, 1, 1, 0]);
     }
 }
