@@ -1,8 +1,11 @@
-//! The physical limit of a knowledge-base search: the server's own search (`kb::store::search_on`:
-//! its statements and the fusion of their rankings) on the same kb.db in a bare `rusqlite` loop —
-//! one connection with the server's settings ([`postgres_mcp::kb::store::configure`]), the
-//! statements prepared once, and nothing else (no pool, no thread hop, no cancellation, no query
-//! parsing). What the server adds on top of this is its overhead per search (issue #16 §Speed).
+//! The limit of a knowledge-base search ranked inside SQLite: FTS5 computing the server's ranking
+//! itself (`kb::store::fts5_search`: bm25 in both FTS5 tables, the fusion of their ranks, the hits'
+//! snippets — the server's search before it ranked in Rust from posting lists) on the same kb.db
+//! in a bare `rusqlite` loop — one connection with the server's settings
+//! ([`postgres_mcp::kb::store::configure`]), the statements prepared once, and nothing else (no
+//! pool, no thread hop, no cancellation, no query parsing). The server's search returns the same
+//! hits (`kb::store::tests::scores_equal_fts5_bm25`); its time beside this one is issue #16's
+//! "ours vs bare".
 
 use std::{
     path::Path,

@@ -2,8 +2,9 @@
 //!
 //! [`build`] turns documentation trees into a kb.db (offline, by the CLI), reading each file with
 //! [`html`] or [`markdown`] into a [`document::Document`]; [`store`] opens one read-only, validates
-//! it, and searches it, narrowed by a [`filter::SearchFilter`]; [`sources`] lists the products and
-//! versions it holds. The file format ([`format`]) is the contract between the two: tables `meta`,
+//! it, and searches it, narrowed by a [`filter::SearchFilter`]: each word's posting lists read once
+//! ([`postings`]) and ranked in Rust with FTS5's bm25 ([`ranking`]), FTS5 itself only for snippets;
+//! [`sources`] lists the products and versions it holds. The file format ([`format`]) is the contract between the two: tables `meta`,
 //! `documents`, `chunks` and the FTS5 index `chunks_fts`, versioned by `meta.schema_version`.
 //! [`local_copies`] is where a server keeps its private copies of the served file. A search's cost
 //! is bounded twice (issue #13 §B.9): [`terms`] refuses queries past the measured limits before they

@@ -269,16 +269,16 @@ fn add_occurrence(list: &mut Vec<Posting>, row: u32, column: usize) {
     }
 }
 
-/// `word` as the index's tokenizer splits it, in order.
+/// `word` as the index's tokenizer splits it, in order. The private table is emptied first, not
+/// after: a search interrupted between the two statements leaves its word behind, and the next
+/// word must still be read alone.
 fn tokens(db: &Connection, word: &str) -> Result<Vec<String>, rusqlite::Error> {
+    db.prepare_cached("DELETE FROM temp.query_words")?.execute([])?;
     db.prepare_cached("INSERT INTO temp.query_words (rowid, word) VALUES (1, ?1)")?
         .execute([word])?;
-    let tokens = db
-        .prepare_cached("SELECT term FROM temp.query_word_tokens ORDER BY offset")?
+    db.prepare_cached("SELECT term FROM temp.query_word_tokens ORDER BY offset")?
         .query_map([], |row| row.get(0))?
-        .collect();
-    db.prepare_cached("DELETE FROM temp.query_words")?.execute([])?;
-    tokens
+        .collect()
 }
 
 /// An `fts5vocab` instance table of [`prepare_connection`] and its FTS5 table's column names, in
@@ -353,6 +353,16 @@ mod tests {
         assert_eq!(decode(&bytes[..bytes.len() - 1]), None, "truncated");
         assert_eq!(decode(&[0x01, 0x01, 0x00, 0x01]), None, "a row twice");
         assert_eq!(decode(&[0xff; 6]), None, "a varint past 32 bits");
+    }
+
+    #[test]
+    fn a_word_left_behind_by_an_interrupted_read_does_not_block_the_next() {
+        let db = Connection::open_in_memory().unwrap();
+        prepare_connection(&db).unwrap();
+        db.execute("INSERT INTO temp.query_words (rowid, word) VALUES (1, 'left behind')", [])
+            .unwrap();
+        assert_eq!(tokens(&db, "Vacuuming pg_dump").unwrap(), ["vacuum", "pg", "dump"]);
+        assert_eq!(tokens(&db, "café").unwrap(), ["cafe"]);
     }
 
     #[test]
