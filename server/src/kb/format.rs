@@ -29,7 +29,8 @@ macro_rules! tokenizer {
 /// The tokenizer of both FTS5 tables, and of the words of a query ([`super::postings`]).
 pub const TOKENIZER: &str = tokenizer!();
 
-pub const SCHEMA_SQL: &str = concat!("
+pub const SCHEMA_SQL: &str = concat!(
+    "
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE documents (
     id INTEGER PRIMARY KEY,
@@ -51,11 +52,16 @@ CREATE INDEX chunks_document ON chunks (document_id);
 CREATE VIRTUAL TABLE chunks_fts USING fts5(
     title, section, content,
     content = 'chunks', content_rowid = 'id',
-    tokenize = '", tokenizer!(), "'
+    tokenize = '",
+    tokenizer!(),
+    "'
 );
 CREATE VIRTUAL TABLE pages_fts USING fts5(
     title, sections, content,
     content = '',
-    tokenize = '", tokenizer!(), "'
+    tokenize = '",
+    tokenizer!(),
+    "'
 );
-");
+"
+);

@@ -7,15 +7,18 @@
 //! - the word is split into tokens by the index's own tokenizer (case and diacritics folded,
 //!   Porter-stemmed; `pg_dump` is two tokens), run on a private in-memory FTS5 table of the
 //!   connection (`temp.query_words`: a read-only connection may still write its `temp` schema);
-//! - each token's occurrences come from an `fts5vocab` table of type `instance` (SQLite's FTS5
-//!   manual §7), constrained by `term =`, which FTS5 answers from that term's own posting list;
-//! - a word of several tokens is a phrase: an occurrence is a run of its tokens at consecutive
-//!   offsets of one column, as FTS5 matches phrases.
+//! - its rows and weighted frequencies come from the stored lists `kb build` writes (below) when
+//!   the word is one token, and otherwise from FTS5's own `MATCH "word"` with `bm25()`, whose
+//!   one-phrase score is inverted to the frequency ([`RankingIndex::read_through_fts5`]): the cost
+//!   of one FTS5 search of that word, never more (a phrase such as `the_of` is not re-assembled
+//!   from its tokens' occurrences, which on the manual are 170k);
+//! - lists are cached by the word's tokens, not its spelling, so `pg_dump`, `PG_DUMP` and
+//!   `pg__dump` are read once, and the cache is bounded in bytes, keys included.
 //!
 //! `kb build` also stores every single-token word's lists in two tables of its own
 //! ([`write_lists`]: `chunk_postings`, `page_postings`, one compact row per token), so that a word
 //! seen for the first time costs one indexed read instead of a pass over each of its occurrences
-//! (p50 11 ms → … on the PostgreSQL manual's questions, first sight over HTTP). The tables are
+//! (first sight over HTTP on the PostgreSQL manual's questions: p50 10.7 → 3.7 ms). The tables are
 //! optional: a file without them (built before them) is read through FTS5 as above, and a server of
 //! the previous release ignores them, so neither needs the other rebuilt. A word of several
 //! tokens (`pg_dump`, `work_mem`) is a phrase, whose rows need positions, and is always read
@@ -24,22 +27,22 @@
 //! A loaded file never changes (a new file is a new [`super::KnowledgeBase`] with an empty cache),
 //! so a list never goes stale. The words users ask about repeat; reading a list costs about what
 //! FTS5 spends on the word in every search, so after the first questions a search reads nothing.
-//! The cache is bounded by [`MAX_CACHED_POSTINGS`]; past it, lists are read per search (correct,
+//! The cache is bounded by [`MAX_CACHED_BYTES`]; past it, lists are read per search (correct,
 //! as slow as before).
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{Arc, Mutex},
 };
 
 use rusqlite::Connection;
 
 use super::format::TOKENIZER;
-use super::ranking::{COLUMN_WEIGHTS, Posting, WordPostings};
+use super::ranking::{COLUMN_WEIGHTS, Posting, RankingIndex, WordPostings};
 
-/// Postings kept per loaded file, at most: 8 bytes each, so ≤ 32 MB. On the 10k-document
-/// benchmark KB (44,922 chunks) every word of its 10,000 questions takes ~1 M.
-pub const MAX_CACHED_POSTINGS: usize = 4 << 20;
+/// Bytes of lists (8 a posting), words and tokens kept per loaded file, at most. On the 10k-document
+/// benchmark KB (44,922 chunks) every word of its questions takes ~8 MB.
+pub const MAX_CACHED_BYTES: usize = 32 << 20;
 
 /// The stored lists' tables ([`write_lists`]), created by `kb build` after its FTS5 tables. A row
 /// per token: `list` is the token's postings ascending by row, each as two LEB128 varints, the
@@ -49,13 +52,11 @@ CREATE TABLE chunk_postings (term TEXT PRIMARY KEY, list BLOB NOT NULL) WITHOUT 
 CREATE TABLE page_postings (term TEXT PRIMARY KEY, list BLOB NOT NULL) WITHOUT ROWID;
 ";
 
-/// Creates, on one search connection, the `temp` tables posting lists are read through. Run once
-/// per connection, before its first search.
+/// Creates, on one search connection, the `temp` tables a word is split into tokens through. Run
+/// once per connection, before its first search.
 pub fn prepare_connection(db: &Connection) -> Result<(), rusqlite::Error> {
     db.execute_batch(&format!(
-        "CREATE VIRTUAL TABLE temp.chunk_instances USING fts5vocab(main, chunks_fts, instance);
-         CREATE VIRTUAL TABLE temp.page_instances USING fts5vocab(main, pages_fts, instance);
-         CREATE VIRTUAL TABLE temp.query_words USING fts5(word, tokenize = '{TOKENIZER}');
+        "CREATE VIRTUAL TABLE temp.query_words USING fts5(word, tokenize = '{TOKENIZER}');
          CREATE VIRTUAL TABLE temp.query_word_tokens USING fts5vocab(temp, query_words, instance);"
     ))
 }
@@ -63,15 +64,35 @@ pub fn prepare_connection(db: &Connection) -> Result<(), rusqlite::Error> {
 /// The posting lists of one loaded file's words.
 #[derive(Debug, Default)]
 pub struct PostingCache {
-    words: Mutex<Cached>,
+    cache: Mutex<Cached>,
     /// The file has the stored lists of [`write_lists`].
     stored: bool,
 }
 
+/// A word as its tokens, the cache's key for its lists.
+type Tokens = Arc<[String]>;
+
 #[derive(Debug, Default)]
 struct Cached {
-    lists: HashMap<String, Arc<WordPostings>>,
-    postings: usize,
+    tokens: HashMap<String, Tokens>,
+    lists: HashMap<Tokens, Arc<WordPostings>>,
+    /// What both maps hold, counted against [`MAX_CACHED_BYTES`].
+    bytes: usize,
+}
+
+impl Cached {
+    /// Whether `bytes` more fit, counting them if so.
+    fn admit(&mut self, bytes: usize) -> bool {
+        let fits = self.bytes + bytes <= MAX_CACHED_BYTES;
+        if fits {
+            self.bytes += bytes;
+        }
+        fits
+    }
+}
+
+fn tokens_bytes(tokens: &[String]) -> usize {
+    tokens.iter().map(|t| t.len() + 24).sum::<usize>() + 16
 }
 
 impl PostingCache {
@@ -85,26 +106,44 @@ impl PostingCache {
             )
             .map_err(|e| format!("schema unreadable: {e}"))?;
         Ok(PostingCache {
-            words: Mutex::default(),
+            cache: Mutex::default(),
             stored: tables == 2,
         })
     }
 
+    /// `word`'s tokens, from the cache or split on `db`.
+    fn tokens(&self, db: &Connection, word: &str) -> Result<Tokens, rusqlite::Error> {
+        if let Some(tokens) = self.lock().tokens.get(word) {
+            return Ok(tokens.clone());
+        }
+        let split: Tokens = tokens(db, word)?.into();
+        let mut cache = self.lock();
+        if cache.admit(word.len() + 32 + tokens_bytes(&split)) {
+            cache.tokens.insert(word.to_string(), split.clone());
+        }
+        Ok(split)
+    }
+
     /// Each of `words`' posting lists (same order), from the cache or read on `db` (a connection
-    /// prepared by [`prepare_connection`]). Errors: the read's SQLite error (an interrupted read is
-    /// `OperationInterrupted`, as for any search statement).
-    pub fn of(&self, db: &Connection, words: &[String]) -> Result<Vec<Arc<WordPostings>>, rusqlite::Error> {
+    /// prepared by [`prepare_connection`]) with `ranking`, the same file's. Errors: the read's
+    /// SQLite error (an interrupted read is `OperationInterrupted`, as for any search statement).
+    pub fn of(
+        &self,
+        db: &Connection,
+        ranking: &RankingIndex,
+        words: &[String],
+    ) -> Result<Vec<Arc<WordPostings>>, rusqlite::Error> {
         let mut lists = Vec::with_capacity(words.len());
         for word in words {
-            let cached = self.lock().lists.get(word).cloned();
+            let tokens = self.tokens(db, word)?;
+            let cached = self.lock().lists.get(&tokens).cloned();
             let list = match cached {
                 Some(list) => list,
                 None => {
-                    let list = Arc::new(read(db, word, self.stored)?);
+                    let list = Arc::new(read(db, ranking, word, &tokens, self.stored)?);
                     let mut cache = self.lock();
-                    if cache.postings + list.len() <= MAX_CACHED_POSTINGS {
-                        cache.postings += list.len();
-                        cache.lists.insert(word.clone(), list.clone());
+                    if cache.admit(list.len() * std::mem::size_of::<Posting>() + tokens_bytes(&tokens) + 64) {
+                        cache.lists.insert(tokens, list.clone());
                     }
                     list
                 }
@@ -119,8 +158,10 @@ impl PostingCache {
     /// of a word like `the` on a large file), FTS5's own count (`MATCH "word"`) otherwise.
     pub fn rows(&self, db: &Connection, word: &str) -> Result<u64, rusqlite::Error> {
         if self.stored {
-            if let [token] = tokens(db, word)?.as_slice() {
-                return stored_rows(db, "chunk_postings", token);
+            if let [token] = &*self.tokens(db, word)? {
+                if let Some(rows) = stored_rows(db, "chunk_postings", token)? {
+                    return Ok(rows);
+                }
             }
         }
         let mut count =
@@ -129,29 +170,40 @@ impl PostingCache {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Cached> {
-        self.words.lock().unwrap_or_else(|p| p.into_inner())
+        self.cache.lock().unwrap_or_else(|p| p.into_inner())
     }
 }
 
 /// Reads `word`'s posting lists in both tables: stored when the file has them (`stored`) and the
-/// word is one token, through FTS5 otherwise.
-fn read(db: &Connection, word: &str, stored: bool) -> Result<WordPostings, rusqlite::Error> {
-    let tokens = tokens(db, word)?;
-    if let (true, [token]) = (stored, tokens.as_slice()) {
-        return Ok(WordPostings {
-            chunks: stored_list(db, "chunk_postings", token)?,
-            pages: stored_list(db, "page_postings", token)?,
+/// word is one token (`tokens`), through FTS5 otherwise.
+fn read(
+    db: &Connection,
+    ranking: &RankingIndex,
+    word: &str,
+    tokens: &[String],
+    stored: bool,
+) -> Result<WordPostings, rusqlite::Error> {
+    if let (true, [token]) = (stored, tokens) {
+        let lists = stored_list(db, "chunk_postings", token).and_then(|chunks| {
+            Ok(WordPostings {
+                chunks,
+                pages: stored_list(db, "page_postings", token)?,
+            })
         });
+        match lists {
+            Ok(lists) => return Ok(lists),
+            // A damaged stored list (the file passed SQLite's checks, not ours): FTS5 still knows
+            // the word, so the search answers as if the list were not there.
+            Err(rusqlite::Error::InvalidColumnType(_, what, _)) => {
+                tracing::warn!(
+                    list = what,
+                    "a stored posting list is damaged; reading the word through FTS5"
+                );
+            }
+            Err(error) => return Err(error),
+        }
     }
-    read_through_fts5(db, &tokens)
-}
-
-/// `tokens`' posting lists in both tables, as a phrase, from FTS5's occurrences.
-fn read_through_fts5(db: &Connection, tokens: &[String]) -> Result<WordPostings, rusqlite::Error> {
-    Ok(WordPostings {
-        chunks: phrase_postings(db, &CHUNK_INSTANCES, tokens)?,
-        pages: phrase_postings(db, &PAGE_INSTANCES, tokens)?,
-    })
+    ranking.read_through_fts5(db, word)
 }
 
 /// One token's stored list in `table` (empty when the token is in no row).
@@ -161,20 +213,27 @@ fn stored_list(db: &Connection, table: &str, token: &str) -> Result<Box<[Posting
     let Some(row) = rows.next()? else {
         return Ok(Box::default());
     };
-    let bytes = row.get_ref(0)?.as_blob()?;
-    decode(bytes).ok_or_else(|| rusqlite::Error::InvalidColumnType(0, format!("{table}.list of {token:?}"), rusqlite::types::Type::Blob))
+    let bytes = row.get_ref(0)?.as_blob().map_err(|_| {
+        rusqlite::Error::InvalidColumnType(0, format!("{table}.list of {token:?}"), rusqlite::types::Type::Text)
+    })?;
+    decode(bytes).ok_or_else(|| {
+        rusqlite::Error::InvalidColumnType(0, format!("{table}.list of {token:?}"), rusqlite::types::Type::Blob)
+    })
 }
 
-/// The number of postings in one token's stored list in `table`, without decoding them: each
-/// posting is two varints, and a varint's last byte is the one with the high bit clear.
-fn stored_rows(db: &Connection, table: &str, token: &str) -> Result<u64, rusqlite::Error> {
+/// The number of postings in one token's stored list in `table` (decoded, so checked: a few
+/// nanoseconds a posting, once per word and file). `None` when the stored value is not a list (a
+/// damaged file: count through FTS5 instead).
+fn stored_rows(db: &Connection, table: &str, token: &str) -> Result<Option<u64>, rusqlite::Error> {
     let mut statement = db.prepare_cached(&format!("SELECT list FROM {table} WHERE term = ?1"))?;
     let mut rows = statement.query([token])?;
     let Some(row) = rows.next()? else {
-        return Ok(0);
+        return Ok(Some(0));
     };
-    let ends = row.get_ref(0)?.as_blob()?.iter().filter(|&&byte| byte & 0x80 == 0).count();
-    Ok((ends / 2) as u64)
+    let Ok(list) = row.get_ref(0)?.as_blob() else {
+        return Ok(None);
+    };
+    Ok(decode(list).map(|postings| postings.len() as u64))
 }
 
 fn push_varint(out: &mut Vec<u8>, mut value: u32) {
@@ -232,10 +291,13 @@ fn decode(mut bytes: &[u8]) -> Option<Box<[Posting]>> {
 /// one token at a time in the index's term order: memory holds one token's list. Run by `kb build`
 /// inside its transaction, after the FTS5 tables are complete.
 pub fn write_lists(db: &Connection) -> Result<(), rusqlite::Error> {
-    prepare_connection(db)?;
     for (table, instances) in [("chunk_postings", &CHUNK_INSTANCES), ("page_postings", &PAGE_INSTANCES)] {
+        let fts = instances.fts;
+        db.execute_batch(&format!(
+            "CREATE VIRTUAL TABLE temp.{fts}_instances USING fts5vocab(main, {fts}, instance);"
+        ))?;
         let mut insert = db.prepare(&format!("INSERT INTO {table} (term, list) VALUES (?1, ?2)"))?;
-        let mut read = db.prepare(&format!("SELECT term, doc, col FROM {}", instances.table))?;
+        let mut read = db.prepare(&format!("SELECT term, doc, col FROM temp.{fts}_instances"))?;
         let mut rows = read.query([])?;
         let mut term = String::new();
         let mut list: Vec<Posting> = Vec::new();
@@ -256,6 +318,9 @@ pub fn write_lists(db: &Connection) -> Result<(), rusqlite::Error> {
             add_occurrence(&mut list, row.get(1)?, column);
         }
         flush(&term, &mut list)?;
+        drop(rows);
+        drop(read);
+        db.execute_batch(&format!("DROP TABLE temp.{fts}_instances;"))?;
     }
     Ok(())
 }
@@ -281,19 +346,19 @@ fn tokens(db: &Connection, word: &str) -> Result<Vec<String>, rusqlite::Error> {
         .collect()
 }
 
-/// An `fts5vocab` instance table of [`prepare_connection`] and its FTS5 table's column names, in
+/// An `fts5vocab` instance table [`write_lists`] reads, and its FTS5 table's column names, in
 /// [`COLUMN_WEIGHTS`]' order (the vocabulary table names the column of each occurrence).
 struct Instances {
-    table: &'static str,
+    fts: &'static str,
     columns: [&'static str; 3],
 }
 
 const CHUNK_INSTANCES: Instances = Instances {
-    table: "temp.chunk_instances",
+    fts: "chunks_fts",
     columns: ["title", "section", "content"],
 };
 const PAGE_INSTANCES: Instances = Instances {
-    table: "temp.page_instances",
+    fts: "pages_fts",
     columns: ["title", "sections", "content"],
 };
 
@@ -305,39 +370,6 @@ impl Instances {
             .position(|column| *column == name)
             .ok_or_else(|| rusqlite::Error::InvalidColumnName(name.to_string()))
     }
-}
-
-/// One occurrence of a token: row, column index, offset in the column.
-type Occurrence = (u32, usize, u32);
-
-/// Every occurrence of `token` in the table behind `instances`.
-fn occurrences(db: &Connection, instances: &Instances, token: &str) -> Result<Vec<Occurrence>, rusqlite::Error> {
-    let mut statement = db.prepare_cached(&format!("SELECT doc, col, offset FROM {} WHERE term = ?1", instances.table))?;
-    statement
-        .query_map([token], |row| {
-            let column = instances.column(&row.get::<_, String>(1)?)?;
-            Ok((row.get::<_, u32>(0)?, column, row.get::<_, u32>(2)?))
-        })?
-        .collect()
-}
-
-/// The rows where `tokens` occur as a phrase (at consecutive offsets of one column), each with the
-/// phrase's weighted frequency there, ascending by row. No tokens, no rows.
-fn phrase_postings(db: &Connection, instances: &Instances, tokens: &[String]) -> Result<Box<[Posting]>, rusqlite::Error> {
-    let Some((first, rest)) = tokens.split_first() else {
-        return Ok(Box::default());
-    };
-    let mut starts = occurrences(db, instances, first)?;
-    for (distance, token) in (1u32..).zip(rest) {
-        let next: HashSet<Occurrence> = occurrences(db, instances, token)?.into_iter().collect();
-        starts.retain(|&(row, column, offset)| next.contains(&(row, column, offset + distance)));
-    }
-    starts.sort_unstable_by_key(|&(row, ..)| row);
-    let mut postings: Vec<Posting> = Vec::new();
-    for (row, column, _) in starts {
-        add_occurrence(&mut postings, row, column);
-    }
-    Ok(postings.into_boxed_slice())
 }
 
 #[cfg(test)]
@@ -359,8 +391,11 @@ mod tests {
     fn a_word_left_behind_by_an_interrupted_read_does_not_block_the_next() {
         let db = Connection::open_in_memory().unwrap();
         prepare_connection(&db).unwrap();
-        db.execute("INSERT INTO temp.query_words (rowid, word) VALUES (1, 'left behind')", [])
-            .unwrap();
+        db.execute(
+            "INSERT INTO temp.query_words (rowid, word) VALUES (1, 'left behind')",
+            [],
+        )
+        .unwrap();
         assert_eq!(tokens(&db, "Vacuuming pg_dump").unwrap(), ["vacuum", "pg", "dump"]);
         assert_eq!(tokens(&db, "café").unwrap(), ["cafe"]);
     }
@@ -375,19 +410,38 @@ mod tests {
             "# Vacuum and pg_dump\n## Vacuuming\nVACUUM removes dead tuples; vacuum often. Café.\n## Dumps\npg_dump writes a dump.\n",
         )
         .unwrap();
-        std::fs::write(docs.join("b.md"), "# Indexes\nAn index on a café table; dump it with pg dump.\n").unwrap();
+        std::fs::write(
+            docs.join("b.md"),
+            "# Indexes\nAn index on a café table; dump it with pg dump.\n",
+        )
+        .unwrap();
         let out = dir.path().join("kb.db");
         crate::kb::build::build(&docs, &out).unwrap();
         let db = Connection::open(&out).unwrap();
         prepare_connection(&db).unwrap();
         let cache = PostingCache::new(&db).unwrap();
         assert!(cache.stored);
+        let ranking = RankingIndex::load(&db).unwrap();
+        let read = |word: &str, stored| read(&db, &ranking, word, &tokens(&db, word).unwrap(), stored);
         let mut seen = 0;
-        for word in ["vacuum", "VACUUMING", "cafe", "dump", "pg_dump", "indexes", "absent", "tuples"] {
-            let stored = read(&db, word, true).unwrap();
-            assert_eq!(stored, read(&db, word, false).unwrap(), "{word}");
+        for word in [
+            "vacuum",
+            "VACUUMING",
+            "cafe",
+            "dump",
+            "pg_dump",
+            "indexes",
+            "absent",
+            "tuples",
+        ] {
+            let stored = read(word, true).unwrap();
+            assert_eq!(stored, read(word, false).unwrap(), "{word}");
             let rows: i64 = db
-                .query_row("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH '\"' || ?1 || '\"'", [word], |r| r.get(0))
+                .query_row(
+                    "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH '\"' || ?1 || '\"'",
+                    [word],
+                    |r| r.get(0),
+                )
                 .unwrap();
             assert_eq!(stored.chunks.len() as i64, rows, "{word}");
             assert_eq!(cache.rows(&db, word).unwrap() as i64, rows, "{word}");
@@ -395,10 +449,31 @@ mod tests {
         }
         assert!(seen > 10, "{seen}");
         // "vacuum" in a.md: at least the title (10), the heading "Vacuuming" (4), the text twice.
-        let vacuum = read(&db, "vacuum", true).unwrap();
+        let vacuum = read("vacuum", true).unwrap();
         assert_eq!(vacuum.pages[0].row, 1);
         assert!(vacuum.pages[0].frequency >= 10 + 4 + 2, "{vacuum:?}");
         // "pg_dump" is a phrase: b.md has "pg dump" (adjacent), so both pages.
-        assert_eq!(read(&db, "pg_dump", true).unwrap().pages.len(), 2);
+        assert_eq!(read("pg_dump", true).unwrap().pages.len(), 2);
+        // Spellings of the same tokens share one cache entry.
+        for word in ["pg_dump", "PG_DUMP", "pg__dump", "_pg_dump_"] {
+            cache.of(&db, &ranking, &[word.to_string()]).unwrap();
+        }
+        assert_eq!(cache.lock().lists.len(), 1);
+        // A damaged stored list is read through FTS5 instead.
+        let expected = read("vacuum", false).unwrap();
+        for damage in ["x'81'", "'text'"] {
+            db.execute(
+                &format!("UPDATE chunk_postings SET list = {damage} WHERE term = 'vacuum'"),
+                [],
+            )
+            .unwrap();
+            assert_eq!(read("vacuum", true).unwrap(), expected, "{damage}");
+            let fresh = PostingCache::new(&db).unwrap();
+            assert_eq!(
+                fresh.rows(&db, "vacuum").unwrap(),
+                expected.chunks.len() as u64,
+                "{damage}"
+            );
+        }
     }
 }

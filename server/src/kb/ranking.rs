@@ -104,7 +104,26 @@ fn rowid(id: i64, what: &str) -> Result<usize, String> {
     if (1..=MAX_ROWID).contains(&id) {
         Ok(id as usize)
     } else {
-        Err(format!("{what} id {id} is outside 1..={MAX_ROWID}; rebuild the file with `kb build`"))
+        Err(format!(
+            "{what} id {id} is outside 1..={MAX_ROWID}; rebuild the file with `kb build`"
+        ))
+    }
+}
+
+/// Refuses a table whose largest id is far past its row count: the vectors by rowid would be
+/// mostly holes (an 80 KB file with one document numbered 16 M would take 800 MB), and `kb build`
+/// numbers rows 1, 2, 3 …
+fn dense(db: &Connection, table: &str, id: &str) -> Result<(), String> {
+    let (rows, largest): (i64, Option<i64>) = db
+        .query_row(&format!("SELECT count(*), max({id}) FROM {table}"), [], |row| {
+            Ok((row.get(0)?, row.get(1)?))
+        })
+        .map_err(|e| format!("{table} unreadable: {e}"))?;
+    match largest {
+        Some(largest) if largest > 2 * rows + 1024 => Err(format!(
+            "{table} ids are not dense (largest {largest} for {rows} rows); rebuild the file with `kb build`"
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -139,21 +158,30 @@ impl TableStats {
         let mut statement = db
             .prepare(&format!("SELECT id, sz FROM {table}_docsize"))
             .map_err(|e| format!("{table} sizes unreadable: {e}"))?;
-        let mut rows = statement.query([]).map_err(|e| format!("{table} sizes unreadable: {e}"))?;
+        let mut rows = statement
+            .query([])
+            .map_err(|e| format!("{table} sizes unreadable: {e}"))?;
         while let Some(row) = rows.next().map_err(|e| format!("{table} sizes unreadable: {e}"))? {
             let id = rowid(row.get(0).map_err(|e| e.to_string())?, table)?;
             let sizes: Vec<u8> = row.get(1).map_err(|e| format!("{table} sizes unreadable: {e}"))?;
-            let (mut length, mut rest) = (0u64, &sizes[..]);
+            let (mut length, mut rest) = (0u32, &sizes[..]);
             while !rest.is_empty() {
                 let (size, used) = varint(rest).ok_or_else(|| format!("{table} sizes of row {id} are truncated"))?;
-                length += size;
+                length = u32::try_from(size)
+                    .ok()
+                    .and_then(|size| length.checked_add(size))
+                    .ok_or_else(|| format!("{table} sizes of row {id} are out of range"))?;
                 rest = &rest[used..];
             }
-            total += length;
+            total += u64::from(length);
             stats.rows += 1;
-            set(&mut stats.lengths, id, u32::try_from(length).unwrap_or(u32::MAX));
+            set(&mut stats.lengths, id, length);
         }
-        stats.average = if stats.rows == 0 { 0.0 } else { total as f64 / stats.rows as f64 };
+        stats.average = if stats.rows == 0 {
+            0.0
+        } else {
+            total as f64 / stats.rows as f64
+        };
         Ok(stats)
     }
 
@@ -196,6 +224,52 @@ impl TableStats {
     }
 }
 
+impl TableStats {
+    /// `word`'s postings in `table` through FTS5: the rows `MATCH "word"` finds and, for each, the
+    /// word's weighted frequency recovered from FTS5's `bm25()` of that one-phrase query. With one
+    /// phrase, bm25 s = −a·f / (f + K) where a = idf·(k1 + 1) and K = k1·(1 − b + b·D/avgdl), so
+    /// f = −s·K / (s + a); f is a sum of integer weights, so rounding recovers it exactly. This
+    /// costs one FTS5 search of the word — a phrase's rows need its tokens' positions, which only
+    /// FTS5 reads cheaply.
+    fn read_through_fts5(&self, db: &Connection, table: &str, word: &str) -> Result<Box<[Posting]>, rusqlite::Error> {
+        let [title, section, content] = COLUMN_WEIGHTS;
+        let mut statement = db.prepare_cached(&format!(
+            "SELECT rowid, bm25({table}, {title}.0, {section}.0, {content}.0) FROM {table} \
+             WHERE {table} MATCH '\"' || ?1 || '\"'"
+        ))?;
+        let scored: Vec<(i64, f64)> = statement
+            .query_map([word], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<Result<_, _>>()?;
+        let a = self.idf(scored.len()) * (K1 + 1.0);
+        let mut postings: Vec<Posting> = scored
+            .into_iter()
+            .filter_map(|(row, score)| {
+                let row = u32::try_from(row).ok()?;
+                let length = self.lengths.get(row as usize).copied().unwrap_or(0) as f64;
+                let k = K1 * (1.0 - B + B * length / self.average);
+                let frequency = (-score * k / (score + a)).round();
+                Some(Posting {
+                    row,
+                    frequency: frequency.clamp(1.0, u32::MAX as f64) as u32,
+                })
+            })
+            .collect();
+        postings.sort_unstable_by_key(|posting| posting.row);
+        Ok(postings.into_boxed_slice())
+    }
+}
+
+impl RankingIndex {
+    /// `word`'s posting lists in both tables through FTS5 ([`TableStats::read_through_fts5`]): for a
+    /// word of several tokens, or a file without stored lists.
+    pub fn read_through_fts5(&self, db: &Connection, word: &str) -> Result<WordPostings, rusqlite::Error> {
+        Ok(WordPostings {
+            chunks: self.chunks.read_through_fts5(db, "chunks_fts", word)?,
+            pages: self.pages.read_through_fts5(db, "pages_fts", word)?,
+        })
+    }
+}
+
 /// One candidate hit: a chunk, its section's and its page's bm25 (lower is better).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Candidate {
@@ -208,9 +282,8 @@ impl DocumentMeta {
     /// The filter's rules as the SQL statement had them: product and version compared with
     /// SQLite's `NOCASE` (ASCII case folding), the prefix on the source's characters.
     fn passes(&self, filter: &SearchFilter) -> bool {
-        let any_of = |values: &[String], field: &str| {
-            values.is_empty() || values.iter().any(|v| v.eq_ignore_ascii_case(field))
-        };
+        let any_of =
+            |values: &[String], field: &str| values.is_empty() || values.iter().any(|v| v.eq_ignore_ascii_case(field));
         any_of(&filter.products, &self.product)
             && any_of(&filter.versions, &self.version)
             && filter.prefix().is_none_or(|prefix| self.source.starts_with(prefix))
@@ -221,6 +294,14 @@ impl RankingIndex {
     /// Reads a kb.db's sizes, chunk-to-document map and document metadata. Errors name the table
     /// that could not be read.
     pub fn load(db: &Connection) -> Result<RankingIndex, String> {
+        for (table, id) in [
+            ("chunks_fts_docsize", "id"),
+            ("pages_fts_docsize", "id"),
+            ("chunks", "id"),
+            ("documents", "id"),
+        ] {
+            dense(db, table, id)?;
+        }
         let mut index = RankingIndex {
             chunks: TableStats::load(db, "chunks_fts")?,
             pages: TableStats::load(db, "pages_fts")?,
@@ -275,11 +356,13 @@ impl RankingIndex {
             let Ok(at) = pages.binary_search_by_key(&document, |&(row, _)| row) else {
                 continue;
             };
-            if !unfiltered {
-                let meta = self.documents.get(document as usize).and_then(Option::as_ref);
-                if !meta.is_some_and(|meta| meta.passes(filter)) {
-                    continue;
-                }
+            // A chunk whose document is missing (a file not written by `kb build`) is no hit, as
+            // the join to `documents` made it.
+            let Some(meta) = self.documents.get(document as usize).and_then(Option::as_ref) else {
+                continue;
+            };
+            if !unfiltered && !meta.passes(filter) {
+                continue;
             }
             let candidate = Candidate {
                 chunk: chunk as i64,
@@ -302,7 +385,11 @@ impl RankingIndex {
         if !in_order && !filter.all_sections {
             // Chunks of a document that are not consecutive (a file written otherwise): best first
             // within each document, then one per document.
-            kept.sort_by(|(a, x), (b, y)| a.cmp(b).then(x.section.total_cmp(&y.section)).then(x.chunk.cmp(&y.chunk)));
+            kept.sort_by(|(a, x), (b, y)| {
+                a.cmp(b)
+                    .then(x.section.total_cmp(&y.section))
+                    .then(x.chunk.cmp(&y.chunk))
+            });
             kept.dedup_by_key(|(document, _)| *document);
         }
         kept.into_iter().map(|(_, candidate)| candidate).collect()
@@ -411,7 +498,9 @@ mod tests {
     }
 
     fn postings(list: &[(u32, u32)]) -> Box<[Posting]> {
-        list.iter().map(|&(row, frequency)| Posting { row, frequency }).collect()
+        list.iter()
+            .map(|&(row, frequency)| Posting { row, frequency })
+            .collect()
     }
 
     #[test]
@@ -427,7 +516,15 @@ mod tests {
             chunks: stats(vec![0, 10, 10, 10]),
             pages: stats(vec![0, 20, 10]),
             chunk_document: vec![0, 1, 2, 1],
-            documents: Vec::new(),
+            documents: (0..3)
+                .map(|id| {
+                    (id > 0).then(|| DocumentMeta {
+                        source: format!("{id}.md").into(),
+                        product: "".into(),
+                        version: "".into(),
+                    })
+                })
+                .collect(),
         };
         let word = Arc::new(WordPostings {
             chunks: postings(&[(1, 1), (2, 1), (3, 5)]),

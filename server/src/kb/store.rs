@@ -340,7 +340,7 @@ impl KnowledgeBase {
         let Some((terms, _)) = self.selective(db, terms)? else {
             return Ok(Vec::new());
         };
-        let postings = self.postings.of(db, terms.words())?;
+        let postings = self.postings.of(db, &self.ranking, terms.words())?;
         let candidates = self.ranking.candidates(&postings, filter);
         // Each hit's snippet is computed with the words its chunk holds only: FTS5 seeks every
         // word of the expression to the chunk before snippet() runs, and a word the chunk lacks
@@ -367,12 +367,9 @@ const HIT_STATEMENT: &str = "SELECT d.source, d.title, d.product, d.version, c.s
 
 /// The hits of `ranked` (each an FTS5 `MATCH` expression of the search's words, a chunk and its
 /// fused score, best first, from [`fuse`]), read by [`HIT_STATEMENT`].
-fn hits(
-    db: &Connection,
-    ranked: impl Iterator<Item = (String, i64, f64)>,
-) -> Result<Vec<SearchHit>, rusqlite::Error> {
+fn hits(db: &Connection, ranked: impl Iterator<Item = (String, i64, f64)>) -> Result<Vec<SearchHit>, rusqlite::Error> {
     let mut hit = db.prepare_cached(HIT_STATEMENT)?;
-    ranked
+    let found: Vec<Option<SearchHit>> = ranked
         .map(|(expression, chunk, score)| {
             hit.query_row(params![expression, chunk], |row| {
                 Ok(SearchHit {
@@ -385,8 +382,11 @@ fn hits(
                     score,
                 })
             })
+            .optional()
         })
-        .collect()
+        .collect::<Result<_, _>>()?;
+    // A chunk whose row or document a damaged file lacks is left out, not the whole search.
+    Ok(found.into_iter().flatten().collect())
 }
 
 /// The same search computed by FTS5 alone ([`fts5_candidates`], then [`fuse`] and the hits), for an
@@ -566,16 +566,37 @@ mod tests {
     fn varied_kb(dir: &Path) -> PathBuf {
         use crate::kb::build::{BuildOptions, SourceTree, build_with};
         let words = [
-            "vacuum", "index", "indexes", "replication", "standby", "wal", "pg_dump", "backup", "café",
-            "planner", "join", "hash", "merge", "lock", "deadlock", "tuple", "page", "checkpoint",
+            "vacuum",
+            "index",
+            "indexes",
+            "replication",
+            "standby",
+            "wal",
+            "pg_dump",
+            "backup",
+            "café",
+            "planner",
+            "join",
+            "hash",
+            "merge",
+            "lock",
+            "deadlock",
+            "tuple",
+            "page",
+            "checkpoint",
         ];
         let mut state = 7u64;
         let mut next = |n: usize| {
-            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
             (state >> 33) as usize % n
         };
         let mut trees = Vec::new();
-        for (t, (product, version)) in [("PostgreSQL", "15"), ("PostgreSQL", "16"), ("MyApp", "1.0")].iter().enumerate() {
+        for (t, (product, version)) in [("PostgreSQL", "15"), ("PostgreSQL", "16"), ("MyApp", "1.0")]
+            .iter()
+            .enumerate()
+        {
             let root = dir.join(format!("tree{t}"));
             std::fs::create_dir_all(root.join("sub")).unwrap();
             for d in 0..12 {
@@ -586,13 +607,28 @@ mod tests {
                     page += &text.join(" ");
                     page += "\n";
                 }
-                let path = if d % 3 == 0 { root.join("sub").join(format!("p{d}.md")) } else { root.join(format!("p{d}.md")) };
+                let path = if d % 3 == 0 {
+                    root.join("sub").join(format!("p{d}.md"))
+                } else {
+                    root.join(format!("p{d}.md"))
+                };
                 std::fs::write(path, page).unwrap();
             }
-            trees.push(SourceTree { root, product: product.to_string(), version: version.to_string() });
+            trees.push(SourceTree {
+                root,
+                product: product.to_string(),
+                version: version.to_string(),
+            });
         }
         let out = dir.join("varied.db");
-        build_with(&BuildOptions { trees, ..BuildOptions::default() }, &out).unwrap();
+        build_with(
+            &BuildOptions {
+                trees,
+                ..BuildOptions::default()
+            },
+            &out,
+        )
+        .unwrap();
         out
     }
 
@@ -604,20 +640,38 @@ mod tests {
         let db = kb.connection().unwrap();
         let filters = [
             SearchFilter::default(),
-            SearchFilter { all_sections: true, ..SearchFilter::default() },
-            SearchFilter { products: vec!["postgresql".into()], versions: vec!["16".into(), "1.0".into()], ..SearchFilter::default() },
-            SearchFilter { source_prefix: Some("sub/".into()), ..SearchFilter::default() },
+            SearchFilter {
+                all_sections: true,
+                ..SearchFilter::default()
+            },
+            SearchFilter {
+                products: vec!["postgresql".into()],
+                versions: vec!["16".into(), "1.0".into()],
+                ..SearchFilter::default()
+            },
+            SearchFilter {
+                source_prefix: Some("sub/".into()),
+                ..SearchFilter::default()
+            },
         ];
         let queries = [
-            "vacuum", "pg_dump backup", "indexes", "cafe", "CAFÉ lock", "hash join merge planner", "dump pg",
-            "standby wal replication checkpoint tuple page deadlock", "guide", "vacuuming locks",
+            "vacuum",
+            "pg_dump backup",
+            "indexes",
+            "cafe",
+            "CAFÉ lock",
+            "hash join merge planner",
+            "dump pg",
+            "standby wal replication checkpoint tuple page deadlock",
+            "guide",
+            "vacuuming locks",
         ];
         let mut compared = 0;
         for query in queries {
             let terms = SearchTerms::parse(query).unwrap();
             let expression = terms.fts_expression();
             for filter in &filters {
-                let postings = kb.postings.of(&db, terms.words()).unwrap();
+                let postings = kb.postings.of(&db, &kb.ranking, terms.words()).unwrap();
                 let mut ours = kb.ranking.candidates(&postings, filter);
                 let mut fts5 = fts5_candidates(&db, &expression, filter).unwrap();
                 for list in [&mut ours, &mut fts5] {
@@ -657,6 +711,38 @@ mod tests {
         let text = dir.path().join("text.db");
         std::fs::write(&text, "hello").unwrap();
         assert!(loader(false, dir.path()).load(&text).is_err());
+    }
+
+    #[test]
+    fn damaged_rankings_are_refused_at_load_and_orphan_chunks_are_no_hit() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = demo_kb(dir.path());
+        let damaged = |name: &str, sql: &str| {
+            let path = dir.path().join(name);
+            std::fs::copy(&good, &path).unwrap();
+            let db = Connection::open(&path).unwrap();
+            db.execute_batch(&format!("PRAGMA foreign_keys = OFF; {sql}")).unwrap();
+            path
+        };
+        for (name, sql, expected) in [
+            (
+                "sizes.db",
+                "UPDATE chunks_fts_docsize SET sz = x'ffffffffffffffffff' WHERE id = 1",
+                "out of range",
+            ),
+            (
+                "sparse.db",
+                "UPDATE documents SET id = 16000000 WHERE id = 2; UPDATE chunks SET document_id = 16000000 WHERE document_id = 2",
+                "not dense",
+            ),
+        ] {
+            let error = loader(false, dir.path()).load(&damaged(name, sql)).err().unwrap();
+            assert!(error.contains(expected), "{name}: {error}");
+        }
+        let orphan = damaged("orphan.db", "DELETE FROM documents WHERE source = 'vacuum.md'");
+        let kb = loader(false, dir.path()).load(&orphan).unwrap().value;
+        assert!(kb.search("vacuum", 5).unwrap().is_empty());
+        assert_eq!(kb.search("standbys WAL", 5).unwrap()[0].source, "replication.md");
     }
 
     #[test]

@@ -18,14 +18,23 @@ use rusqlite::Connection;
 
 use super::postings::PostingCache;
 
-/// Words remembered per loaded file, at most: about 100 bytes each, so ≤ 7 MB. Past it, new words
-/// are counted for each search that uses them (rare words: short posting lists, cheap to count).
+/// Words remembered per loaded file, at most, and the bytes of their spellings (a word may be a
+/// whole 4 KB query): ≤ ~10 MB in all. Past either, new words are counted for each search that uses
+/// them (rare words: short posting lists, cheap to count).
 const MAX_CACHED_WORDS: usize = 65_536;
+const MAX_CACHED_WORD_BYTES: usize = 4 << 20;
 
 /// The row counts of one loaded file's words.
 #[derive(Debug, Default)]
 pub struct WordRows {
-    counted: Mutex<HashMap<String, u64>>,
+    counted: Mutex<Counted>,
+}
+
+#[derive(Debug, Default)]
+struct Counted {
+    rows: HashMap<String, u64>,
+    /// Bytes of the spellings in `rows`.
+    bytes: usize,
 }
 
 impl WordRows {
@@ -38,7 +47,7 @@ impl WordRows {
         {
             let counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());
             for (i, word) in words.iter().enumerate() {
-                match counted.get(word) {
+                match counted.rows.get(word) {
                     Some(&n) => rows.push(n),
                     None => {
                         rows.push(0);
@@ -55,10 +64,11 @@ impl WordRows {
         }
         let mut counted = self.counted.lock().unwrap_or_else(|p| p.into_inner());
         for &i in &missing {
-            if counted.len() >= MAX_CACHED_WORDS {
+            if counted.rows.len() >= MAX_CACHED_WORDS || counted.bytes + words[i].len() > MAX_CACHED_WORD_BYTES {
                 break;
             }
-            counted.insert(words[i].clone(), rows[i]);
+            counted.bytes += words[i].len();
+            counted.rows.insert(words[i].clone(), rows[i]);
         }
         Ok(rows)
     }

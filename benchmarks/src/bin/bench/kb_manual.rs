@@ -112,15 +112,28 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
         if result.non_2xx > 0 {
             bail!("{} non-2xx answers from the manual's KB", result.non_2xx);
         }
-        ctx.rows.wrk("10. KB, PostgreSQL manual", "tools/call over HTTP", c, &result);
+        ctx.rows
+            .wrk("10. KB, PostgreSQL manual", "tools/call over HTTP", c, &result);
         http.push((c, result));
     }
     for (what, latency) in [("first sight", &first_sight), ("again", &again)] {
         let subject = format!("{} questions over HTTP, one at a time, {what}", questions.len());
-        ctx.rows
-            .push("10. KB, PostgreSQL manual", &subject, None, "search_p50", latency.p50_us, "us");
-        ctx.rows
-            .push("10. KB, PostgreSQL manual", &subject, None, "search_p99", latency.p99_us, "us");
+        ctx.rows.push(
+            "10. KB, PostgreSQL manual",
+            &subject,
+            None,
+            "search_p50",
+            latency.p50_us,
+            "us",
+        );
+        ctx.rows.push(
+            "10. KB, PostgreSQL manual",
+            &subject,
+            None,
+            "search_p99",
+            latency.p99_us,
+            "us",
+        );
     }
     results.manual = Some(ManualFigure {
         documents: report.sources,
@@ -163,7 +176,12 @@ pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
                     kb.first_sight.cell(),
                     "—".into(),
                 ],
-                vec!["each question once more".into(), "1".into(), kb.again.cell(), "—".into()],
+                vec![
+                    "each question once more".into(),
+                    "1".into(),
+                    kb.again.cell(),
+                    "—".into(),
+                ],
             ];
             for (c, result) in &kb.http {
                 rows.push(vec![

@@ -5,7 +5,8 @@ use std::{fmt::Write as _, time::Duration};
 use crate::ctx::Ctx;
 use crate::machine::Machine;
 use crate::{
-    Results, behind_nginx, kb_manual, kb_path, kb_search, postgres, processes, production_scale, reload, throughput, tokens,
+    Results, behind_nginx, kb_manual, kb_path, kb_search, postgres, processes, production_scale, reload, throughput,
+    tokens,
 };
 
 pub fn render_markdown(ctx: &Ctx, results: &Results, machine: &Machine, took: Duration, quick: bool) -> String {
