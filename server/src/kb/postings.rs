@@ -157,12 +157,11 @@ impl PostingCache {
     /// them and the word is one token (one indexed read, not a pass over FTS5's list — the count
     /// of a word like `the` on a large file), FTS5's own count (`MATCH "word"`) otherwise.
     pub fn rows(&self, db: &Connection, word: &str) -> Result<u64, rusqlite::Error> {
-        if self.stored {
-            if let [token] = &*self.tokens(db, word)? {
-                if let Some(rows) = stored_rows(db, "chunk_postings", token)? {
-                    return Ok(rows);
-                }
-            }
+        if self.stored
+            && let [token] = &*self.tokens(db, word)?
+            && let Some(rows) = stored_rows(db, "chunk_postings", token)?
+        {
+            return Ok(rows);
         }
         let mut count =
             db.prepare_cached("SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH '\"' || ?1 || '\"'")?;

@@ -530,7 +530,7 @@ mod tests {
             chunks: postings(&[(1, 1), (2, 1), (3, 5)]),
             pages: postings(&[(1, 6), (2, 1)]),
         });
-        let mut found = index.candidates(&[word.clone()], &SearchFilter::default());
+        let mut found = index.candidates(std::slice::from_ref(&word), &SearchFilter::default());
         found.sort_by_key(|c| c.chunk);
         assert_eq!(found.iter().map(|c| c.chunk).collect::<Vec<_>>(), [2, 3], "{found:?}");
         assert!(found[1].section < found[0].section);
