@@ -220,19 +220,15 @@ fn stored_list(db: &Connection, table: &str, token: &str) -> Result<Box<[Posting
     })
 }
 
-/// The number of postings in one token's stored list in `table` (decoded, so checked: a few
-/// nanoseconds a posting, once per word and file). `None` when the stored value is not a list (a
-/// damaged file: count through FTS5 instead).
+/// The number of postings in one token's stored list in `table` ([`stored_list`], decoded, so
+/// checked: a few nanoseconds a posting, once per word and file). `None` when the stored value is
+/// not a list (a damaged file: count through FTS5 instead).
 fn stored_rows(db: &Connection, table: &str, token: &str) -> Result<Option<u64>, rusqlite::Error> {
-    let mut statement = db.prepare_cached(&format!("SELECT list FROM {table} WHERE term = ?1"))?;
-    let mut rows = statement.query([token])?;
-    let Some(row) = rows.next()? else {
-        return Ok(Some(0));
-    };
-    let Ok(list) = row.get_ref(0)?.as_blob() else {
-        return Ok(None);
-    };
-    Ok(decode(list).map(|postings| postings.len() as u64))
+    match stored_list(db, table, token) {
+        Ok(list) => Ok(Some(list.len() as u64)),
+        Err(rusqlite::Error::InvalidColumnType(..)) => Ok(None),
+        Err(error) => Err(error),
+    }
 }
 
 fn push_varint(out: &mut Vec<u8>, mut value: u32) {

@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use benchmarks::bare_search::Latency;
@@ -20,6 +20,7 @@ use benchmarks::wrk::WrkResult;
 
 use crate::Results;
 use crate::ctx::{Ctx, post};
+use crate::kb_search::build_kb;
 use crate::markdown::section;
 
 const CORPUS: &str = "/usr/share/doc/postgresql-doc-15/html";
@@ -82,17 +83,7 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
     }
     let questions = questions(&ctx.root)?;
     let db = ctx.work().join("kb-manual.db");
-    let timer = Instant::now();
-    let report = postgres_mcp::kb::build::build(&corpus, &db)?;
-    let build = timer.elapsed();
-    let db_bytes = std::fs::metadata(&db)?.len();
-    eprintln!(
-        "  built {} documents, {} chunks, {:.1} MB in {:.1} s",
-        report.sources,
-        report.chunks,
-        db_bytes as f64 / 1e6,
-        build.as_secs_f64()
-    );
+    let (report, build, db_bytes) = build_kb(&corpus, &db)?;
     let server = ctx.ours("ours-manual-kb", &ctx.tokens_file.clone(), &db)?;
     let first_sight = one_pass(ctx, server.addr, &questions)?;
     let again = one_pass(ctx, server.addr, &questions)?;

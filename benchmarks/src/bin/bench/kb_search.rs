@@ -7,6 +7,7 @@
 //! (what a search cost before it dropped the commonest words).
 
 use std::fmt::Write as _;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use anyhow::bail;
@@ -14,6 +15,7 @@ use benchmarks::bare_search::{BareSearch, Latency};
 use benchmarks::fixtures;
 use benchmarks::report::{ms, rps, table};
 use benchmarks::wrk::WrkResult;
+use postgres_mcp::kb::build::BuildReport;
 use postgres_mcp::{
     kb::{store::KbLoader, terms::SearchTerms},
     watch::Loader,
@@ -66,14 +68,13 @@ fn bare(db: &BareSearch, planned: &[String], calls: usize) -> anyhow::Result<Lat
     })
 }
 
-pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
-    let corpus_dir = ctx.work().join("corpus");
-    let corpus = fixtures::generate_corpus(&corpus_dir, ctx.plan.kb_documents, 2026)?;
-    let db = ctx.work().join("kb-large.db");
+/// Builds `db` from the documents under `from` with `kb::build`, reporting it on stderr: the build's
+/// report, how long it took and the file's size in bytes.
+pub fn build_kb(from: &Path, db: &Path) -> anyhow::Result<(BuildReport, Duration, u64)> {
     let timer = Instant::now();
-    let report = postgres_mcp::kb::build::build(&corpus_dir, &db)?;
+    let report = postgres_mcp::kb::build::build(from, db)?;
     let build = timer.elapsed();
-    let db_bytes = std::fs::metadata(&db)?.len();
+    let db_bytes = std::fs::metadata(db)?.len();
     eprintln!(
         "  built {} documents, {} chunks, {:.1} MB in {:.1} s",
         report.sources,
@@ -81,6 +82,14 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
         db_bytes as f64 / 1e6,
         build.as_secs_f64()
     );
+    Ok((report, build, db_bytes))
+}
+
+pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
+    let corpus_dir = ctx.work().join("corpus");
+    let corpus = fixtures::generate_corpus(&corpus_dir, ctx.plan.kb_documents, 2026)?;
+    let db = ctx.work().join("kb-large.db");
+    let (report, build, db_bytes) = build_kb(&corpus_dir, &db)?;
 
     let loader = KbLoader {
         copy_to_local: false,
