@@ -136,6 +136,9 @@ pub struct BuildOptions {
     /// Files larger than this many bytes are skipped ([`SkipReason::TooLarge`]); `None`:
     /// [`DEFAULT_MAX_FILE_SIZE`]. Reading a page takes about 5× its size in memory.
     pub max_file_size: Option<u64>,
+    /// Leave out the stored posting lists ([`super::postings::write_lists`]): a smaller file, its
+    /// words read through FTS5 the first time each is searched on a loaded file.
+    pub without_posting_lists: bool,
 }
 
 /// Default of [`BuildOptions::max_file_size`]: 16 MiB, far above any page of documentation.
@@ -333,7 +336,13 @@ pub fn build_with<'a>(options: &BuildOptions, out: impl Into<Target<'a>>) -> any
         );
     }
     let content_hash = hex::encode(hasher.finalize());
-    let chunks = write(out, requested, &documents, &content_hash)?;
+    let chunks = write(
+        out,
+        requested,
+        &documents,
+        &content_hash,
+        !options.without_posting_lists,
+    )?;
     Ok(BuildReport {
         sources: documents.len(),
         chunks,
@@ -350,6 +359,7 @@ fn write(
     requested: crate::atomic_file::Requested,
     documents: &[Indexed],
     content_hash: &str,
+    posting_lists: bool,
 ) -> anyhow::Result<usize> {
     let pending = PendingFile::beside(out, Permissions::new_file(KB_FILE_MODE).with(requested))?;
     let mut chunk_count = 0;
@@ -387,8 +397,10 @@ fn write(
             )?;
             tx.execute("INSERT INTO chunks_fts (chunks_fts) VALUES ('optimize')", [])?;
             tx.execute("INSERT INTO pages_fts (pages_fts) VALUES ('optimize')", [])?;
-            tx.execute_batch(super::postings::LISTS_SQL)?;
-            super::postings::write_lists(&tx)?;
+            if posting_lists {
+                tx.execute_batch(super::postings::LISTS_SQL)?;
+                super::postings::write_lists(&tx)?;
+            }
             let mut meta = tx.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
             for (key, value) in [
                 ("schema_version", SCHEMA_VERSION.to_string()),

@@ -563,7 +563,9 @@ mod tests {
 
     /// A corpus where words repeat across titles, headings and text at varied frequencies, with
     /// phrases of several tokens (`pg_dump`), stems and diacritics, in two products and versions.
-    fn varied_kb(dir: &Path) -> PathBuf {
+    /// Three trees of random pages of a few words, in `dir`; built with the stored posting lists
+    /// unless `without_posting_lists` (both from the same pages: the seed is fixed).
+    fn varied_kb(dir: &Path, without_posting_lists: bool) -> PathBuf {
         use crate::kb::build::{BuildOptions, SourceTree, build_with};
         let words = [
             "vacuum",
@@ -620,10 +622,15 @@ mod tests {
                 version: version.to_string(),
             });
         }
-        let out = dir.join("varied.db");
+        let out = dir.join(if without_posting_lists {
+            "varied-bare.db"
+        } else {
+            "varied.db"
+        });
         build_with(
             &BuildOptions {
                 trees,
+                without_posting_lists,
                 ..BuildOptions::default()
             },
             &out,
@@ -635,7 +642,7 @@ mod tests {
     #[test]
     fn scores_equal_fts5_bm25() {
         let dir = tempfile::tempdir().unwrap();
-        let path = varied_kb(dir.path());
+        let path = varied_kb(dir.path(), false);
         let kb = loader(false, dir.path()).load(&path).unwrap().value;
         let db = kb.connection().unwrap();
         let filters = [
@@ -691,6 +698,55 @@ mod tests {
         }
         assert!(compared > 500, "{compared}");
         kb.release(db);
+    }
+
+    /// `kb build --without-posting-lists`: no stored lists, a smaller file, and every search answers
+    /// as from the file with them (its words read through FTS5).
+    #[test]
+    fn a_file_built_without_posting_lists_searches_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let with = varied_kb(dir.path(), false);
+        let without = varied_kb(dir.path(), true);
+        let size = |path: &Path| std::fs::metadata(path).unwrap().len();
+        assert!(size(&without) < size(&with), "{} vs {}", size(&without), size(&with));
+        let tables = |path: &Path| -> i64 {
+            rusqlite::Connection::open(path)
+                .unwrap()
+                .query_row(
+                    "SELECT count(*) FROM sqlite_schema WHERE name IN ('chunk_postings', 'page_postings')",
+                    [],
+                    |row| row.get(0),
+                )
+                .unwrap()
+        };
+        assert_eq!((tables(&with), tables(&without)), (2, 0));
+        let [with, without] = [with, without].map(|path| loader(false, dir.path()).load(&path).unwrap().value);
+        let filters = [
+            SearchFilter::default(),
+            SearchFilter {
+                products: vec!["myapp".into()],
+                ..SearchFilter::default()
+            },
+        ];
+        let mut hits = 0;
+        for query in [
+            "vacuum",
+            "pg_dump backup",
+            "standby wal replication checkpoint",
+            "dump pg",
+            "CAFÉ lock",
+        ] {
+            for filter in &filters {
+                let found = with.search_in(query, filter, 5).unwrap();
+                assert_eq!(
+                    found,
+                    without.search_in(query, filter, 5).unwrap(),
+                    "{query}: {filter:?}"
+                );
+                hits += found.len();
+            }
+        }
+        assert!(hits > 20, "{hits}");
     }
 
     #[test]
