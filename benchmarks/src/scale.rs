@@ -175,8 +175,13 @@ fn until_accepted(addr: SocketAddr, token: &str, since: Instant) -> anyhow::Resu
 }
 
 fn kb_generation(addr: SocketAddr) -> anyhow::Result<String> {
-    let health = http::request(addr, "GET", "/health", &[], b"")?.json()?;
-    Ok(health["kb"]["generation"].as_str().unwrap_or_default().to_string())
+    let health = http::request(addr, "GET", "/health/details", &[], b"")?.json()?;
+    // A missing field is an error, not an unchanged generation: `/health` stopped carrying it when
+    // the details moved to `/health/details`, and the swap below then waited out its 300 s.
+    match health["kb"]["generation"].as_str() {
+        Some(generation) => Ok(generation.to_string()),
+        None => bail!("/health/details has no kb.generation: {health}"),
+    }
 }
 
 /// Bytes of the files under `dir` (the server keeps its copies in a subdirectory per process).

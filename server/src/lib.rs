@@ -75,6 +75,16 @@ pub mod watch;
 
 pub use instance::InstanceId;
 
+/// What the benchmarks (`benchmarks/`) measure beside the server: the messages a `query_database`
+/// call sends PostgreSQL, so that `make bench` §7 can run them on a bare client and show what the
+/// database alone allows for a call of this shape. Not an API: nothing else may use it.
+#[doc(hidden)]
+pub mod benchmarking {
+    pub use crate::correlation::Correlation;
+    pub use crate::postgres::columns::{Column, columns_of};
+    pub use crate::postgres::query::{SteadyStateCall, steady_state_call};
+}
+
 /// What the fuzz targets in `fuzz/` (a crate of its own, outside the workspace, so neither the
 /// workspace build nor CI needs cargo-fuzz) call beyond the public API: the check that the
 /// tokens.yaml line reader agrees with the YAML parser, and the header types the JSON-RPC target

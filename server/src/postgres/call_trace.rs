@@ -22,7 +22,7 @@ use tracing::{Span, field::Empty};
 use tracing_opentelemetry::OpenTelemetrySpanExt;
 
 use super::error::DbError;
-use crate::correlation;
+use crate::correlation::{self, Correlation};
 
 /// Longest statement whose normalised text is recorded on an exported span.
 pub const MAX_NORMALISED_BYTES: usize = 8 * 1024;
@@ -81,12 +81,13 @@ pub async fn tag(transaction: &Transaction<'_>) -> Result<(), DbError> {
 /// The `SET LOCAL application_name = …` that tags a backend with the current request, or `None`
 /// outside a request; for callers that send it in a batch of their own (`query`'s pipelined path).
 pub fn tag_statement() -> Option<String> {
-    let correlation = correlation::current()?;
+    Some(tag_for(&correlation::current()?))
+}
+
+/// The `SET LOCAL application_name = …` of `correlation`'s request.
+pub fn tag_for(correlation: &Correlation) -> String {
     // Only `[A-Za-z0-9._:/ -]` (see `correlation`): nothing to escape inside the quotes.
-    Some(format!(
-        "SET LOCAL application_name = '{}'",
-        correlation.application_name()
-    ))
+    format!("SET LOCAL application_name = '{}'", correlation.application_name())
 }
 
 /// `db.operation.name`: the statement's first keyword, when it is one a query may start with.

@@ -68,6 +68,24 @@ pub struct QueryLimits {
     pub acquire_timeout: Duration,
 }
 
+impl QueryLimits {
+    /// The limits `config` sets (the pool's wait for a connection is `connect_timeout`).
+    pub fn of(config: &DatabaseConfig) -> QueryLimits {
+        QueryLimits {
+            statement_timeout: config.statement_timeout.get(),
+            max_rows: config.max_rows,
+            max_result_bytes: config.max_result_size.bytes() as usize,
+            acquire_timeout: config.connect_timeout.get(),
+        }
+    }
+
+    /// The rows a call returns at most: its `limit` argument (`requested`), within 1 and
+    /// `database.max_rows`.
+    pub fn rows(&self, requested: Option<usize>) -> usize {
+        requested.unwrap_or(self.max_rows).clamp(1, self.max_rows)
+    }
+}
+
 /// What `/health` reports under `database`.
 #[derive(Clone, Debug, Serialize)]
 pub struct DatabaseStatus {
@@ -112,15 +130,9 @@ impl Database {
             )?),
             (None, None) => return Ok(None),
         };
-        let connect_timeout = config.connect_timeout.get();
         Ok(Some(Arc::new(Database {
             pool,
-            limits: QueryLimits {
-                statement_timeout: config.statement_timeout.get(),
-                max_rows: config.max_rows,
-                max_result_bytes: config.max_result_size.bytes() as usize,
-                acquire_timeout: connect_timeout,
-            },
+            limits: QueryLimits::of(config),
             reachability: Reachability::new(),
             health_interval: config.health_interval.get(),
             role,

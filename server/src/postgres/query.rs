@@ -71,8 +71,11 @@ use tokio_postgres::{Client, Statement, Transaction};
 use tracing::Instrument;
 
 use super::columns::{Column, Columns, columns_of};
+use super::pool::{Database, QueryLimits, Reset};
 use super::statement_cache::{Cached, ConnectionId, is_stale, is_stale_guard};
-use super::{call_trace, error::DbError, pool::Database, pool::Reset, values};
+use super::{call_trace, error::DbError, values};
+use crate::config::DatabaseConfig;
+use crate::correlation::Correlation;
 
 /// What a query returned, ready to serialize for the model.
 #[derive(Debug, Serialize, PartialEq)]
@@ -102,7 +105,7 @@ impl Database {
         let span = call_trace::query_span(sql);
         let outcome = async {
             super::sql_check::check_off_workers(sql).await?;
-            let limit = limit.unwrap_or(self.limits.max_rows).clamp(1, self.limits.max_rows);
+            let limit = self.limits.rows(limit);
             self.on_connection_reset(async |client| self.run(client, sql, limit).await)
                 .await
         }
@@ -117,7 +120,7 @@ impl Database {
     /// for results longer than one batch and statements that cannot be wrapped (`EXPLAIN`, `SHOW`).
     async fn run(&self, client: &mut Object, sql: &str, limit: usize) -> (Result<QueryOutput, DbError>, Reset) {
         let connection: ConnectionId = client.statement_cache.clone();
-        let batch = limit.min(FIRST_BATCH);
+        let batch = first_batch(limit);
         let cached = self.statements.get(&connection, sql, batch);
         if matches!(cached, Some(Cached::MultiBatch)) {
             return (self.run_in_batches(client, sql, limit).await, Reset::Needed);
@@ -206,10 +209,7 @@ impl Database {
             Some(_) => String::new(),
         };
         let guarded_sql = to_guard.map(|columns| wrap(sql, max_bytes, Some(batch + 1), Some(columns)));
-        let begin_sql = match call_trace::tag_statement() {
-            Some(tag) => format!("START TRANSACTION READ ONLY; {tag}"),
-            None => "START TRANSACTION READ ONLY".to_string(),
-        };
+        let begin_sql = begin_message(call_trace::tag_statement());
         // Each future writes its request when first polled (`send_now`), in this order; the answers
         // are then read in the same order.
         let mut begin = pin!(client.batch_execute(&begin_sql));
@@ -230,7 +230,7 @@ impl Database {
             }
         });
         let rows_sent = send_now(rows.as_mut());
-        let mut end = pin!(client.batch_execute("ROLLBACK; SELECT pg_advisory_unlock_all()"));
+        let mut end = pin!(client.batch_execute(END_MESSAGE));
         let ended = send_now(end.as_mut());
         let mut keep = pin!(async {
             match (prepared, &guarded_sql) {
@@ -427,6 +427,59 @@ pub(super) fn check_shape(statement: &Statement) -> Result<(), DbError> {
         ));
     }
     Ok(())
+}
+
+/// What PostgreSQL receives for a call of `sql` (returning `columns`, under `database`'s limits,
+/// without a `limit` argument) once its guarded statement is cached on the connection and nothing
+/// is left to close (from the text's fourth call; see [`Database::pipelined`]), tagged with
+/// `correlation`'s request. For the benchmark (`make bench` §7), which sends it on a bare client to
+/// measure what the database alone allows for calls of this shape.
+pub fn steady_state_call(
+    sql: &str,
+    database: &DatabaseConfig,
+    columns: &[Column],
+    correlation: &Correlation,
+) -> SteadyStateCall {
+    let limits = QueryLimits::of(database);
+    SteadyStateCall {
+        begin: begin_message(Some(call_trace::tag_for(correlation))),
+        statement: wrap(
+            sql,
+            limits.max_result_bytes,
+            Some(first_batch(limits.rows(None)) + 1),
+            Some(columns),
+        ),
+        end: END_MESSAGE.to_string(),
+    }
+}
+
+/// A steady-state `query_database` call's messages, in the order they are sent.
+pub struct SteadyStateCall {
+    /// A simple query: the transaction start and the request's `application_name`.
+    pub begin: String,
+    /// The guarded wrapper, prepared once per connection; each call is its Bind/Execute/Sync.
+    pub statement: String,
+    /// A simple query: [`END_MESSAGE`].
+    pub end: String,
+}
+
+/// The pipelined path's first message (a simple query): `START TRANSACTION READ ONLY`, then the
+/// call's `SET LOCAL application_name` (`tag`, from [`call_trace`]) when the call has a correlation.
+fn begin_message(tag: Option<String>) -> String {
+    const BEGIN: &str = "START TRANSACTION READ ONLY";
+    match tag {
+        Some(tag) => format!("{BEGIN}; {tag}"),
+        None => BEGIN.to_string(),
+    }
+}
+
+/// The pipelined path's last message (a simple query): the transaction ends, and the session-level
+/// advisory locks the statement may have taken go with it.
+const END_MESSAGE: &str = "ROLLBACK; SELECT pg_advisory_unlock_all()";
+
+/// The rows the pipelined path asks for first: a call's `limit`, at most [`FIRST_BATCH`].
+fn first_batch(limit: usize) -> usize {
+    limit.min(FIRST_BATCH)
 }
 
 /// `sql` as a subquery whose rows come back as one JSON object text each (`to_json` of the row),

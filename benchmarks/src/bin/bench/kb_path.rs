@@ -7,7 +7,10 @@
 //!   selection, pooled connection, ranking from cached posting lists), and `search_async`, the
 //!   request path's call (search slot, blocking-pool hop, cancellation guard). Goal: ours ≤ 2× bare.
 //! - Over HTTP, `tools/call search_knowledgebase` against the rmcp stateless peer answering through
-//!   the same library, interleaved round by round as in §1. Goal: ours ≥ 2× the peer.
+//!   the same library, interleaved round by round as in §1. Goal: ours ≥ 2× the peer. Both without
+//!   a log line per request (the peer writes none); ours again with its default access log
+//!   (`log.access.mode: all`), which costs a formatted line per call (written off the request path,
+//!   by the log thread).
 
 use std::fmt::Write as _;
 use std::sync::Arc;
@@ -32,8 +35,9 @@ pub struct PathFigure {
     pub bare: Latency,
     pub blocking: Latency,
     pub request_path: Latency,
-    /// (connections, ours, peer), each the median of the rounds by req/s.
-    pub http: Vec<(u32, WrkResult, WrkResult)>,
+    /// (connections, ours, peer, ours with its default access log), each the median of the rounds
+    /// by req/s.
+    pub http: Vec<(u32, WrkResult, WrkResult, WrkResult)>,
     pub rounds: usize,
 }
 
@@ -76,11 +80,18 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
 
     let ours = ctx.ours("ours-kb-path", &ctx.tokens_file.clone(), &ctx.demo_kb.clone())?;
     let peer = ctx.peer("peer-kb-path", &ctx.demo_kb.clone())?;
+    let logged = ctx.ours_with(
+        "ours-kb-path-logged",
+        &ctx.tokens_file.clone(),
+        Some(&ctx.demo_kb.clone()),
+        &[("PGMCP_LOG_ACCESS_MODE", "all")],
+    )?;
     let mut http = Vec::new();
     for c in CONCURRENCIES {
-        let mut runs: [Vec<WrkResult>; 2] = [Vec::new(), Vec::new()];
+        let mut runs: [Vec<WrkResult>; 3] = [Vec::new(), Vec::new(), Vec::new()];
         for round in 1..=ctx.plan.rounds {
-            for (s, (name, server)) in [("ours", &ours), ("peer", &peer)].into_iter().enumerate() {
+            let servers = [("ours", &ours), ("peer", &peer), ("ours, access log on", &logged)];
+            for (s, (name, server)) in servers.into_iter().enumerate() {
                 let load = ctx.load("tools_call.lua", server.addr, "/mcp", c);
                 let result = ctx.wrk(&format!("tools/call demo KB, {name} (round {round})"), &load)?;
                 if result.non_2xx > 0 || result.socket_errors > 0 {
@@ -93,12 +104,14 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
                 runs[s].push(result);
             }
         }
-        let [ours_runs, peer_runs] = runs.map(|mut rounds| {
+        let [ours_runs, peer_runs, logged_runs] = runs.map(|mut rounds| {
             rounds.sort_by(|a, b| a.rps.total_cmp(&b.rps));
             rounds.swap_remove(rounds.len() / 2)
         });
         ctx.rows.wrk("9. KB request path", "ours tools/call", c, &ours_runs);
         ctx.rows.wrk("9. KB request path", "peer tools/call", c, &peer_runs);
+        ctx.rows
+            .wrk("9. KB request path", "ours tools/call, access log on", c, &logged_runs);
         ctx.rows.push(
             "9. KB request path",
             "ours/peer tools/call",
@@ -107,7 +120,15 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
             ours_runs.rps / peer_runs.rps,
             "x",
         );
-        http.push((c, ours_runs, peer_runs));
+        ctx.rows.push(
+            "9. KB request path",
+            "ours/peer tools/call, ours with access log on",
+            Some(c),
+            "ratio",
+            logged_runs.rps / peer_runs.rps,
+            "x",
+        );
+        http.push((c, ours_runs, peer_runs, logged_runs));
     }
     for (what, latency) in [
         ("bare rusqlite", &bare),
@@ -136,6 +157,7 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
     );
     ctx.process(results, &ours, "ours, demo KB; after section 9");
     ctx.process(results, &peer, "rmcp stateless peer, demo KB; after section 9");
+    drop(logged);
     results.kb_path = Some(PathFigure {
         bare,
         blocking,
@@ -183,14 +205,16 @@ pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
             let _ = writeln!(
                 md,
                 "\n`tools/call search_knowledgebase` over HTTP against the rmcp stateless peer answering \
-                 through the same library (§1's peer); median of {} runs per point, the two taking \
-                 turns. Goal: ours ≥ 2× the peer.\n",
+                 through the same library (§1's peer); median of {} runs per point, the servers taking \
+                 turns. Goal: ours ≥ 2× the peer. Neither writes a line per request (the peer has no \
+                 access log; ours runs with `log.access.mode: off`); the last columns are ours with its \
+                 default access log (`all`).\n",
                 figure.rounds
             );
             let rows: Vec<Vec<String>> = figure
                 .http
                 .iter()
-                .map(|(c, ours, peer)| {
+                .map(|(c, ours, peer, logged)| {
                     vec![
                         c.to_string(),
                         format!("**{}**", rps(ours.rps)),
@@ -198,6 +222,8 @@ pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
                         rps(peer.rps),
                         format!("{} / {}", ms(peer.p50_ms), ms(peer.p99_ms)),
                         format!("**{}**", ratio(ours.rps, peer.rps)),
+                        rps(logged.rps),
+                        ratio(logged.rps, peer.rps),
                     ]
                 })
                 .collect();
@@ -209,6 +235,8 @@ pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
                     "peer req/s",
                     "peer p50 / p99",
                     "ours/peer",
+                    "ours, access log on, req/s",
+                    "its ratio to the peer",
                 ],
                 &rows,
             ));

@@ -20,14 +20,18 @@ use crate::markdown::{not_measured, ratio};
 const CONCURRENCIES: [u32; 3] = [1, 16, 64];
 /// The server's default `database.pool_size`; the bare client gets as many connections.
 const POOL: usize = 4;
+/// The subject of [`pg::call_shape_load`]'s rows.
+const CALL_SHAPE: &str = "bare tokio-postgres, our call's messages";
 /// Sequential calls whose round trips are counted, after as many to warm the connection up.
 const COUNTED_CALLS: u32 = 200;
 
-/// One concurrency level: ours and the bare client.
+/// One concurrency level: ours, the bare client, and the bare client sending our call's messages.
 pub struct PgPoint {
     pub concurrency: u32,
     pub ours: WrkResult,
     pub bare: pg::BareResult,
+    /// [`pg::call_shape_load`]: what the database alone allows for calls shaped as ours.
+    pub shape: pg::BareResult,
 }
 
 pub struct PgFigure {
@@ -57,7 +61,7 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
         pg::QUERY
     );
     let server = ctx.ours_with(
-        "ours-pg",
+        pg::INSTANCE,
         &ctx.tokens_file.clone(),
         Some(&ctx.demo_kb.clone()),
         &[("PGMCP_DATABASE_URL", &url)],
@@ -80,25 +84,42 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
     ctx.process(results, &server, "ours with PostgreSQL; after query_database load");
     drop(server);
 
+    // The server's `database` settings under the run's configuration (the wrapper's row limit and
+    // byte ceiling come from them).
+    let overrides = postgres_mcp::config::Overrides {
+        tokens_file: Some(ctx.tokens_file.clone()),
+        ..Default::default()
+    };
+    let database = postgres_mcp::config::Config::load(Some(&ctx.config), [], &overrides)?.database;
     let section = "7. Postgres tools";
     let mut points = Vec::new();
     for (concurrency, ours) in CONCURRENCIES.into_iter().zip(ours) {
         let bare = pg::bare_load(&runtime, &url, POOL, concurrency as usize, ctx.plan.duration)?;
-        eprintln!(
-            "  {:<40} c={:<3} {:>9} req/s  p50 {:>9}  p99 {:>9}",
-            "bare tokio-postgres",
-            concurrency,
-            format!("{:.0}", bare.queries_per_s),
-            ms(bare.p50_ms),
-            ms(bare.p99_ms)
-        );
+        let shape = pg::call_shape_load(&runtime, &url, &database, POOL, concurrency as usize, ctx.plan.duration)?;
         ctx.rows.wrk(section, "ours query_database", concurrency, &ours);
         let c = Some(concurrency);
-        let subject = "bare tokio-postgres";
-        ctx.rows
-            .push(section, subject, c, "requests_per_s", bare.queries_per_s, "req/s");
-        ctx.rows.push(section, subject, c, "latency_p50", bare.p50_ms, "ms");
-        ctx.rows.push(section, subject, c, "latency_p99", bare.p99_ms, "ms");
+        for (subject, result) in [("bare tokio-postgres", &bare), (CALL_SHAPE, &shape)] {
+            eprintln!(
+                "  {:<40} c={:<3} {:>9} req/s  p50 {:>9}  p99 {:>9}",
+                subject,
+                concurrency,
+                format!("{:.0}", result.queries_per_s),
+                ms(result.p50_ms),
+                ms(result.p99_ms)
+            );
+            ctx.rows
+                .push(section, subject, c, "requests_per_s", result.queries_per_s, "req/s");
+            ctx.rows.push(section, subject, c, "latency_p50", result.p50_ms, "ms");
+            ctx.rows.push(section, subject, c, "latency_p99", result.p99_ms, "ms");
+        }
+        ctx.rows.push(
+            section,
+            "ours / bare, our call's messages",
+            c,
+            "throughput_ratio",
+            ours.rps / shape.queries_per_s,
+            "×",
+        );
         ctx.rows.push(
             section,
             "ours / bare",
@@ -111,6 +132,7 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
             concurrency,
             ours,
             bare,
+            shape,
         });
     }
 
@@ -173,7 +195,15 @@ pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
          advisory-lock release, all pipelined in one round trip, the wrapped statement prepared once \
          per connection — against the same statement prepared once on a bare tokio-postgres client \
          ({POOL} connections, the server's default pool; concurrent calls share them, which \
-         tokio-postgres pipelines). Round trips are counted on the wire by a loopback proxy \
+         tokio-postgres pipelines). \"bare, our call's messages\" is the database's ceiling for our \
+         design: the same client sending, per call, exactly what the server sends from a text's fourth \
+         call on (transaction start with the request's `application_name`, the guarded wrapper \
+         prepared once, rollback with the advisory-lock release; `pg::call_shape_load`), pipelined, \
+         one call per connection at a time as a pooled connection is held; no HTTP, MCP, JSON or \
+         audit line (ours writes one per call). At 1 call the ratio of the two bare figures isolates \
+         the call's message cycles; at 16 and 64 it also carries the bare client's pipelining of \
+         several calls per connection. \
+         Round trips are counted on the wire by a loopback proxy \
          (`benchmarks/src/round_trips.rs`): turns of {COUNTED_CALLS} calls one at a time, after as many \
          to warm up, on a pool of one connection.\n",
         pg::QUERY
@@ -192,6 +222,9 @@ pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
                         rps(p.bare.queries_per_s),
                         format!("{} / {}", ms(p.bare.p50_ms), ms(p.bare.p99_ms)),
                         format!("**{}**", ratio(p.ours.rps, p.bare.queries_per_s)),
+                        rps(p.shape.queries_per_s),
+                        ratio(p.shape.queries_per_s, p.bare.queries_per_s),
+                        ratio(p.ours.rps, p.shape.queries_per_s),
                     ]
                 })
                 .collect();
@@ -203,6 +236,9 @@ pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
                     "bare req/s",
                     "bare p50 / p99",
                     "ours / bare",
+                    "bare, our call's messages, req/s",
+                    "its ratio to bare",
+                    "ours / it",
                 ],
                 &rows,
             ));
