@@ -31,6 +31,7 @@ pub enum KbCommand {
         /// A documentation tree: DIR[:PRODUCT[:VERSION]]. Repeat for several trees in one kb.db.
         #[arg(long, required = true, value_name = "DIR[:PRODUCT[:VERSION]]")]
         from: Vec<SourceTree>,
+        /// The kb.db to write, replaced atomically (the served file may be rebuilt in place).
         #[arg(long)]
         out: PathBuf,
         /// Product of the trees whose --from names none.
@@ -51,7 +52,7 @@ pub enum KbCommand {
         #[arg(long, value_name = "BYTES", default_value_t = build::DEFAULT_MAX_FILE_SIZE)]
         max_file_size: u64,
         /// Leave out the stored posting lists (`chunk_postings`, `page_postings`): a smaller kb.db
-        /// (they add 20–80% to it, most on large vocabularies) whose words are read through FTS5
+        /// (they add 15–80% to it, most on large vocabularies) whose words are read through FTS5
         /// the first time each is searched on a loaded file, slower that once, the same after.
         #[arg(long)]
         without_posting_lists: bool,
