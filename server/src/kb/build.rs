@@ -411,6 +411,9 @@ fn write(
             ] {
                 meta.execute(params![key, value])?;
             }
+            if posting_lists {
+                meta.execute(params![super::postings::LISTS_OF_KEY, content_hash])?;
+            }
         }
         tx.commit()?;
         db.execute_batch("ANALYZE; VACUUM")?;

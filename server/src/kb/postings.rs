@@ -52,6 +52,12 @@ CREATE TABLE chunk_postings (term TEXT PRIMARY KEY, list BLOB NOT NULL) WITHOUT 
 CREATE TABLE page_postings (term TEXT PRIMARY KEY, list BLOB NOT NULL) WITHOUT ROWID;
 ";
 
+/// The `meta` key `kb build` sets, with the stored lists, to the file's `content_hash`: lists in a file
+/// whose content they were not written for (tables copied in from another build, a content rewritten
+/// by another tool) are not used. A file built before this key was written is read through FTS5,
+/// as one without the tables. Lists edited in place are not detected (that needs reading them all).
+pub const LISTS_OF_KEY: &str = "posting_lists_of";
+
 /// Creates, on one search connection, the `temp` tables a word is split into tokens through. Run
 /// once per connection, before its first search.
 pub fn prepare_connection(db: &Connection) -> Result<(), rusqlite::Error> {
@@ -96,18 +102,30 @@ fn tokens_bytes(tokens: &[String]) -> usize {
 }
 
 impl PostingCache {
-    /// An empty cache for the file `db` reads, using its stored lists when it has them.
+    /// An empty cache for the file `db` reads, using its stored lists when it has them and they
+    /// were written for its content ([`LISTS_OF_KEY`]).
     pub fn new(db: &Connection) -> Result<PostingCache, String> {
-        let tables: i64 = db
+        let (tables, bound): (i64, bool) = db
             .query_row(
-                "SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name IN ('chunk_postings', 'page_postings')",
+                &format!(
+                    "SELECT (SELECT count(*) FROM sqlite_schema WHERE type = 'table' \
+                               AND name IN ('chunk_postings', 'page_postings')), \
+                            coalesce((SELECT value FROM meta WHERE key = '{LISTS_OF_KEY}') \
+                                     = (SELECT value FROM meta WHERE key = 'content_hash'), 0)"
+                ),
                 [],
-                |row| row.get(0),
+                |row| Ok((row.get(0)?, row.get(1)?)),
             )
             .map_err(|e| format!("schema unreadable: {e}"))?;
+        if tables == 2 && !bound {
+            tracing::warn!(
+                "the stored posting lists were not written for this kb.db's content (meta {LISTS_OF_KEY}); \
+                 reading words through FTS5"
+            );
+        }
         Ok(PostingCache {
             cache: Mutex::default(),
-            stored: tables == 2,
+            stored: tables == 2 && bound,
         })
     }
 
@@ -447,6 +465,24 @@ mod tests {
         let vacuum = read("vacuum", true).unwrap();
         assert_eq!(vacuum.pages[0].row, 1);
         assert!(vacuum.pages[0].frequency >= 10 + 4 + 2, "{vacuum:?}");
+        // Lists not written for this content (copied in from another build) are not used.
+        db.execute(
+            &format!("UPDATE meta SET value = 'another build' WHERE key = '{LISTS_OF_KEY}'"),
+            [],
+        )
+        .unwrap();
+        assert!(!PostingCache::new(&db).unwrap().stored);
+        db.execute(&format!("DELETE FROM meta WHERE key = '{LISTS_OF_KEY}'"), [])
+            .unwrap();
+        assert!(!PostingCache::new(&db).unwrap().stored, "a file built before the key");
+        db.execute(
+            &format!(
+                "INSERT INTO meta (key, value) SELECT '{LISTS_OF_KEY}', value FROM meta WHERE key = 'content_hash'"
+            ),
+            [],
+        )
+        .unwrap();
+        assert!(PostingCache::new(&db).unwrap().stored);
         // "pg_dump" is a phrase: b.md has "pg dump" (adjacent), so both pages.
         assert_eq!(read("pg_dump", true).unwrap().pages.len(), 2);
         // Spellings of the same tokens share one cache entry.
