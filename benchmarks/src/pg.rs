@@ -32,9 +32,7 @@ pub struct BareResult {
 /// Creates the table.
 pub fn seed(runtime: &tokio::runtime::Runtime, url: &str) -> anyhow::Result<()> {
     runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
-        tokio::spawn(connection);
-        client.batch_execute(SEED).await?;
+        connect(url).await?.batch_execute(SEED).await?;
         Ok(())
     })
 }
@@ -176,10 +174,7 @@ pub fn bare_round_trips(
     calls: u32,
 ) -> anyhow::Result<f64> {
     runtime.block_on(async {
-        let (client, connection) = tokio_postgres::connect(url_through_proxy, tokio_postgres::NoTls)
-            .await
-            .context("bare client cannot connect through the counting proxy")?;
-        tokio::spawn(connection);
+        let client = connect(url_through_proxy).await.context("through the counting proxy")?;
         let statement = client.prepare(QUERY).await?;
         let before = proxy.turns();
         for _ in 0..calls {

@@ -399,7 +399,7 @@ fn write(
             tx.execute("INSERT INTO pages_fts (pages_fts) VALUES ('optimize')", [])?;
             if posting_lists {
                 tx.execute_batch(super::postings::LISTS_SQL)?;
-                super::postings::write_lists(&tx)?;
+                super::postings::write_lists(&tx, content_hash)?;
             }
             let mut meta = tx.prepare("INSERT INTO meta (key, value) VALUES (?1, ?2)")?;
             for (key, value) in [
@@ -410,9 +410,6 @@ fn write(
                 ("content_hash", content_hash.to_string()),
             ] {
                 meta.execute(params![key, value])?;
-            }
-            if posting_lists {
-                meta.execute(params![super::postings::LISTS_OF_KEY, content_hash])?;
             }
         }
         tx.commit()?;

@@ -301,9 +301,10 @@ fn decode(mut bytes: &[u8]) -> Option<Box<[Posting]>> {
 }
 
 /// Fills the tables of [`LISTS_SQL`] (which must exist, empty) from the FTS5 index of the same file,
-/// one token at a time in the index's term order: memory holds one token's list. Run by `kb build`
-/// inside its transaction, after the FTS5 tables are complete.
-pub fn write_lists(db: &Connection) -> Result<(), rusqlite::Error> {
+/// one token at a time in the index's term order: memory holds one token's list, and records in
+/// `meta` that they were written for `content_hash` ([`LISTS_OF_KEY`]). Run by `kb build` inside its
+/// transaction, after the FTS5 tables are complete.
+pub fn write_lists(db: &Connection, content_hash: &str) -> Result<(), rusqlite::Error> {
     for (table, instances) in [("chunk_postings", &CHUNK_INSTANCES), ("page_postings", &PAGE_INSTANCES)] {
         let fts = instances.fts;
         db.execute_batch(&format!(
@@ -335,6 +336,10 @@ pub fn write_lists(db: &Connection) -> Result<(), rusqlite::Error> {
         drop(read);
         db.execute_batch(&format!("DROP TABLE temp.{fts}_instances;"))?;
     }
+    db.execute(
+        "INSERT INTO meta (key, value) VALUES (?1, ?2)",
+        rusqlite::params![LISTS_OF_KEY, content_hash],
+    )?;
     Ok(())
 }
 

@@ -64,10 +64,7 @@ pub fn split(path: &Path) -> (PathBuf, OsString) {
 /// (1.3 s instead of 0.09 s with the default `watch.poll_interval`; found by trying the README's
 /// own command line). Symlinks are not resolved: events name the path that was watched.
 fn as_watched(dir: PathBuf) -> PathBuf {
-    match std::env::current_dir() {
-        Ok(cwd) if dir.is_relative() => cwd.join(dir),
-        _ => dir,
-    }
+    std::path::absolute(&dir).unwrap_or(dir)
 }
 
 /// Whether a writer has the file open for an in-place write (seen: a data write, not yet the close).
