@@ -148,7 +148,9 @@ impl AccessLog {
             client.address = %request.client,
             network.peer.address = request.peer.map(tracing::field::display),
             user_agent.original = user_agent,
-            user.name = facts.principal.as_deref(),
+            // The name a login tried is the client's text too (red-team review: a 1 MB name wrote
+            // 1 MB of log per refused login).
+            user.name = facts.principal.as_deref().map(|name| bounded(name, MAX_CLIENT_TEXT)),
             mcp.method.name = facts.mcp_method,
             jsonrpc.request.id = facts.jsonrpc_id.as_deref(),
             gen_ai.tool.name = facts.tool,

@@ -114,6 +114,16 @@ impl<'a> From<&'a PathBuf> for Target<'a> {
     }
 }
 
+/// The file `target` names: the file a symbolic link points to, else `target` itself. Edits
+/// replace (and lock, `crate::edit_lock`) that file, so the link stays a link.
+pub fn resolve_link(target: &Path) -> io::Result<PathBuf> {
+    if fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
+        fs::canonicalize(target)
+    } else {
+        Ok(target.to_path_buf())
+    }
+}
+
 /// A temp file beside `target` that becomes `target` on [`PendingFile::commit`], or disappears if
 /// dropped first.
 pub struct PendingFile {
@@ -132,13 +142,8 @@ impl PendingFile {
     /// the link stays. Renaming over the link itself would turn it into a regular file and leave
     /// the real file, the one the servers may read through another path, unchanged.
     pub fn beside(target: &Path, permissions: Permissions) -> io::Result<Self> {
-        let resolved;
-        let target = if fs::symlink_metadata(target).is_ok_and(|m| m.file_type().is_symlink()) {
-            resolved = fs::canonicalize(target)?;
-            resolved.as_path()
-        } else {
-            target
-        };
+        let resolved = resolve_link(target)?;
+        let target = resolved.as_path();
         let dir = parent_dir(target);
         fs::create_dir_all(&dir)?;
         let name = target

@@ -67,7 +67,16 @@ pub fn not_found() -> HttpError {
     )
 }
 
-/// Reads the whole body, refusing more than `max` bytes (whether or not Content-Length was sent).
+/// How long a request body may take to arrive once its head has: as long as a head may
+/// (`http.header_read_timeout`'s default). A client that stalls its body is answered
+/// `408 Request Timeout`, its fault, where the request deadline (`http.request_timeout`) would have
+/// answered 504 and counted it as ours — a red-team review raised the 5xx alarm without a
+/// credential by stalling `/api/login` bodies.
+pub const BODY_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Reads the whole body, refusing more than `max` bytes (whether or not Content-Length was sent)
+/// and a body not received within [`BODY_READ_TIMEOUT`] (408; the connection is closed, as the
+/// rest of the body may still arrive).
 pub async fn read_body_limited(request: &mut Request, max: u64) -> Result<bytes::Bytes, HttpError> {
     let too_large = || {
         HttpError::new(
@@ -81,18 +90,23 @@ pub async fn read_body_limited(request: &mut Request, max: u64) -> Result<bytes:
     {
         return Err(too_large());
     }
-    request
-        .take_body()
-        .into_bytes_limit(max as usize)
-        .await
-        .map_err(|error| match error {
+    let body = request.take_body().into_bytes_limit(max as usize);
+    match tokio::time::timeout(BODY_READ_TIMEOUT, body).await {
+        Err(_) => Err(HttpError::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "body_timeout",
+            format!("request body not received within {BODY_READ_TIMEOUT:?} of its head"),
+        )
+        .with_header("connection", "close")),
+        Ok(read) => read.map_err(|error| match error {
             poem::error::ReadBodyError::PayloadTooLarge => too_large(),
             other => HttpError::new(
                 StatusCode::BAD_REQUEST,
                 "bad_body",
                 format!("cannot read request body: {other}"),
             ),
-        })
+        }),
+    }
 }
 
 /// Requires `Content-Type: application/json` (parameters such as charset allowed).
@@ -107,5 +121,22 @@ pub fn require_json_content_type(request: &Request) -> Result<(), HttpError> {
             "unsupported_media_type",
             format!("Content-Type must be application/json, got `{content_type}`"),
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A body that never comes is the client's fault, answered within [`BODY_READ_TIMEOUT`] (a
+    /// real wait: the test does not pause time).
+    #[tokio::test]
+    async fn a_stalled_body_is_a_408_that_closes_the_connection() {
+        let stalled =
+            poem::Body::from_bytes_stream(futures_util::stream::pending::<Result<bytes::Bytes, std::io::Error>>());
+        let mut request = Request::builder().header("content-length", "100").body(stalled);
+        let refused = read_body_limited(&mut request, 1024).await.unwrap_err().into_response();
+        assert_eq!(refused.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(refused.headers().get("connection").unwrap(), "close");
     }
 }

@@ -47,6 +47,7 @@ mod connection_io;
 mod connection_state;
 mod connections;
 mod correlation;
+mod edit_lock;
 mod exchange;
 mod file_access;
 mod health;

@@ -4,7 +4,9 @@
 //! server uses, and replaces the file atomically — so other entries are kept, a running server never
 //! reads a half-written file, and the CLI can never write a file the server would reject. The file
 //! keeps its mode, owner and group (`atomic_file`); a new one gets the defaults below, or
-//! the operator's `--mode`/`--group` (`atomic_file::Target`).
+//! the operator's `--mode`/`--group` (`atomic_file::Target`). Each edit holds the file's
+//! [`edit_lock`] from its read to its rename, so edits run at once are applied one after the other
+//! rather than the last one undoing the others.
 
 use std::path::Path;
 
@@ -18,6 +20,7 @@ use super::{
     users::{UserEntry, UserSet},
 };
 use crate::atomic_file::{Permissions, Target, write_atomic};
+use crate::edit_lock;
 use crate::file_access::describe_read_error;
 
 /// Mode of a new tokens.yaml or users.yaml: they hold only hashes (SHA-256 of 256-bit tokens,
@@ -74,6 +77,7 @@ pub fn token_create_scoped<'a>(
 ) -> anyhow::Result<String> {
     let target = file.into();
     let path = target.path;
+    let _edit = edit_lock::lock(path)?;
     ToolScope::from_entry(tools.as_deref())?;
     if name.trim().is_empty() {
         bail!("--name must not be empty");
@@ -97,6 +101,7 @@ pub fn token_create_scoped<'a>(
 pub fn token_revoke<'a>(file: impl Into<Target<'a>>, name: &str) -> anyhow::Result<()> {
     let target = file.into();
     let path = target.path;
+    let _edit = edit_lock::lock(path)?;
     let mut entries = read_tokens(path)?;
     let before = entries.len();
     entries.retain(|e| e.name != name);
@@ -130,6 +135,7 @@ fn check_password(password: &str) -> anyhow::Result<()> {
 pub fn user_add<'a>(file: impl Into<Target<'a>>, username: &str, password: &str, cost: u32) -> anyhow::Result<()> {
     let target = file.into();
     let path = target.path;
+    let _edit = edit_lock::lock(path)?;
     if username.trim().is_empty() {
         bail!("username must not be empty");
     }
@@ -149,6 +155,7 @@ pub fn user_add<'a>(file: impl Into<Target<'a>>, username: &str, password: &str,
 pub fn user_passwd<'a>(file: impl Into<Target<'a>>, username: &str, password: &str, cost: u32) -> anyhow::Result<()> {
     let target = file.into();
     let path = target.path;
+    let _edit = edit_lock::lock(path)?;
     check_password(password)?;
     let mut entries = read_users(path)?;
     let entry = entries
@@ -164,6 +171,7 @@ pub fn user_passwd<'a>(file: impl Into<Target<'a>>, username: &str, password: &s
 pub fn user_set_disabled<'a>(file: impl Into<Target<'a>>, username: &str, disabled: bool) -> anyhow::Result<()> {
     let target = file.into();
     let path = target.path;
+    let _edit = edit_lock::lock(path)?;
     let mut entries = read_users(path)?;
     let entry = entries
         .iter_mut()
@@ -176,6 +184,7 @@ pub fn user_set_disabled<'a>(file: impl Into<Target<'a>>, username: &str, disabl
 pub fn user_remove<'a>(file: impl Into<Target<'a>>, username: &str) -> anyhow::Result<()> {
     let target = file.into();
     let path = target.path;
+    let _edit = edit_lock::lock(path)?;
     let mut entries = read_users(path)?;
     let before = entries.len();
     entries.retain(|e| e.username != username);
@@ -193,6 +202,7 @@ pub fn user_list(path: &Path) -> anyhow::Result<Vec<UserEntry>> {
 pub fn session_key_create<'a>(file: impl Into<Target<'a>>, force: bool) -> anyhow::Result<()> {
     let target = file.into();
     let path = target.path;
+    let _edit = edit_lock::lock(path)?;
     if path.exists() && !force {
         bail!(
             "{} exists; replacing it logs every user out (use --force, or prepend a key line to rotate)",
@@ -207,6 +217,36 @@ pub fn session_key_create<'a>(file: impl Into<Target<'a>>, force: bool) -> anyho
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Edits run at once are all applied (an operator's review: of five `token create` run
+    /// together one was kept, and a `revoke` racing a `create` brought the token back).
+    #[test]
+    fn edits_run_at_once_are_all_applied() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.yaml");
+        // Enough entries that each read-modify-write takes a while.
+        for i in 0..300 {
+            token_create(&path, &format!("seed{i}"), None, None).unwrap();
+        }
+        let path = std::sync::Arc::new(path);
+        let threads: Vec<_> = (0..8)
+            .map(|i| {
+                let path = path.clone();
+                std::thread::spawn(move || {
+                    if i == 0 {
+                        token_revoke(path.as_path(), "seed0").unwrap();
+                    } else {
+                        token_create(path.as_path(), &format!("concurrent{i}"), None, None).unwrap();
+                    }
+                })
+            })
+            .collect();
+        threads.into_iter().for_each(|t| t.join().unwrap());
+        let names: Vec<String> = token_list(&path).unwrap().into_iter().map(|e| e.name).collect();
+        assert_eq!(names.len(), 300 - 1 + 7, "{names:?}");
+        assert!(!names.contains(&"seed0".to_string()));
+        assert!((1..8).all(|i| names.contains(&format!("concurrent{i}"))));
+    }
 
     #[test]
     fn token_commands_keep_other_entries() {

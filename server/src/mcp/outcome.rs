@@ -53,6 +53,11 @@ pub fn of_jsonrpc_error(code: ErrorCode) -> Failure {
         // Resource not found (before 2026-07-28): the URI the client asked for.
         -32002 => Failure::caller("-32002"),
         -32022 => Failure::caller("-32022"),
+        // A client capability the request needs but did not declare (2026-07-28).
+        -32021 => Failure::caller("-32021"),
+        // MCP-Protocol-Version / Mcp-Method / Mcp-Name headers that contradict the body (2026-07-28):
+        // the client's request (red-team review: these were counted as ours).
+        -32020 => Failure::caller("-32020"),
         -32603 => Failure::server("-32603"),
         // Codes we never answer with today: a new one is assumed ours until classed here.
         _ => Failure::server("jsonrpc_error"),
@@ -73,8 +78,20 @@ mod tests {
 
     #[test]
     fn only_internal_errors_are_ours() {
-        for code in [-32700, -32600, -32601, -32602, -32022, -32002] {
-            assert_eq!(of_jsonrpc_error(ErrorCode(code)).class, ErrorClass::Caller, "{code}");
+        // Every code the MCP library defines, which are the codes this server answers with.
+        for code in [
+            ErrorCode::PARSE_ERROR,
+            ErrorCode::INVALID_REQUEST,
+            ErrorCode::METHOD_NOT_FOUND,
+            ErrorCode::INVALID_PARAMS,
+            ErrorCode::RESOURCE_NOT_FOUND,
+            ErrorCode::HEADER_MISMATCH,
+            ErrorCode::MISSING_REQUIRED_CLIENT_CAPABILITY,
+            ErrorCode::UNSUPPORTED_PROTOCOL_VERSION,
+        ] {
+            let failure = of_jsonrpc_error(code);
+            assert_eq!(failure.class, ErrorClass::Caller, "{code:?}");
+            assert_eq!(failure.error_type, code.0.to_string(), "{code:?}");
         }
         assert_eq!(of_jsonrpc_error(ErrorCode::INTERNAL_ERROR).class, ErrorClass::Server);
     }

@@ -254,7 +254,9 @@ impl ResourceTable {
 }
 
 /// The decoded path segments of `uri` after `prefix`, when there are exactly `count`, each
-/// non-empty and valid UTF-8 once decoded; a query or fragment never matches.
+/// non-empty and valid UTF-8 without NUL once decoded (no PostgreSQL name holds one, and the
+/// server refuses it in a parameter: a red-team review got -32603 for `peo%00ple`); a query or
+/// fragment never matches.
 fn match_template(prefix: &str, count: usize, uri: &str) -> Option<Vec<String>> {
     let rest = uri.strip_prefix(prefix)?;
     if rest.contains(['?', '#']) {
@@ -266,6 +268,7 @@ fn match_template(prefix: &str, count: usize, uri: &str) -> Option<Vec<String>> 
             (!segment.is_empty())
                 .then(|| percent_decode_str(segment).decode_utf8().ok().map(|s| s.into_owned()))
                 .flatten()
+                .filter(|decoded| !decoded.contains('\0'))
         })
         .collect::<Option<_>>()?;
     (segments.len() == count).then_some(segments)
@@ -293,6 +296,7 @@ mod tests {
             "postgres-mcp://database/tables//orders",
             "postgres-mcp://database/tables/public/orders?x=1",
             "postgres-mcp://database/tables/public/%FF",
+            "postgres-mcp://database/tables/public/peo%00ple",
             "postgres-mcp://database/table/public/orders",
         ] {
             assert_eq!(m(refused), None, "{refused}");

@@ -264,6 +264,9 @@ fn first_denied_call(node: &Node) -> Result<Option<(String, &'static DeniedFunct
 /// Where a name part of a call sits: `{"FuncCall": {"funcname": [{"node": {"String": {"sval": …}}}]}}`.
 const NAME_PART: [&str; 5] = ["FuncCall", "funcname", "node", "String", "sval"];
 
+/// Where a relation's name sits: `{"RangeVar": {"relname": …}}` (`FROM pg_prepared_statements`).
+const RELATION_NAME: [&str; 2] = ["RangeVar", "relname"];
+
 #[derive(Default)]
 struct CallFinder {
     /// Field and variant names from the statement down to the value being visited.
@@ -370,6 +373,11 @@ impl serde::Serializer for &mut CallFinder {
     fn serialize_str(self, value: &str) -> Result<(), Stop> {
         if self.path.ends_with(&NAME_PART) {
             self.name.push(value.to_string());
+        } else if self.path.ends_with(&RELATION_NAME)
+            && let Some(relation) = sql_policy::denied_relation(value)
+        {
+            self.found = Some((value.to_string(), relation));
+            return Err(Stop::Found);
         }
         Ok(())
     }
@@ -514,6 +522,42 @@ mod tests {
         match check(sql) {
             Err(Refusal::Function { called, .. }) => called,
             other => panic!("{sql}: expected a refused function, got {other:?}"),
+        }
+    }
+
+    /// The pooled connection's state, which outlives the call (red-team review): the settings the
+    /// call's limits live in, the random seed, and the statement cache that holds other callers'
+    /// SQL — as calls and, for the view, as a relation in any position; a user table that shares a
+    /// refused function's name is not refused.
+    #[test]
+    fn the_pooled_connections_state_is_refused_as_call_and_as_relation() {
+        for (sql, called) in [
+            ("SELECT set_config('statement_timeout', '0', true)", "set_config"),
+            ("SELECT setseed(0.42)", "setseed"),
+            ("SELECT * FROM pg_prepared_statement()", "pg_prepared_statement"),
+            ("SELECT statement FROM pg_prepared_statements", "pg_prepared_statements"),
+            (
+                "SELECT statement FROM pg_catalog.pg_prepared_statements WHERE statement LIKE '%x%'",
+                "pg_prepared_statements",
+            ),
+            (
+                "SELECT 1 WHERE EXISTS (SELECT 1 FROM \"pg_prepared_statements\")",
+                "pg_prepared_statements",
+            ),
+            (
+                "WITH s AS (SELECT * FROM pg_prepared_statements) SELECT count(*) FROM s",
+                "pg_prepared_statements",
+            ),
+        ] {
+            assert_eq!(refused_function(sql), called, "{sql}");
+        }
+        for allowed in [
+            "SELECT current_setting('work_mem')",
+            "SELECT random()",
+            "SELECT * FROM dblink_history",
+            "SELECT * FROM pg_catalog.pg_settings",
+        ] {
+            assert!(check(allowed).is_ok(), "{allowed}");
         }
     }
 

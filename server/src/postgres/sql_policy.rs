@@ -8,9 +8,17 @@
 //! list, one entry per function with the reason given to the model and the PostgreSQL 15 manual
 //! section the function is documented in. The walk that finds calls is [`super::sql_check`].
 //!
+//! The pooled connection itself is shared state too: it outlives the call and serves other callers
+//! next. So `set_config` is refused (with `is_local` it lifts the call's own `statement_timeout` for
+//! the batches fetched after the first; the `ROLLBACK` undoes it only after the call), `setseed`
+//! (the seed survives `ROLLBACK`: the next caller's `random()` becomes predictable), and
+//! `pg_prepared_statements` (the connection's statement cache holds other callers' SQL, literals
+//! included) — these names are also refused as relations (`FROM pg_prepared_statements`), found
+//! by a red-team review.
+//!
 //! What is *not* here, on purpose: `pg_sleep` (bounded by `statement_timeout` like any slow query),
-//! advisory locks (session-level ones are released after every call, see `pool`), `set_config`
-//! (undone by the call's `ROLLBACK`), and writes (refused by the read-only transaction).
+//! advisory locks (session-level ones are released after every call, see `pool`), and writes
+//! (refused by the read-only transaction).
 //!
 //! Names are matched in any schema (`pg_catalog.x`, `public.x`, `"x"`): extensions such as dblink
 //! live in whatever schema they were installed in, and a false refusal of a user function that
@@ -38,6 +46,9 @@ pub enum Effect {
     Remote,
     /// Runs SQL given as a text argument, which this check cannot inspect.
     DynamicSql,
+    /// Reads or changes the pooled connection's state, which other callers share: its settings,
+    /// its random seed, its prepared statements.
+    SessionState,
 }
 
 impl Effect {
@@ -53,6 +64,9 @@ impl Effect {
             Effect::Notify => "notifies other sessions",
             Effect::Remote => "connects to another server or database",
             Effect::DynamicSql => "runs SQL given as text, which cannot be checked before it runs",
+            Effect::SessionState => {
+                "reads or changes the pooled connection's state (settings, random seed, other callers' prepared statements)"
+            }
         }
     }
 
@@ -92,6 +106,7 @@ const POSTGRES_FDW: &str = "Appendix F: postgres_fdw";
 const ADMINPACK: &str = "Appendix F: adminpack";
 const TABLEFUNC: &str = "Appendix F: tablefunc (crosstab, connectby)";
 const PG_STAT_STATEMENTS: &str = "Appendix F: pg_stat_statements";
+const SESSION: &str = "§9.27.1 Configuration Settings Functions (set_config), §9.3 Mathematical Functions (setseed), §54.16 pg_prepared_statements";
 
 macro_rules! denied {
     ($($effect:ident $docs:ident [$($name:literal),+ $(,)?]),+ $(,)?) => {
@@ -138,11 +153,19 @@ pub const DENIED: &[DeniedFunction] = denied![
     Remote POSTGRES_FDW ["postgres_fdw_disconnect", "postgres_fdw_disconnect_all"],
     Files ADMINPACK ["pg_file_write", "pg_file_rename", "pg_file_unlink", "pg_file_sync", "pg_logdir_ls"],
     Server PG_STAT_STATEMENTS ["pg_stat_statements_reset"],
+    SessionState SESSION ["set_config", "setseed", "pg_prepared_statement", "pg_prepared_statements"],
 ];
 
 /// The entry for a function named `name` (its last name component, as PostgreSQL stores it).
 pub fn denied(name: &str) -> Option<&'static DeniedFunction> {
     DENIED.iter().find(|f| f.name == name)
+}
+
+/// The entry for a relation named `name` (its last name component): only [`Effect::SessionState`]
+/// names are relations too (the `pg_prepared_statements` view), so a user table that shares a
+/// function's name is not refused.
+pub fn denied_relation(name: &str) -> Option<&'static DeniedFunction> {
+    denied(name).filter(|f| f.effect == Effect::SessionState)
 }
 
 /// The names of the functions the role audit checks `EXECUTE` on.
