@@ -78,6 +78,10 @@ pub struct Facts {
     pub jsonrpc_error: Option<i32>,
     /// Why the request failed, if it did (at HTTP, JSON-RPC or tool level).
     pub failure: Option<Failure>,
+    /// The request's body was read to its end (`http_error::read_body_limited`). A response to a
+    /// request whose body was not read — a 401 or 429 refused from its head — closes the
+    /// connection and says so: the unread bytes would otherwise be read as the next request's.
+    pub body_read: bool,
 }
 
 /// Longest JSON-RPC id kept for the log line: ids are client text.
@@ -113,6 +117,10 @@ impl Exchange {
             other => other.to_string().chars().take(MAX_ID_CHARS).collect(),
         };
         self.lock().jsonrpc_id = Some(text);
+    }
+
+    pub fn set_body_read(&self) {
+        self.lock().body_read = true;
     }
 
     pub fn set_tool(&self, tool: &'static str) {

@@ -98,7 +98,11 @@ pub async fn read_body_limited(request: &mut Request, max: u64) -> Result<bytes:
             format!("request body not received within {BODY_READ_TIMEOUT:?} of its head"),
         )
         .with_header("connection", "close")),
-        Ok(read) => read.map_err(|error| match error {
+        Ok(Ok(bytes)) => {
+            crate::exchange::Exchange::of(request).set_body_read();
+            Ok(bytes)
+        }
+        Ok(Err(error)) => Err(match error {
             poem::error::ReadBodyError::PayloadTooLarge => too_large(),
             other => HttpError::new(
                 StatusCode::BAD_REQUEST,

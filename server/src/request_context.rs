@@ -101,6 +101,11 @@ impl Around for RequestContext {
             request.header("x-forwarded-for"),
         );
         let user_agent = request.header(header::USER_AGENT).map(str::to_string);
+        // A body is coming unless Content-Length says 0 (or neither header is sent).
+        let has_body = match request.header(header::CONTENT_LENGTH) {
+            Some(length) => length.trim() != "0",
+            None => request.headers().contains_key(header::TRANSFER_ENCODING),
+        };
         metrics::gauge!("pgmcp_http_requests_in_flight").increment(1.0);
 
         let timeout = self.timeout;
@@ -125,6 +130,14 @@ impl Around for RequestContext {
         let status = response.status().as_u16();
         let duration = started.elapsed();
         let facts = exchange.facts();
+        if has_body && !facts.body_read {
+            // Refused from its head (401, 429, 413, …): the body's bytes are still on the
+            // connection, so it is closed, and the client told so rather than finding it dead on its
+            // next request (an operator's review: 9 in 300 refused requests' next request failed).
+            response
+                .headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         let finished = Finished {
             route,
             path: &path,

@@ -207,9 +207,16 @@ async fn requests_without_valid_credentials_get_401_with_www_authenticate() {
         let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_string();
         assert!(challenge.starts_with("Bearer realm=\"postgres-mcp\""), "{challenge}");
         assert_eq!(response.headers()["x-instance-id"], "mcp-a");
+        // Refused from its head, the body unread: the connection closes, and says so (an
+        // operator's review: the client's next request on it failed).
+        assert_eq!(response.headers()["connection"], "close", "{bearer:?}");
         let body: Value = response.json().await.unwrap();
         assert!(body["error"].is_string() && body["message"].is_string());
     }
+    // A request whose body was read keeps its connection.
+    let served = rpc(&server, Some(&fixture.token), search_call(1, "vacuum")).await;
+    assert_eq!(served.status(), 200);
+    assert!(served.headers().get("connection").is_none(), "{:?}", served.headers());
     let basic = common::client()
         .post(url(&server, "/mcp"))
         .basic_auth("a", Some("b"))
