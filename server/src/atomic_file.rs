@@ -124,6 +124,18 @@ pub fn resolve_link(target: &Path) -> io::Result<PathBuf> {
     }
 }
 
+/// `.NAME{suffix}` in `target`'s directory, for the files an edit of `target` keeps beside it (its
+/// temp file, its [`crate::edit_lock`]). Refuses a `target` without a file name.
+pub fn hidden_sibling(target: &Path, suffix: &str) -> io::Result<PathBuf> {
+    let name = target.file_name().ok_or_else(|| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("{} is not a file path", target.display()),
+        )
+    })?;
+    Ok(parent_dir(target).join(format!(".{}{suffix}", name.to_string_lossy())))
+}
+
 /// A temp file beside `target` that becomes `target` on [`PendingFile::commit`], or disappears if
 /// dropped first.
 pub struct PendingFile {
@@ -144,19 +156,8 @@ impl PendingFile {
     pub fn beside(target: &Path, permissions: Permissions) -> io::Result<Self> {
         let resolved = resolve_link(target)?;
         let target = resolved.as_path();
-        let dir = parent_dir(target);
-        fs::create_dir_all(&dir)?;
-        let name = target
-            .file_name()
-            .ok_or_else(|| {
-                io::Error::new(
-                    io::ErrorKind::InvalidInput,
-                    format!("{} is not a file path", target.display()),
-                )
-            })?
-            .to_string_lossy()
-            .into_owned();
-        let temp = dir.join(format!(".{name}.tmp-{}", uuid::Uuid::new_v4().simple()));
+        fs::create_dir_all(parent_dir(target))?;
+        let temp = hidden_sibling(target, &format!(".tmp-{}", uuid::Uuid::new_v4().simple()))?;
         Ok(Self {
             temp,
             target: target.to_path_buf(),

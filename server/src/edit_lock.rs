@@ -20,6 +20,8 @@ use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use crate::atomic_file;
+
 /// An exclusive lock on edits of one file, released when dropped.
 #[derive(Debug)]
 pub struct EditLock {
@@ -28,17 +30,7 @@ pub struct EditLock {
 
 /// The lock file of `target`: `.NAME.lock` in the directory of the file `target` resolves to.
 fn lock_path(target: &Path) -> io::Result<PathBuf> {
-    let target = crate::atomic_file::resolve_link(target)?;
-    let name = target.file_name().ok_or_else(|| {
-        io::Error::new(
-            io::ErrorKind::InvalidInput,
-            format!("{} is not a file path", target.display()),
-        )
-    })?;
-    let mut lock = std::ffi::OsString::from(".");
-    lock.push(name);
-    lock.push(".lock");
-    Ok(target.with_file_name(lock))
+    atomic_file::hidden_sibling(&atomic_file::resolve_link(target)?, ".lock")
 }
 
 /// Blocks until no other edit of `target` runs, then holds the lock until the returned value is
@@ -46,7 +38,7 @@ fn lock_path(target: &Path) -> io::Result<PathBuf> {
 pub fn lock(target: &Path) -> io::Result<EditLock> {
     let path = lock_path(target)?;
     let described = |e: io::Error| io::Error::new(e.kind(), format!("cannot lock {}: {e}", path.display()));
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+    if let Some(dir) = path.parent() {
         fs::create_dir_all(dir).map_err(described)?;
     }
     let file = match File::open(&path) {
