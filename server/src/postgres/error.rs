@@ -23,6 +23,21 @@ pub enum DbError {
         /// How long the call waited for one.
         waited: std::time::Duration,
     },
+    /// The call held its connection past `database.statement_timeout + database.connect_timeout`
+    /// (the server's own guard, see `Database::on_connection`) with no answer: the statement was
+    /// cancelled and the connection closed. PostgreSQL cancels a statement at its
+    /// `statement_timeout`, so either something inside the statement lifted that bound (a function
+    /// with its own `SET statement_timeout`) or the database stopped answering; the probe
+    /// (`reachability`) is asked to tell which, and `/health` reports an outage only if it finds one.
+    #[error(
+        "the statement did not finish within {waited:?} (database.statement_timeout + \
+         database.connect_timeout): it was cancelled and its connection closed. Run a cheaper statement; \
+         if the database itself stopped answering, the server's health reports it."
+    )]
+    Unanswered {
+        /// The guard's length.
+        waited: std::time::Duration,
+    },
     /// PostgreSQL refused the statement (syntax, permissions, read-only violation, timeout ...).
     #[error("{message}")]
     Rejected {
@@ -70,6 +85,12 @@ impl DbError {
         matches!(self, DbError::Unavailable(_))
     }
 
+    /// True when the database may be down: it is unavailable, or it left a call unanswered past
+    /// the server's guard (the probe then looks at once).
+    pub fn may_be_an_outage(&self) -> bool {
+        matches!(self, DbError::Unavailable(_) | DbError::Unanswered { .. })
+    }
+
     /// The SQLSTATE PostgreSQL answered with, when it answered.
     pub fn sqlstate(&self) -> Option<&str> {
         match self {
@@ -83,6 +104,7 @@ impl DbError {
         match self {
             DbError::Unavailable(_) => Failure::server("database_unavailable"),
             DbError::Saturated { .. } => Failure::server("pool_exhausted"),
+            DbError::Unanswered { .. } => Failure::server("timeout"),
             DbError::Rejected { sqlstate, .. } => sqlstate_failure(sqlstate),
             DbError::NotAllowed(_) => Failure::caller("statement_refused"),
             DbError::UnsafeRole(_) => Failure::server("unsafe_role"),
@@ -142,5 +164,21 @@ mod tests {
         for ours in ["08006", "53300", "57P01", "XX000", "28P01", "3D000", "40001"] {
             assert_eq!(sqlstate_failure(ours).class, ErrorClass::Server, "{ours}");
         }
+    }
+
+    /// The server's own guard firing is a timeout, ours, and not worded as an outage (a fresh
+    /// review saw "the database is unavailable" for a statement that had lifted its own
+    /// `statement_timeout`); the probe is still asked to look.
+    #[test]
+    fn an_unanswered_call_is_a_timeout_not_an_outage() {
+        let error = DbError::Unanswered {
+            waited: std::time::Duration::from_secs(35),
+        };
+        assert_eq!(error.failure(), Failure::server("timeout"));
+        assert!(!error.is_unavailable());
+        assert!(error.may_be_an_outage());
+        let text = error.to_string();
+        assert!(!text.contains("unavailable"), "{text}");
+        assert!(text.contains("35s") && text.contains("statement_timeout"), "{text}");
     }
 }

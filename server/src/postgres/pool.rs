@@ -192,7 +192,7 @@ impl Database {
 
     /// A call that could not reach the database asks the probe to look now (see `reachability`).
     fn suspect(&self, error: &DbError) {
-        if error.is_unavailable() {
+        if error.may_be_an_outage() {
             self.reachability.suspect();
         }
     }
@@ -243,7 +243,7 @@ impl Database {
         let outcome = tokio::time::timeout(deadline, work(call.client())).await;
         let Ok((outcome, reset)) = outcome else {
             drop(call);
-            let error = DbError::Unavailable(format!("no answer from the database within {deadline:?}"));
+            let error = DbError::Unanswered { waited: deadline };
             self.suspect(&error);
             return Err(error);
         };
