@@ -247,6 +247,10 @@ async fn initialize_and_ping_are_removed_methods_in_2026_07_28_only() {
             200,
             Some(-32601),
         ),
+        // server/discover is new in 2026-07-28: a request naming an earlier revision asks for a
+        // method that revision lacks (a fresh review saw -32602 for its missing _meta).
+        (Some("2025-11-25"), "server/discover", json!({}), 200, Some(-32601)),
+        (Some("2025-06-18"), "server/discover", json!({}), 200, Some(-32601)),
     ];
     for (revision, method, params, status, code) in cases {
         let request = json!({"jsonrpc": "2.0", "id": 5, "method": method, "params": params});
@@ -257,12 +261,36 @@ async fn initialize_and_ping_are_removed_methods_in_2026_07_28_only() {
                 assert_eq!(body["error"]["code"], code, "{method} in {revision:?}");
                 let message = body["error"]["message"].as_str().unwrap();
                 assert!(message.contains(&format!("`{method}`")), "{message}");
-                if method != "logging/setLevel" {
-                    assert!(message.contains("removed in MCP 2026-07-28"), "{message}");
+                match method {
+                    "logging/setLevel" => {}
+                    "server/discover" => assert!(message.contains("does not exist in MCP 2025-"), "{message}"),
+                    _ => assert!(message.contains("removed in MCP 2026-07-28"), "{message}"),
                 }
             }
             None => assert!(body["result"].is_object(), "{method} in {revision:?}: {body}"),
         }
+    }
+}
+
+/// This server lists everything in one page and never issues a cursor, so a request that brings
+/// one gets -32602 in every revision (the specification's pagination page), not the first page
+/// again (which a client paging through would take as more items).
+#[tokio::test]
+async fn a_list_cursor_the_server_never_issued_is_invalid_params() {
+    let fixture = Fixture::new();
+    let server = fixture.start("mcp-a").await;
+    for revision in REVISIONS {
+        for cursor in [json!("abc"), json!(""), json!(7)] {
+            let request = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": {"cursor": cursor}});
+            let (status, body) = answer(send(&server, &fixture.token, revision, request).await).await;
+            assert_eq!(status, 200, "{cursor} in {revision:?}: {body}");
+            assert_eq!(body["error"]["code"], -32602, "{cursor} in {revision:?}: {body}");
+            let message = body["error"]["message"].as_str().unwrap();
+            assert!(message.contains("invalid cursor"), "{message}");
+        }
+        let request = json!({"jsonrpc": "2.0", "id": 9, "method": "tools/list", "params": {}});
+        let (_, body) = answer(send(&server, &fixture.token, revision, request).await).await;
+        assert!(body["result"]["tools"].is_array(), "{revision:?}: {body}");
     }
 }
 

@@ -256,6 +256,23 @@ pub fn removed(revision: Revision, method: &str) -> bool {
 /// ([`message_revision`]), then the per-request `_meta` fields and standard headers of 2026-07-28.
 pub fn request_revision(headers: &HeaderMap, method: &str, params: Option<&Value>) -> Result<Revision, ProtocolError> {
     let revision = message_revision(headers, params)?;
+    // `server/discover` is a method of the per-request revisions only: a request that names an
+    // earlier one (its header) asks for a method that revision does not have, -32601 like any
+    // other. Unnamed, it is taken as a per-request client probing, and its `_meta` is checked.
+    if method == "server/discover" && !revision.per_request() && headers.contains_key(HEADER_PROTOCOL_VERSION) {
+        return Err(ProtocolError {
+            status: error_status(revision, ErrorCode::METHOD_NOT_FOUND),
+            error: ErrorData::new(
+                ErrorCode::METHOD_NOT_FOUND,
+                format!(
+                    "method `server/discover` does not exist in MCP {} (named by the MCP-Protocol-Version \
+                     header): that revision starts with `initialize`",
+                    revision.as_str()
+                ),
+                None,
+            ),
+        });
+    }
     let meta = params.and_then(|p| p.get("_meta"));
     if revision.per_request() || method == "server/discover" {
         let missing: Vec<&str> = [META_PROTOCOL_VERSION, META_CLIENT_CAPABILITIES]
@@ -285,6 +302,25 @@ pub fn request_revision(headers: &HeaderMap, method: &str, params: Option<&Value
         check_standard_headers(headers, method, params)?;
     }
     Ok(revision)
+}
+
+/// List requests (`tools/list`, `resources/list`, `resources/templates/list`) answer every item in
+/// one page and never issue a `nextCursor`, so any `params.cursor` is one this server did not
+/// give: -32602, as the pagination page of the specification asks of an invalid cursor ("Invalid
+/// cursors SHOULD result in an error with code -32602"), rather than the first page again, which a
+/// client paging through would read as more items.
+pub fn check_no_cursor(params: Option<&Value>) -> Result<(), ErrorData> {
+    match params.and_then(|p| p.get("cursor")) {
+        None | Some(Value::Null) => Ok(()),
+        Some(cursor) => Err(ErrorData::new(
+            ErrorCode::INVALID_PARAMS,
+            format!(
+                "invalid cursor ({} given): this server lists every item in one page and never issues a nextCursor",
+                json_type(cursor)
+            ),
+            None,
+        )),
+    }
 }
 
 /// An `initialize` may carry the version header; if it does, it must agree with the body.

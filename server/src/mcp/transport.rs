@@ -69,15 +69,36 @@ fn accepted(exchange: &Exchange, headers: &HeaderMap, params: Option<&Value>) ->
 /// stream and a session end).
 pub const STATELESS: &str = "this server is stateless: POST JSON-RPC messages to this endpoint; there is no SSE stream or session to GET or DELETE";
 
-/// The client must accept a JSON response (an absent Accept header accepts anything).
+/// The client must accept a JSON response (an absent Accept header accepts anything). Each media
+/// range is parsed by the `mime` crate; the most specific range that matches `application/json`
+/// decides, and a quality of 0 means "not acceptable" (RFC 9110 §12.5.1), so
+/// `application/json;q=0, */*` refuses JSON while `application/json;q=0.5` accepts it.
 fn accepts_json(headers: &HeaderMap) -> bool {
-    let Some(accept) = headers.get("accept").and_then(|v| v.to_str().ok()) else {
+    let mut values = headers.get_all("accept").iter().peekable();
+    if values.peek().is_none() {
         return true;
-    };
-    accept.split(',').any(|part| {
-        let media = part.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-        media == "application/json" || media == "application/*" || media == "*/*"
-    })
+    }
+    // (specificity, quality) of the best-matching range: 2 `application/json`, 1 `application/*`,
+    // 0 `*/*`.
+    let best = values
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .filter_map(|range| range.trim().parse::<mime::Mime>().ok())
+        .filter_map(|range| {
+            let specificity = match (range.type_().as_str(), range.subtype().as_str()) {
+                ("application", "json") => 2,
+                ("application", "*") => 1,
+                ("*", "*") => 0,
+                _ => return None,
+            };
+            let quality = range
+                .get_param("q")
+                .map_or(Some(1.0), |q| q.as_str().parse::<f32>().ok())
+                .unwrap_or(0.0);
+            Some((specificity, quality))
+        })
+        .max_by_key(|(specificity, _)| *specificity);
+    best.is_some_and(|(_, quality)| quality > 0.0)
 }
 
 /// `POST /mcp`: what the route needs to answer any MCP request.
@@ -180,20 +201,26 @@ impl Endpoint {
             )),
             "ping" => Ok(json!({})),
             "server/discover" => Ok(self.discover()),
-            "tools/list" => Ok(serde_json::to_value(ListToolsResult::with_all_items(
-                self.tools.list_for(&principal.tools),
-            ))
-            .expect("tools serialize")),
+            "tools/list" => protocol::check_no_cursor(params.as_ref()).map(|()| {
+                serde_json::to_value(ListToolsResult::with_all_items(self.tools.list_for(&principal.tools)))
+                    .expect("tools serialize")
+            }),
             "tools/call" => self.call_tool(exchange, principal, revision, params).await,
             // Without resources the capability is not declared, and the methods do not exist.
-            "resources/list" if !self.resources.is_empty() => Ok(serde_json::to_value(
-                ListResourcesResult::with_all_items(self.resources.list_for(&principal.tools)),
-            )
-            .expect("resources serialize")),
-            "resources/templates/list" if !self.resources.is_empty() => Ok(serde_json::to_value(
-                ListResourceTemplatesResult::with_all_items(self.resources.templates_for(&principal.tools)),
-            )
-            .expect("resource templates serialize")),
+            "resources/list" if !self.resources.is_empty() => protocol::check_no_cursor(params.as_ref()).map(|()| {
+                serde_json::to_value(ListResourcesResult::with_all_items(
+                    self.resources.list_for(&principal.tools),
+                ))
+                .expect("resources serialize")
+            }),
+            "resources/templates/list" if !self.resources.is_empty() => {
+                protocol::check_no_cursor(params.as_ref()).map(|()| {
+                    serde_json::to_value(ListResourceTemplatesResult::with_all_items(
+                        self.resources.templates_for(&principal.tools),
+                    ))
+                    .expect("resource templates serialize")
+                })
+            }
             "resources/read" if !self.resources.is_empty() => self.read_resource(principal, revision, params).await,
             other => Err(ErrorData::new(
                 ErrorCode::METHOD_NOT_FOUND,
@@ -380,4 +407,47 @@ impl Endpoint {
 
 fn server_info() -> Implementation {
     Implementation::new("postgres-mcp", env!("CARGO_PKG_VERSION"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn accept(values: &[&str]) -> bool {
+        let mut headers = HeaderMap::new();
+        for value in values {
+            headers.append("accept", value.parse().unwrap());
+        }
+        accepts_json(&headers)
+    }
+
+    /// RFC 9110 §12.5.1: the most specific matching range decides, and q=0 is "not acceptable".
+    #[test]
+    fn json_is_acceptable_unless_its_most_specific_range_says_q_0() {
+        for yes in [
+            &[][..],
+            &["application/json, text/event-stream"],
+            &["Application/JSON"],
+            &["application/json; charset=utf-8"],
+            &["application/json;q=0.5"],
+            &["*/*"],
+            &["application/*;q=0.1"],
+            &["text/html", "application/json"],
+            &["application/json;q=1, */*;q=0"],
+        ] {
+            assert!(accept(yes), "{yes:?}");
+        }
+        for no in [
+            &["text/html"][..],
+            &["text/event-stream"],
+            &["application/json;q=0"],
+            &["application/json;q=0.0, */*"],
+            &["application/*;q=0, */*"],
+            &["*/*;q=0"],
+            &["application/json;q=nonsense"],
+            &["not a media range"],
+        ] {
+            assert!(!accept(no), "{no:?}");
+        }
+    }
 }
