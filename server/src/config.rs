@@ -379,6 +379,9 @@ pub struct HttpConfig {
     pub idle_timeout: HumanDuration,
     /// Longest from the first byte of a request head to its end (slow-loris bound).
     pub header_read_timeout: HumanDuration,
+    /// Most HTTP connections open at once: past it the longest-idle are closed, or with none idle
+    /// the new one gets 503 (see `connections`). Bounds their memory (~20 KiB each).
+    pub max_connections: usize,
 }
 
 /// A configuration problem, always naming the key (or the file) at fault.
@@ -530,6 +533,9 @@ impl Config {
         }
         if self.http.max_body.bytes() == 0 {
             return Err(ConfigError::invalid("http.max_body", "must be at least 1 byte"));
+        }
+        if self.http.max_connections == 0 {
+            return Err(ConfigError::invalid("http.max_connections", "must be at least 1"));
         }
         if self.http.request_timeout.get().is_zero() {
             return Err(ConfigError::invalid("http.request_timeout", "must be longer than 0s"));

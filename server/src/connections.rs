@@ -22,7 +22,13 @@
 //! that waits longer than `http.idle_timeout` for a request, `connection_io` one whose head takes
 //! longer than `http.header_read_timeout` once begun, and when `accept` runs out of file
 //! descriptors the longest-idle connections are closed to make room (`connection_state`), so held
-//! connections cannot make the instance unreachable (issue #13 §A.8).
+//! connections cannot make the instance unreachable (issue #13 §A.8). `http.max_connections` bounds
+//! them the same way where the descriptor limit is high (containers often allow a million): each
+//! connection costs ~20 KiB of buffers and task, so 10,000 idle ones held ~200 MiB (a review of
+//! issue #17's stop measured 35 -> 234 MiB). At the cap the longest-idle connections are shed; with
+//! none idle, the new connection gets a 503 with `Retry-After` and is closed. When many connections
+//! have ended, the memory they used is handed back to the kernel (`allocator::return_free_memory`),
+//! since glibc keeps freed heap pages otherwise.
 //!
 //! HTTP/1.1 only: proxies speak it to upstreams, MCP's streamable HTTP needs nothing more, and
 //! there is no TLS here to negotiate HTTP/2 (TLS ends at the proxy or load balancer).
@@ -78,14 +84,26 @@ const MAX_HEAD_BYTES: usize = 64 * 1024;
 const HYPER_MAX_HEADERS: usize = 256;
 
 /// How long a connection may wait for a request and take over its head (`http.idle_timeout`,
-/// `http.header_read_timeout`).
+/// `http.header_read_timeout`), and how many may be open at once (`http.max_connections`).
 #[derive(Clone, Copy, Debug)]
-pub struct Timeouts {
+pub struct Limits {
     /// No request in progress, before the first request and between keep-alive requests.
     pub idle: Duration,
     /// From the first byte of a request head to its end.
     pub head: Duration,
+    /// Connections open at once; past it the longest-idle are shed, or the new one refused.
+    pub max_open: usize,
 }
+
+/// Once this many connections have ended since the most open, their memory is returned to the
+/// kernel: a wave of thousands, not the steady come and go of a proxy's keep-alive pool.
+const RETURN_MEMORY_AFTER: usize = 1024;
+
+/// What a connection past `http.max_connections` gets when none can be shed, written before
+/// anything is read, then the connection is closed.
+const AT_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n\
+Content-Type: application/json\r\nContent-Length: 107\r\n\r\n\
+{\"error\":\"too_many_connections\",\"message\":\"every connection is busy (http.max_connections); retry shortly\"}";
 
 /// Serves `endpoint` on `listener` until `stop` fires, then stops as the module docs describe.
 pub async fn serve<E>(
@@ -93,7 +111,7 @@ pub async fn serve<E>(
     endpoint: E,
     mut stop: Shutdown,
     grace: Duration,
-    timeouts: Timeouts,
+    limits: Limits,
 ) -> std::io::Result<()>
 where
     E: Endpoint + 'static,
@@ -103,7 +121,8 @@ where
         local: LocalAddr(Addr::SocketAddr(listener.local_addr()?)),
         endpoint: Arc::new(endpoint),
         open: OpenConnections::new(),
-        timeouts,
+        limits,
+        most_open: std::sync::atomic::AtomicUsize::new(0),
     };
     let (finish, finishing) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -139,7 +158,9 @@ struct Acceptor<E> {
     local: LocalAddr,
     endpoint: Arc<E>,
     open: Arc<OpenConnections>,
-    timeouts: Timeouts,
+    limits: Limits,
+    /// The most connections open since memory was last returned ([`RETURN_MEMORY_AFTER`]).
+    most_open: std::sync::atomic::AtomicUsize,
 }
 
 impl<E: Endpoint + 'static> Acceptor<E> {
@@ -155,6 +176,10 @@ impl<E: Endpoint + 'static> Acceptor<E> {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
+                        if !self.room_for_one().await {
+                            refuse_at_capacity(stream);
+                            continue;
+                        }
                         let _ = stream.set_nodelay(true);
                         connections.spawn(serve_connection(
                             stream,
@@ -162,7 +187,7 @@ impl<E: Endpoint + 'static> Acceptor<E> {
                             self.local.clone(),
                             self.endpoint.clone(),
                             Arc::new(self.open.register()),
-                            self.timeouts,
+                            self.limits,
                             finishing.clone(),
                         ));
                     }
@@ -174,13 +199,50 @@ impl<E: Endpoint + 'static> Acceptor<E> {
                         tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
                     }
                 },
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                Some(_) = connections.join_next(), if !connections.is_empty() => self.after_close(),
             }
         }
     }
 }
 
 impl<E> Acceptor<E> {
+    /// Whether a connection just accepted may be served under `http.max_connections`: below the
+    /// cap, or once the longest-idle connections have been shed to make room (they close within
+    /// moments; the cap is then passed by at most the shed batch, briefly).
+    async fn room_for_one(&self) -> bool {
+        let open = self.open.len();
+        self.most_open.fetch_max(open + 1, std::sync::atomic::Ordering::Relaxed);
+        if open < self.limits.max_open {
+            return true;
+        }
+        let shed = self.open.shed_idle(SHED_BATCH);
+        metrics::counter!("pgmcp_connections_shed_total").increment(shed as u64);
+        if shed == 0 {
+            metrics::counter!("pgmcp_connections_refused_total").increment(1);
+            tracing::warn!(
+                open,
+                "http.max_connections reached and no connection is idle: refusing one"
+            );
+            return false;
+        }
+        tracing::debug!(
+            open,
+            shed,
+            "http.max_connections reached: closed the longest-idle connections"
+        );
+        true
+    }
+
+    /// A connection ended: after a wave of them, hand their memory back to the kernel.
+    fn after_close(&self) {
+        use std::sync::atomic::Ordering::Relaxed;
+        let open = self.open.len();
+        let most = self.most_open.load(Relaxed);
+        if most.saturating_sub(open) >= RETURN_MEMORY_AFTER && self.most_open.swap(open, Relaxed) == most {
+            tokio::task::spawn_blocking(crate::allocator::return_free_memory);
+        }
+    }
+
     /// Out of descriptors: sheds the longest-idle connections and lets their tasks close them, or,
     /// with none idle, backs off instead of spinning on the failing `accept`.
     async fn make_room(&self, error: &std::io::Error) {
@@ -194,6 +256,27 @@ impl<E> Acceptor<E> {
             tokio::time::sleep(SHED_PAUSE).await;
         }
     }
+}
+
+/// How long a refused connection may take to send its request after the 503, which is read and
+/// discarded: closing a socket with unread bytes resets it, and the client could lose the answer.
+const REFUSED_LINGER: Duration = Duration::from_millis(250);
+
+/// Past `http.max_connections` with none idle: the 503 goes out at once (a new socket always has
+/// room for one small write), then the client's bytes are read and dropped for at most
+/// [`REFUSED_LINGER`] so that it reads the answer, and the connection closes.
+fn refuse_at_capacity(stream: TcpStream) {
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut stream = stream;
+        let _ = stream.try_write(AT_CAPACITY);
+        let _ = stream.shutdown().await;
+        let _ = tokio::time::timeout(REFUSED_LINGER, async {
+            let mut sink = [0u8; 1024];
+            while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+        })
+        .await;
+    });
 }
 
 fn is_per_connection(error: &std::io::Error) -> bool {
@@ -236,10 +319,10 @@ async fn serve_connection<E: Endpoint + 'static>(
     local: LocalAddr,
     endpoint: Arc<E>,
     state: Arc<ConnectionState>,
-    timeouts: Timeouts,
+    limits: Limits,
     mut finishing: watch::Receiver<bool>,
 ) {
-    let (stream, mut first_bytes) = ConnectionIo::new(stream, state.clone(), timeouts.head);
+    let (stream, mut first_bytes) = ConnectionIo::new(stream, state.clone(), limits.head);
     let serving = state.clone();
     let service = service_fn(move |request: hyper::Request<Incoming>| {
         serving.serving();
@@ -258,7 +341,7 @@ async fn serve_connection<E: Endpoint + 'static>(
     });
     let connection = http1::Builder::new()
         .timer(TokioTimer::new())
-        .header_read_timeout(timeouts.idle)
+        .header_read_timeout(limits.idle)
         .max_headers(HYPER_MAX_HEADERS)
         .serve_connection(TokioIo::new(stream), service);
     tokio::pin!(connection);
@@ -291,5 +374,28 @@ struct IdleAfter(Arc<ConnectionState>);
 impl Drop for IdleAfter {
     fn drop(&mut self) {
         self.0.idle();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The canned 503 is a well-formed response: its Content-Length is its body's, and the body is
+    /// the JSON every error has.
+    #[test]
+    fn the_capacity_answer_is_a_well_formed_503() {
+        let text = std::str::from_utf8(AT_CAPACITY).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.starts_with("HTTP/1.1 503 "), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("Content-Length: "))
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert_eq!(length, body.len());
+        let body: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(body["error"], "too_many_connections");
     }
 }

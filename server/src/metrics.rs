@@ -115,6 +115,7 @@ pub fn start_server_counters() {
         "pgmcp_rate_limiter_untracked_total",
         "pgmcp_auth_lockouts_total",
         "pgmcp_connections_shed_total",
+        "pgmcp_connections_refused_total",
     ] {
         metrics::counter!(name).increment(0);
     }
@@ -239,6 +240,10 @@ fn describe() {
     );
     describe_counter!(
         "pgmcp_connections_shed_total",
-        "Idle connections closed to make room when accept ran out of file descriptors"
+        "Idle connections closed to make room: accept ran out of file descriptors, or http.max_connections was reached"
+    );
+    describe_counter!(
+        "pgmcp_connections_refused_total",
+        "Connections answered 503 and closed at http.max_connections with none idle to shed"
     );
 }

@@ -87,11 +87,12 @@ pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<Runni
     let offered = tools.len();
     let endpoint = app::routes(&config, &instance, &draining, &files, tools)?;
     let grace = config.shutdown.grace.get();
-    let timeouts = connections::Timeouts {
+    let limits = connections::Limits {
         idle: config.http.idle_timeout.get(),
         head: config.http.header_read_timeout.get(),
+        max_open: config.http.max_connections,
     };
-    let task = tokio::spawn(connections::serve(listener, endpoint, shutdown, grace, timeouts));
+    let task = tokio::spawn(connections::serve(listener, endpoint, shutdown, grace, limits));
     tracing::info!(%addr, %instance, tools = offered, "listening");
     Ok(RunningServer {
         addr,

@@ -243,6 +243,72 @@ async fn idle_connections_beyond_the_descriptor_limit_do_not_lock_others_out() {
     drop(idle);
 }
 
+/// `http.max_connections` bounds connections where descriptors do not (a container's limit is
+/// often a million, and each connection holds ~20 KiB): past it the longest-idle connection is
+/// closed for the new one; with every connection busy, the new one gets a 503 naming the setting.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn connections_past_max_connections_shed_the_idle_and_get_503_when_all_are_busy() {
+    let fixture = Fixture::new();
+    let server = fixture
+        .start_with("mcp-a", "http:\n  max_connections: 8\n  idle_timeout: 60s\n")
+        .await;
+    let mut idle = Vec::new();
+    for _ in 0..8 {
+        idle.push(TcpStream::connect(server.addr).await.unwrap());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    // A ninth: the longest-idle (the first) is closed, and the ninth is served.
+    let (status, _) = exchange(
+        server.addr,
+        b"GET /health HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert_eq!(status, 200);
+    let started = Instant::now();
+    assert!(
+        closed_within(&mut idle[0], started, Duration::from_secs(5))
+            .await
+            .is_some(),
+        "the longest-idle connection was not shed"
+    );
+    drop(idle);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // Eight connections busy reading a body that never comes (bounded by the 10 s body timeout).
+    let mut busy = Vec::new();
+    for _ in 0..8 {
+        let mut stream = TcpStream::connect(server.addr).await.unwrap();
+        let head = format!(
+            "POST /mcp HTTP/1.1\r\nHost: localhost\r\nAuthorization: Bearer {}\r\n\
+             Content-Type: application/json\r\nContent-Length: 100\r\n\r\n",
+            fixture.token
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        busy.push(stream);
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let (status, body) = exchange(server.addr, b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n").await;
+    assert_eq!(status, 503, "{body}");
+    let body: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(body["error"], "too_many_connections", "{body}");
+    assert!(
+        body["message"].as_str().unwrap().contains("http.max_connections"),
+        "{body}"
+    );
+    drop(busy);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let metrics = get_text(&url(&server, "/metrics")).await;
+    for counter in ["pgmcp_connections_shed_total ", "pgmcp_connections_refused_total "] {
+        let value: f64 = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(counter))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        assert!(value >= 1.0, "{counter}{value}");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_login_flood_past_the_password_check_slots_gets_503_and_others_are_still_served() {
     let fixture = Fixture::new();

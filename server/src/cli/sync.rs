@@ -255,11 +255,13 @@ async fn once(syncer: &Syncer, items: &[Item], keep_local: bool) -> ExitCode {
 /// A scrape in flight when the sync loop ends may finish within this.
 const METRICS_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// The metrics listener's connection timeouts: a scraper keeps its connection between scrapes
-/// (Prometheus: every 15-60 s), and a scrape's head is one short line.
-const METRICS_TIMEOUTS: connections::Timeouts = connections::Timeouts {
+/// The metrics listener's connection limits: a scraper keeps its connection between scrapes
+/// (Prometheus: every 15-60 s), a scrape's head is one short line, and a few scrapers at most
+/// connect.
+const METRICS_LIMITS: connections::Limits = connections::Limits {
     idle: std::time::Duration::from_secs(75),
     head: std::time::Duration::from_secs(10),
+    max_open: 64,
 };
 
 /// `GET /metrics` and `GET /health` on a plain TCP listener (the sidecar has nothing else to
@@ -272,7 +274,7 @@ async fn serve_metrics(listener: tokio::net::TcpListener, health: SyncHealth, st
         .at("/metrics", get(metrics::metrics_text))
         .at("/health", get(health_report))
         .data(health);
-    if let Err(error) = connections::serve(listener, app, stop, METRICS_GRACE, METRICS_TIMEOUTS).await {
+    if let Err(error) = connections::serve(listener, app, stop, METRICS_GRACE, METRICS_LIMITS).await {
         tracing::error!(error = %error, "metrics listener stopped");
     }
 }
