@@ -29,6 +29,10 @@ const COUNTED_CALLS: u32 = 200;
 pub struct PgPoint {
     pub concurrency: u32,
     pub ours: WrkResult,
+    /// MCP `ping` on the same server at the same concurrency: what the server answers per second
+    /// when a request does nothing (HTTP, bearer check, JSON-RPC, access log), the ceiling of any
+    /// `tools/call` on this machine whatever the database does.
+    pub transport: WrkResult,
     pub bare: pg::BareResult,
     /// [`pg::call_shape_load`]: what the database alone allows for calls shaped as ours.
     pub shape: pg::BareResult,
@@ -79,7 +83,12 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
         if result.non_2xx > 0 {
             bail!("query_database: {} non-2xx answers", result.non_2xx);
         }
-        ours.push(result);
+        let load = ctx.load("ping.lua", server.addr, "/mcp", concurrency);
+        let transport = ctx.wrk(&format!("ping beside query_database c={concurrency}"), &load)?;
+        if transport.non_2xx > 0 {
+            bail!("ping: {} non-2xx answers", transport.non_2xx);
+        }
+        ours.push((result, transport));
     }
     ctx.process(results, &server, "ours with PostgreSQL; after query_database load");
     drop(server);
@@ -93,10 +102,12 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
     let database = postgres_mcp::config::Config::load(Some(&ctx.config), [], &overrides)?.database;
     let section = "7. Postgres tools";
     let mut points = Vec::new();
-    for (concurrency, ours) in CONCURRENCIES.into_iter().zip(ours) {
+    for (concurrency, (ours, transport)) in CONCURRENCIES.into_iter().zip(ours) {
         let bare = pg::bare_load(&runtime, &url, POOL, concurrency as usize, ctx.plan.duration)?;
         let shape = pg::call_shape_load(&runtime, &url, &database, POOL, concurrency as usize, ctx.plan.duration)?;
         ctx.rows.wrk(section, "ours query_database", concurrency, &ours);
+        ctx.rows
+            .wrk(section, "ours ping (transport ceiling)", concurrency, &transport);
         let c = Some(concurrency);
         for (subject, result) in [("bare tokio-postgres", &bare), (CALL_SHAPE, &shape)] {
             eprintln!(
@@ -128,9 +139,18 @@ pub fn measure(ctx: &mut Ctx, results: &mut Results) -> anyhow::Result<()> {
             ours.rps / bare.queries_per_s,
             "×",
         );
+        ctx.rows.push(
+            section,
+            "ours ping / bare",
+            c,
+            "throughput_ratio",
+            transport.rps / bare.queries_per_s,
+            "×",
+        );
         points.push(PgPoint {
             concurrency,
             ours,
+            transport,
             bare,
             shape,
         });
@@ -200,7 +220,10 @@ pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
          call on (transaction start with the request's `application_name`, the guarded wrapper \
          prepared once, rollback with the advisory-lock release; `pg::call_shape_load`), pipelined, \
          one call per connection at a time as a pooled connection is held; no HTTP, MCP, JSON or \
-         audit line (ours writes one per call). At 1 call the ratio of the two bare figures isolates \
+         audit line (ours writes one per call). \"ours, ping\" is MCP `ping` on the same server right \
+         after its `query_database` run: a request that does nothing past HTTP, the bearer check, \
+         JSON-RPC and the access log, so no `tools/call` can be faster on this machine whatever the \
+         database does (wrk, the server and PostgreSQL share its cores). At 1 call the ratio of the two bare figures isolates \
          the call's message cycles; at 16 and 64 it also carries the bare client's pipelining of \
          several calls per connection. \
          Round trips are counted on the wire by a loopback proxy \
@@ -225,6 +248,8 @@ pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
                         rps(p.shape.queries_per_s),
                         ratio(p.shape.queries_per_s, p.bare.queries_per_s),
                         ratio(p.ours.rps, p.shape.queries_per_s),
+                        rps(p.transport.rps),
+                        ratio(p.transport.rps, p.bare.queries_per_s),
                     ]
                 })
                 .collect();
@@ -239,6 +264,8 @@ pub fn render(md: &mut String, _ctx: &Ctx, results: &Results) {
                     "bare, our call's messages, req/s",
                     "its ratio to bare",
                     "ours / it",
+                    "ours, ping, req/s",
+                    "ping / bare",
                 ],
                 &rows,
             ));
