@@ -29,6 +29,11 @@ if docker info >/dev/null 2>&1; then
   run images env IMAGE_TAG=local scripts/build-images.sh
 fi
 
+# Lints and formatting, as the tree is kept: a warning fails the run like a test (they had crept in
+# unseen while only the tests ran).
+run lint cargo clippy --workspace --all-targets --locked -- -D warnings
+run fmt cargo fmt --all --check
+
 rm -f target/integration-report.md
 if cargo nextest --version >/dev/null 2>&1; then
   run rust cargo nextest run --workspace --no-fail-fast --profile ci

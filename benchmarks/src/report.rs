@@ -120,6 +120,11 @@ pub fn ms(value: f64) -> String {
     }
 }
 
+/// The value at quantile `p` (0.0-1.0) of ascending `sorted` samples, nearest rank.
+pub fn percentile(sorted: &[f64], p: f64) -> f64 {
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -136,9 +141,4 @@ mod tests {
         assert_eq!(rps(61_234.0), "61.2k");
         assert_eq!(ms(0.4567), "0.46 ms");
     }
-}
-
-/// The value at quantile `p` (0.0-1.0) of ascending `sorted` samples, nearest rank.
-pub fn percentile(sorted: &[f64], p: f64) -> f64 {
-    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
 }

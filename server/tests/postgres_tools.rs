@@ -1204,8 +1204,10 @@ async fn the_statement_cache_follows_a_changed_table() {
 async fn a_statement_no_longer_described_still_follows_every_change_of_its_columns() {
     let setup = setup("  pool_size: 1\n").await;
     let admin = setup.cluster.client().await;
-    // (table, statement, change, columns after as (name, type), rows after)
-    let cases: [(&str, &str, &str, &[(&str, &str)], Value); 7] = [
+    /// The columns after, as (name, type).
+    type Columns = &'static [(&'static str, &'static str)];
+    // (table, statement, change, columns after, rows after)
+    let cases: [(&str, &str, &str, Columns, Value); 7] = [
         (
             "g_type",
             "SELECT * FROM g_type",

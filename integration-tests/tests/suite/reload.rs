@@ -178,10 +178,10 @@ async fn token_changes_and_a_kb_swap_at_production_scale() {
         .unwrap();
     let token_latency = converge(&cluster, &token, Want::Accepted, Instant::now()).await;
     let mut served = Vec::new();
-    for index in 0..cluster.instances.len() {
+    for (index, old_generation) in before.iter().enumerate() {
         let changed = integration_tests::cluster::eventually(Duration::from_secs(60), || async {
             let health = cluster.health(index).await.unwrap();
-            health["kb"]["generation"].as_str() != Some(before[index].as_str())
+            health["kb"]["generation"].as_str() != Some(old_generation.as_str())
         })
         .await;
         assert!(

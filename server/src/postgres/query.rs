@@ -126,7 +126,7 @@ impl Database {
             return (self.run_in_batches(client, sql, limit).await, Reset::Needed);
         }
         let (mut attempt, mut reset) = self
-            .pipelined(client, &connection, sql, limit, batch, cached.as_ref(), false)
+            .pipelined(client, &connection, sql, limit, cached.as_ref(), false)
             .await;
         if let Err(error) = &attempt
             && reset == Reset::Done
@@ -139,7 +139,7 @@ impl Database {
             if stale {
                 self.statements.evict(&connection, sql, batch);
                 (attempt, reset) = self
-                    .pipelined(client, &connection, sql, limit, batch, None, cached.is_some())
+                    .pipelined(client, &connection, sql, limit, None, cached.is_some())
                     .await;
             }
         }
@@ -191,11 +191,11 @@ impl Database {
         connection: &ConnectionId,
         sql: &str,
         limit: usize,
-        batch: usize,
         cached: Option<&Cached>,
         retried: bool,
     ) -> (Result<Attempt, DbError>, Reset) {
         let max_bytes = self.limits.max_result_bytes;
+        let batch = first_batch(limit);
         let (prepared, guarded, to_guard) = match cached {
             Some(Cached::Guarded { statement, columns }) => (Some(statement), Some(columns), None),
             Some(Cached::Prepared { statement, columns }) => {
