@@ -68,6 +68,11 @@ impl Proc {
         log_dir: &Path,
         terminate_first: bool,
     ) -> anyhow::Result<Proc> {
+        // Under `logs/`, not beside the files the servers watch: a log written in a watched
+        // directory raises an event per write, which ours would handle on the side of every
+        // request it measures (deployments log to stdout, a pipe).
+        let log_dir = log_dir.join("logs");
+        std::fs::create_dir_all(&log_dir)?;
         let log = log_dir.join(format!("{name}.log"));
         let out = File::create(&log)?;
         command.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);

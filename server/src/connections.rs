@@ -33,7 +33,14 @@
 //! HTTP/1.1 only: proxies speak it to upstreams, MCP's streamable HTTP needs nothing more, and
 //! there is no TLS here to negotiate HTTP/2 (TLS ends at the proxy or load balancer).
 
-use std::{convert::Infallible, sync::Arc, time::Duration};
+use std::{
+    convert::Infallible,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
 
 use hyper::{body::Incoming, server::conn::http1, service::service_fn};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -99,6 +106,9 @@ pub struct Limits {
 /// kernel: a wave of thousands, not the steady come and go of a proxy's keep-alive pool.
 const RETURN_MEMORY_AFTER: usize = 1024;
 
+/// Memory is returned at most this often.
+const RETURN_MEMORY_EVERY: Duration = Duration::from_secs(30);
+
 /// What a connection past `http.max_connections` gets when none can be shed, written before
 /// anything is read, then the connection is closed.
 const AT_CAPACITY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\nRetry-After: 1\r\nConnection: close\r\n\
@@ -122,7 +132,10 @@ where
         endpoint: Arc::new(endpoint),
         open: OpenConnections::new(),
         limits,
-        most_open: std::sync::atomic::AtomicUsize::new(0),
+        most_open: AtomicUsize::new(0),
+        started: Instant::now(),
+        memory_returned_at: AtomicU64::new(0),
+        refusals: Refusals::default(),
     };
     let (finish, finishing) = watch::channel(false);
     let mut connections = JoinSet::new();
@@ -160,7 +173,11 @@ struct Acceptor<E> {
     open: Arc<OpenConnections>,
     limits: Limits,
     /// The most connections open since memory was last returned ([`RETURN_MEMORY_AFTER`]).
-    most_open: std::sync::atomic::AtomicUsize,
+    most_open: AtomicUsize,
+    started: Instant,
+    /// Seconds after `started` when memory was last returned, 0 for never.
+    memory_returned_at: AtomicU64,
+    refusals: Refusals,
 }
 
 impl<E: Endpoint + 'static> Acceptor<E> {
@@ -176,8 +193,8 @@ impl<E: Endpoint + 'static> Acceptor<E> {
             tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok((stream, peer)) => {
-                        if !self.room_for_one().await {
-                            refuse_at_capacity(stream);
+                        if !self.room_for_one() {
+                            self.refusals.refuse(stream);
                             continue;
                         }
                         let _ = stream.set_nodelay(true);
@@ -207,11 +224,12 @@ impl<E: Endpoint + 'static> Acceptor<E> {
 
 impl<E> Acceptor<E> {
     /// Whether a connection just accepted may be served under `http.max_connections`: below the
-    /// cap, or once the longest-idle connections have been shed to make room (they close within
-    /// moments; the cap is then passed by at most the shed batch, briefly).
-    async fn room_for_one(&self) -> bool {
-        let open = self.open.len();
-        self.most_open.fetch_max(open + 1, std::sync::atomic::Ordering::Relaxed);
+    /// cap (connections being shed not counted), or once the longest-waiting connections have been
+    /// shed to make room (`connection_state`). Open connections then exceed the cap by at most one
+    /// shed batch while those close.
+    fn room_for_one(&self) -> bool {
+        let open = self.open.open_unshed();
+        self.most_open.fetch_max(self.open.len() + 1, Ordering::Relaxed);
         if open < self.limits.max_open {
             return true;
         }
@@ -219,26 +237,36 @@ impl<E> Acceptor<E> {
         metrics::counter!("pgmcp_connections_shed_total").increment(shed as u64);
         if shed == 0 {
             metrics::counter!("pgmcp_connections_refused_total").increment(1);
-            tracing::warn!(
-                open,
-                "http.max_connections reached and no connection is idle: refusing one"
-            );
+            self.refusals.warn(open);
             return false;
         }
         tracing::debug!(
             open,
             shed,
-            "http.max_connections reached: closed the longest-idle connections"
+            "http.max_connections reached: closed the longest-waiting connections"
         );
         true
     }
 
-    /// A connection ended: after a wave of them, hand their memory back to the kernel.
+    /// A connection ended: after a wave of them, hand their memory back to the kernel, at most
+    /// once per [`RETURN_MEMORY_EVERY`] and one at a time (opening and closing connections is
+    /// something any client can do).
     fn after_close(&self) {
-        use std::sync::atomic::Ordering::Relaxed;
         let open = self.open.len();
-        let most = self.most_open.load(Relaxed);
-        if most.saturating_sub(open) >= RETURN_MEMORY_AFTER && self.most_open.swap(open, Relaxed) == most {
+        let most = self.most_open.load(Ordering::Relaxed);
+        if most.saturating_sub(open) < RETURN_MEMORY_AFTER {
+            return;
+        }
+        let now = self.started.elapsed().as_secs();
+        let last = self.memory_returned_at.load(Ordering::Relaxed);
+        let due = last == 0 || now.saturating_sub(last) >= RETURN_MEMORY_EVERY.as_secs();
+        if due
+            && self
+                .memory_returned_at
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.most_open.store(open, Ordering::Relaxed);
             tokio::task::spawn_blocking(crate::allocator::return_free_memory);
         }
     }
@@ -262,21 +290,63 @@ impl<E> Acceptor<E> {
 /// discarded: closing a socket with unread bytes resets it, and the client could lose the answer.
 const REFUSED_LINGER: Duration = Duration::from_millis(250);
 
-/// Past `http.max_connections` with none idle: the 503 goes out at once (a new socket always has
-/// room for one small write), then the client's bytes are read and dropped for at most
-/// [`REFUSED_LINGER`] so that it reads the answer, and the connection closes.
-fn refuse_at_capacity(stream: TcpStream) {
-    tokio::spawn(async move {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let mut stream = stream;
+/// Refused connections lingering at once; past it a refused connection is closed right after its
+/// 503 (a flood of them cannot turn the linger into a descriptor leak).
+const MAX_LINGERING: usize = 256;
+
+/// The refusals at `http.max_connections`: how many linger, and their warning, logged at most
+/// once a second with the count since the last (one line per refused connection would let a
+/// flood fill the log and block the accept loop on the log writer).
+#[derive(Default)]
+struct Refusals {
+    lingering: Arc<AtomicUsize>,
+    warned_at_s: AtomicU64,
+    unwarned: AtomicU64,
+    started: std::sync::OnceLock<Instant>,
+}
+
+impl Refusals {
+    fn warn(&self, open: usize) {
+        self.unwarned.fetch_add(1, Ordering::Relaxed);
+        let now = self.started.get_or_init(Instant::now).elapsed().as_secs() + 1;
+        let last = self.warned_at_s.load(Ordering::Relaxed);
+        if now > last
+            && self
+                .warned_at_s
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let refused = self.unwarned.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                open,
+                refused,
+                "http.max_connections reached and no connection is idle: refused new connections with 503"
+            );
+        }
+    }
+
+    /// Past `http.max_connections` with none to shed: the 503 goes out at once (a new socket
+    /// always has room for one small write), then the client's bytes are read and dropped for at
+    /// most [`REFUSED_LINGER`] so that it reads the answer, and the connection closes.
+    fn refuse(&self, stream: TcpStream) {
         let _ = stream.try_write(AT_CAPACITY);
-        let _ = stream.shutdown().await;
-        let _ = tokio::time::timeout(REFUSED_LINGER, async {
-            let mut sink = [0u8; 1024];
-            while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
-        })
-        .await;
-    });
+        if self.lingering.fetch_add(1, Ordering::Relaxed) >= MAX_LINGERING {
+            self.lingering.fetch_sub(1, Ordering::Relaxed);
+            return;
+        }
+        let lingering = self.lingering.clone();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let mut stream = stream;
+            let _ = stream.shutdown().await;
+            let _ = tokio::time::timeout(REFUSED_LINGER, async {
+                let mut sink = [0u8; 1024];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+            })
+            .await;
+            lingering.fetch_sub(1, Ordering::Relaxed);
+        });
+    }
 }
 
 fn is_per_connection(error: &std::io::Error) -> bool {

@@ -21,8 +21,9 @@
 //! - [`kb`]: the knowledge base — building kb.db and serving it read-only;
 //! - `postgres`: the pool, read-only queries and schema introspection;
 //! - [`watch`]: the reload engine every watched file goes through;
-//! - `connections`, `connection_io`, `connection_state`, `accept_queue`, `shutdown`: the accept loop,
-//!   each connection's timeouts and shedding, and a stop that loses no request;
+//! - `listener`, `connections`, `connection_io`, `connection_state`, `accept_queue`, `shutdown`: the
+//!   listening socket and its backlog, the accept loop, each connection's timeouts and shedding, and
+//!   a stop that loses no request;
 //!   `allocator`: the one malloc setting a server that reloads large files needs;
 //! - [`config`], `config_check`, [`telemetry`], `instance`: settings, their check, logs, the
 //!   instance's name ([`InstanceId`]);
@@ -55,6 +56,7 @@ mod http_error;
 mod instance;
 pub mod kb;
 mod layer;
+mod listener;
 mod log_text;
 pub mod mcp;
 pub mod metrics;

@@ -79,9 +79,7 @@ pub async fn start(config: Config, instance: InstanceId) -> anyhow::Result<Runni
     }
 
     let listen = config.listen;
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("cannot listen on {listen}"))?;
+    let listener = crate::listener::bind(listen).with_context(|| format!("cannot listen on {listen}"))?;
     let addr = listener.local_addr()?;
     let tools = app::tools(&files, &config);
     let offered = tools.len();

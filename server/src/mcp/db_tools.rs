@@ -229,8 +229,8 @@ fn answer(outcome: Result<(CallToolResult, Returned), DbError>, what: &str) -> T
     match outcome {
         Ok((result, _)) => Ok(result),
         Err(error) => {
-            if error.is_unavailable() {
-                tracing::warn!(%error, "{what} failed: database unavailable");
+            if error.may_be_an_outage() {
+                tracing::warn!(%error, "{what} failed: database unavailable or not answering");
             }
             Err(ToolFailure::new(error.failure(), error.to_string()))
         }

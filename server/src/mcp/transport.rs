@@ -83,7 +83,11 @@ fn accepts_json(headers: &HeaderMap) -> bool {
     let best = values
         .filter_map(|value| value.to_str().ok())
         .flat_map(|value| value.split(','))
-        .filter_map(|range| range.trim().parse::<mime::Mime>().ok())
+        // RFC 9110 allows whitespace around `;` (`OWS ";" OWS`), which `mime` refuses.
+        .filter_map(|range| {
+            let range: Vec<&str> = range.split(';').map(str::trim).collect();
+            range.join(";").parse::<mime::Mime>().ok()
+        })
         .filter_map(|range| {
             let specificity = match (range.type_().as_str(), range.subtype().as_str()) {
                 ("application", "json") => 2,
@@ -371,8 +375,8 @@ impl Endpoint {
                 let code = match &error {
                     ReadError::NotFound { .. } | ReadError::NotPermitted { .. } => revision.resource_not_found(),
                     ReadError::Failed { error: cause, .. } => {
-                        if cause.is_unavailable() {
-                            tracing::warn!(error = %cause, "resource read failed: database unavailable");
+                        if cause.may_be_an_outage() {
+                            tracing::warn!(error = %cause, "resource read failed: database unavailable or not answering");
                         }
                         ErrorCode::INTERNAL_ERROR
                     }
@@ -434,6 +438,8 @@ mod tests {
             &["application/*;q=0.1"],
             &["text/html", "application/json"],
             &["application/json;q=1, */*;q=0"],
+            &["application/json ; q=0.9"],
+            &["text/html;level=1,\tapplication/json;\tq=0.8"],
         ] {
             assert!(accept(yes), "{yes:?}");
         }

@@ -84,6 +84,9 @@ impl WatchEngine {
         } else {
             None
         };
+        // A link re-pointed between `Target::new` and the watches starting raised no event: read
+        // the links again now that every change from here on does.
+        targets.iter().for_each(Target::read_link_head);
         tracing::info!(
             files = files.len(),
             notify = watcher.is_some(),
