@@ -106,6 +106,9 @@ pub struct Limits {
 /// kernel: a wave of thousands, not the steady come and go of a proxy's keep-alive pool.
 const RETURN_MEMORY_AFTER: usize = 1024;
 
+/// At the cap with nothing to shed, how long new connections are refused without looking again.
+const RESCAN_AFTER: Duration = Duration::from_millis(10);
+
 /// Memory is returned at most this often.
 const RETURN_MEMORY_EVERY: Duration = Duration::from_secs(30);
 
@@ -135,6 +138,7 @@ where
         most_open: AtomicUsize::new(0),
         started: Instant::now(),
         memory_returned_at: AtomicU64::new(0),
+        rescan_at_ms: AtomicU64::new(0),
         refusals: Refusals::default(),
     };
     let (finish, finishing) = watch::channel(false);
@@ -177,6 +181,9 @@ struct Acceptor<E> {
     started: Instant,
     /// Seconds after `started` when memory was last returned, 0 for never.
     memory_returned_at: AtomicU64,
+    /// Milliseconds after `started` before which the cap does not look for connections to shed
+    /// again (the last look found none).
+    rescan_at_ms: AtomicU64,
     refusals: Refusals,
 }
 
@@ -233,9 +240,18 @@ impl<E> Acceptor<E> {
         if open < self.limits.max_open {
             return true;
         }
-        let shed = self.open.shed_idle(SHED_BATCH);
+        // A scan that found nothing to shed is not repeated for [`RESCAN_AFTER`]: each copies the
+        // registry under its lock, and a flood of connections at the cap would pay one per connect.
+        let now_ms = self.started.elapsed().as_millis() as u64 + 1;
+        let shed = if now_ms < self.rescan_at_ms.load(Ordering::Relaxed) {
+            0
+        } else {
+            self.open.shed_idle(SHED_BATCH)
+        };
         metrics::counter!("pgmcp_connections_shed_total").increment(shed as u64);
         if shed == 0 {
+            self.rescan_at_ms
+                .fetch_max(now_ms + RESCAN_AFTER.as_millis() as u64, Ordering::Relaxed);
             metrics::counter!("pgmcp_connections_refused_total").increment(1);
             self.refusals.warn(open);
             return false;
