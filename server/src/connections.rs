@@ -137,8 +137,8 @@ where
         limits,
         most_open: AtomicUsize::new(0),
         started: Instant::now(),
-        memory_returned_at: AtomicU64::new(0),
-        rescan_at_ms: AtomicU64::new(0),
+        return_memory: NotBefore::default(),
+        rescan: NotBefore::default(),
         refusals: Refusals::default(),
     };
     let (finish, finishing) = watch::channel(false);
@@ -178,12 +178,12 @@ struct Acceptor<E> {
     limits: Limits,
     /// The most connections open since memory was last returned ([`RETURN_MEMORY_AFTER`]).
     most_open: AtomicUsize,
+    /// The clock of the [`NotBefore`] moments below.
     started: Instant,
-    /// Seconds after `started` when memory was last returned, 0 for never.
-    memory_returned_at: AtomicU64,
-    /// Milliseconds after `started` before which the cap does not look for connections to shed
-    /// again (the last look found none).
-    rescan_at_ms: AtomicU64,
+    /// When memory may be returned again ([`RETURN_MEMORY_EVERY`]).
+    return_memory: NotBefore,
+    /// When the cap may look for connections to shed again, after a look found none ([`RESCAN_AFTER`]).
+    rescan: NotBefore,
     refusals: Refusals,
 }
 
@@ -242,18 +242,17 @@ impl<E> Acceptor<E> {
         }
         // A scan that found nothing to shed is not repeated for [`RESCAN_AFTER`]: each copies the
         // registry under its lock, and a flood of connections at the cap would pay one per connect.
-        let now_ms = self.started.elapsed().as_millis() as u64 + 1;
-        let shed = if now_ms < self.rescan_at_ms.load(Ordering::Relaxed) {
-            0
-        } else {
+        let now = self.now_ms();
+        let shed = if self.rescan.is_due(now) {
             self.open.shed_idle(SHED_BATCH)
+        } else {
+            0
         };
         metrics::counter!("pgmcp_connections_shed_total").increment(shed as u64);
         if shed == 0 {
-            self.rescan_at_ms
-                .fetch_max(now_ms + RESCAN_AFTER.as_millis() as u64, Ordering::Relaxed);
+            self.rescan.defer(now, RESCAN_AFTER);
             metrics::counter!("pgmcp_connections_refused_total").increment(1);
-            self.refusals.warn(open);
+            self.refusals.warn(now, open);
             return false;
         }
         tracing::debug!(
@@ -273,18 +272,16 @@ impl<E> Acceptor<E> {
         if most.saturating_sub(open) < RETURN_MEMORY_AFTER {
             return;
         }
-        let now = self.started.elapsed().as_secs();
-        let last = self.memory_returned_at.load(Ordering::Relaxed);
-        let due = last == 0 || now.saturating_sub(last) >= RETURN_MEMORY_EVERY.as_secs();
-        if due
-            && self
-                .memory_returned_at
-                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        let now = self.now_ms();
+        if self.return_memory.is_due(now) {
+            self.return_memory.defer(now, RETURN_MEMORY_EVERY);
             self.most_open.store(open, Ordering::Relaxed);
             tokio::task::spawn_blocking(crate::allocator::return_free_memory);
         }
+    }
+
+    fn now_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
 
     /// Out of descriptors: sheds the longest-idle connections and lets their tasks close them, or,
@@ -302,6 +299,24 @@ impl<E> Acceptor<E> {
     }
 }
 
+/// A moment, in milliseconds on the acceptor's clock, before which something is not done again:
+/// the one throttle behind the rescan, the memory return and the refusals' warning. Only the
+/// accept loop reads and writes it (atomic because the acceptor is shared by reference).
+#[derive(Default)]
+struct NotBefore(AtomicU64);
+
+impl NotBefore {
+    fn is_due(&self, now_ms: u64) -> bool {
+        now_ms >= self.0.load(Ordering::Relaxed)
+    }
+
+    /// Not again until `wait` after `now_ms`.
+    fn defer(&self, now_ms: u64, wait: Duration) {
+        let wait = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+        self.0.store(now_ms.saturating_add(wait), Ordering::Relaxed);
+    }
+}
+
 /// How long a refused connection may take to send its request after the 503, which is read and
 /// discarded: closing a socket with unread bytes resets it, and the client could lose the answer.
 const REFUSED_LINGER: Duration = Duration::from_millis(250);
@@ -316,22 +331,19 @@ const MAX_LINGERING: usize = 256;
 #[derive(Default)]
 struct Refusals {
     lingering: Arc<AtomicUsize>,
-    warned_at_s: AtomicU64,
+    warning: NotBefore,
     unwarned: AtomicU64,
-    started: std::sync::OnceLock<Instant>,
 }
 
+/// How often the refusals' warning may be logged.
+const WARN_EVERY: Duration = Duration::from_secs(1);
+
 impl Refusals {
-    fn warn(&self, open: usize) {
+    /// Counts one refusal at `now_ms` (the acceptor's clock) and logs the count when it is due.
+    fn warn(&self, now_ms: u64, open: usize) {
         self.unwarned.fetch_add(1, Ordering::Relaxed);
-        let now = self.started.get_or_init(Instant::now).elapsed().as_secs() + 1;
-        let last = self.warned_at_s.load(Ordering::Relaxed);
-        if now > last
-            && self
-                .warned_at_s
-                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
-                .is_ok()
-        {
+        if self.warning.is_due(now_ms) {
+            self.warning.defer(now_ms, WARN_EVERY);
             let refused = self.unwarned.swap(0, Ordering::Relaxed);
             tracing::warn!(
                 open,
